@@ -1,0 +1,21 @@
+"""The protocol every database handle implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+class Database(Protocol):
+    """Runs SQL with PostgreSQL-native ``$1, $2, ...`` placeholders.
+
+    Native placeholders are the one style both PL/Python (``plpy.prepare``) and
+    psycopg (``RawCursor``) understand without rewriting the query text, so a
+    statement written once runs unchanged through either implementation.
+    """
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run ``sql`` and return its rows as dicts (empty for commands)."""
+        ...

@@ -1,0 +1,72 @@
+"""Database handle over the ``plpy`` module of a PL/Python function body.
+
+DESIGN §2 forbids importing ``plpy`` in the core: the function body passes
+the module in, and this class only calls the methods it is given.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from dms_pkg.db.base import Row
+from dms_pkg.errors import DmsError
+
+# plpy.prepare needs a type per parameter; infer it from the Python value.
+# bool is listed before int on purpose: bool is a subclass of int.
+_PG_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "bigint"),
+    (float, "double precision"),
+    (decimal.Decimal, "numeric"),
+    (datetime.datetime, "timestamptz"),
+    (datetime.date, "date"),
+    (dict, "jsonb"),
+    (list, "jsonb"),
+)
+
+
+def _pg_type(value: Any) -> str:
+    for py_type, pg_type in _PG_TYPES:
+        if isinstance(value, py_type):
+            return pg_type
+    return "text"
+
+
+def _adapt(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value
+
+
+class PlpyDatabase:
+    """Adapts the ``plpy`` module to :class:`~dms_pkg.db.base.Database`."""
+
+    def __init__(self, plpy: Any) -> None:
+        self._plpy = plpy
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if not params:
+            result = self._plpy.execute(sql)
+        else:
+            plan = self._plpy.prepare(sql, [_pg_type(p) for p in params])
+            result = self._plpy.execute(plan, [_adapt(p) for p in params])
+        return [dict(r) for r in result]
+
+
+@contextmanager
+def dms_errors(plpy: Any) -> Iterator[None]:
+    """Re-raise :class:`DmsError` as a PostgreSQL error with SQLSTATE and HINT.
+
+    Used by every PL/Python body so that a refusal in the core reaches the
+    SQL caller as ``ERROR: ... HINT: ...`` with the right SQLSTATE, not as a
+    generic Python traceback.
+    """
+    try:
+        yield
+    except DmsError as exc:
+        plpy.error(exc.message, detail=exc.detail, hint=exc.hint, sqlstate=exc.sqlstate)

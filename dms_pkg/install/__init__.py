@@ -1,0 +1,1 @@
+"""Installing the plugin into a database: migrations, SQL API, privileges."""
