@@ -25,6 +25,8 @@ from pathlib import Path
 from dms_pkg import pylib
 from dms_pkg.errors import OBJECT_NOT_IN_PREREQUISITE_STATE, DmsError
 from dms_pkg.install.bundle import PYTHON_LIB_DIR_GUC
+from dms_pkg.mariadb_sandbox import MariaDBSandbox
+from dms_pkg.ports import first_free_port
 from dms_pkg.resources import source_root
 
 PG_MAJOR = 15
@@ -112,14 +114,18 @@ class Sandbox:
 
     @property
     def port(self) -> int:
-        """The port in the cluster's config; for a new cluster, $DMS_SANDBOX_PORT."""
+        """The port in the cluster's config.
+
+        For a new cluster: $DMS_SANDBOX_PORT, else the first free port from 55433.
+        """
         conf = self.pgdata / CONF_FILE
         if conf.is_file():
             for line in conf.read_text().splitlines():
                 key, _, value = line.partition("=")
                 if key.strip() == "port":
                     return int(value.split("#")[0].strip())
-        return int(os.environ.get("DMS_SANDBOX_PORT", DEFAULT_PORT))
+        env = os.environ.get("DMS_SANDBOX_PORT")
+        return int(env) if env else first_free_port(DEFAULT_PORT)
 
     def dsn(self, dbname: str = "postgres", user: str = SERVER_USER) -> str:
         return f"host={self.sockdir} port={self.port} dbname={dbname} user={user}"
@@ -251,7 +257,20 @@ class Sandbox:
             else:
                 self._pg_ctl("start")
                 done.append(f"started the server on port {self.port}, socket {self.sockdir}")
+            done.extend(self._start_mariadb())
         return done
+
+    @property
+    def mariadb(self) -> MariaDBSandbox:
+        return MariaDBSandbox(self.home)
+
+    def _start_mariadb(self) -> list[str]:
+        if os.environ.get("DMS_SANDBOX_MARIADB", "1") == "0":
+            return []
+        if not MariaDBSandbox.available():
+            return ["MariaDB not installed (apt-get install mariadb-server): MySQL-dialect "
+                    "tests will fail"]
+        return self.mariadb.start()
 
     def _pg_ctl(self, action: str) -> None:
         result = self._as_server_user([
@@ -273,11 +292,12 @@ class Sandbox:
 
     def stop(self) -> list[str]:
         with self._lock():
+            done = self.mariadb.stop() if MariaDBSandbox.available() else []
             pid = self.running_pid()
             if pid is None:
-                return ["sandbox is not running"]
+                return ["sandbox is not running", *done]
             self._pg_ctl("stop")
-            return [f"stopped the server (was pid {pid})"]
+            return [f"stopped the server (was pid {pid})", *done]
 
     def status(self) -> dict[str, object]:
         pid = self.running_pid()
@@ -291,4 +311,6 @@ class Sandbox:
             "dsn": self.dsn(),
             "python_lib_dir": str(self.pylib_root),
             "log": str(self.logfile),
+            "mariadb_running": self.mariadb.running_pid() is not None,
+            "mariadb_socket": str(self.mariadb.socket),
         }

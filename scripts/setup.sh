@@ -4,15 +4,16 @@
 #   1. Debian packages: PostgreSQL 15 + PL/Python + pg_cron (+ dblink, which
 #      ships in postgresql-15), python3.11 venv support;
 #   2. the Python environment .venv with the project installed (editable);
-#   3. the project's own cluster: `dms sandbox start` (initdb, config,
-#      server-side dms_pkg for PL/Python, start).
+#   3. the project's own servers: `dms sandbox start` (PostgreSQL: initdb,
+#      config, server-side dms_pkg for PL/Python, start; MariaDB, a source
+#      dialect the tests split for real).
 # Run twice, it does nothing the second time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 PG_MAJOR=15
-PKGS="postgresql-$PG_MAJOR postgresql-plpython3-$PG_MAJOR postgresql-$PG_MAJOR-cron python3.11 python3.11-venv python3-pip"
+PKGS="postgresql-$PG_MAJOR postgresql-plpython3-$PG_MAJOR postgresql-$PG_MAJOR-cron mariadb-server mariadb-client python3.11 python3.11-venv python3-pip"
 
 missing=""
 for p in $PKGS; do

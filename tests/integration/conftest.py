@@ -110,3 +110,18 @@ def login_role(cluster: Cluster) -> Iterator[Any]:
         for name in made:
             conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(name)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def mariadb(cluster: Cluster) -> dict[str, object]:
+    """pymysql.connect() keyword arguments for the sandbox's MariaDB server.
+
+    With DMS_TEST_DSN (an external PostgreSQL) the MariaDB sandbox still runs
+    under $DMS_HOME: it needs no PostgreSQL.
+    """
+    from dms_pkg.mariadb_sandbox import MariaDBSandbox
+    from dms_pkg.sandbox import default_home
+
+    box = cluster.sandbox.mariadb if cluster.sandbox else MariaDBSandbox(default_home())
+    box.start()
+    return box.connect_args()

@@ -1,0 +1,20 @@
+"""The MariaDB sandbox is a real server the tests can use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+
+
+def test_mariadb_answers_over_its_socket(mariadb: dict[str, Any]) -> None:
+    conn = pymysql.connect(**mariadb)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION(), @@port, @@bind_address")
+            version, port, bind = cur.fetchone()
+    finally:
+        conn.close()
+    assert "MariaDB" in version
+    assert bind == "127.0.0.1"
+    assert port >= 53307
