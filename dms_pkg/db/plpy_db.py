@@ -26,11 +26,14 @@ _PG_TYPES: tuple[tuple[type, str], ...] = (
     (datetime.datetime, "timestamptz"),
     (datetime.date, "date"),
     (dict, "jsonb"),
-    (list, "jsonb"),
 )
 
 
 def _pg_type(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        # A Python list binds as a PostgreSQL array of its elements' type.
+        first = next((v for v in value if v is not None), "")
+        return _pg_type(first) + "[]"
     for py_type, pg_type in _PG_TYPES:
         if isinstance(value, py_type):
             return pg_type
@@ -38,8 +41,10 @@ def _pg_type(value: Any) -> str:
 
 
 def _adapt(value: Any) -> Any:
-    if isinstance(value, dict | list):
+    if isinstance(value, dict):
         return json.dumps(value)
+    if isinstance(value, tuple):
+        return list(value)
     return value
 
 

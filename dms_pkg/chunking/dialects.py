@@ -1,0 +1,254 @@
+"""Per-dialect chunking behaviour, written as class overrides.
+
+Each source database differs in a handful of ways that matter for chunking:
+how bind parameters are written, whether row values can be compared
+(``(a, b) >= (x, y)``), which hash function buckets a key, which physical row
+address exists (PostgreSQL ``ctid``, Oracle ``ROWID``), how to skip rows
+without a limit, and which pseudo-columns number rows by read order (Oracle
+``ROWNUM``).  Following sqlglot's ``Dialect`` classes, the base class holds the
+defaults and every dialect subclass overrides class attributes, extending the
+parent's dicts (``{**Parent.X, ...}``) — call sites never branch on a dialect
+name.
+
+Bind parameter styles (the choice of each driver we talk to):
+
+* postgres -> ``pyformat`` (``%(name)s``): what psycopg accepts; literal ``%``
+  in the query text is doubled on render, as psycopg requires.  PL/Python's
+  ``plpy.prepare`` wants ``$1``: ask for ``ParamStyle.NUMERIC`` and pass the
+  values in ``params`` order.
+* mysql/mariadb -> ``pyformat`` (``%(name)s``): pymysql interpolates client
+  side with ``query % args``, so ``%`` is doubled as well.
+* oracle -> ``named`` (``:name``): python-oracledb's native style.
+* sqlite -> ``named`` (``:name``): supported by the stdlib ``sqlite3`` module.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+
+from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+
+
+class ParamStyle(enum.Enum):
+    """How a bind parameter is written in the SQL text handed to a driver."""
+
+    PYFORMAT = "pyformat"  # %(name)s — psycopg, pymysql
+    NAMED = "named"  # :name — python-oracledb, sqlite3
+    NUMERIC = "numeric"  # $1, $2 — plpy.prepare, in params order
+
+
+# Canonical dialect name -> class; filled by ChunkDialect.__init_subclass__.
+_REGISTRY: dict[str, type[ChunkDialect]] = {}
+
+
+class ChunkDialect:
+    """Defaults shared by every source dialect; subclasses override."""
+
+    NAME: ClassVar[str] = ""
+    ALIASES: ClassVar[tuple[str, ...]] = ()
+    SQLGLOT_DIALECT: ClassVar[str] = ""
+    PARAM_STYLE: ClassVar[ParamStyle] = ParamStyle.NAMED
+
+    # Row-value comparison ``(a, b) < (x, y)``; without it composite keys are
+    # expanded lexicographically.
+    ROW_VALUE_COMPARISON: ClassVar[bool] = True
+
+    # The physical row address a chunk can be cut on, if any.
+    ROW_LOCATOR: ClassVar[str | None] = None
+
+    # A hidden integer column every ordinary table has and that can be used as
+    # a key range when the user names no key (SQLite's rowid).
+    IMPLICIT_ROW_KEY: ClassVar[str | None] = None
+
+    # Unquoted names that number rows by read order (Oracle's ROWNUM).
+    ROW_ORDER_PSEUDOCOLUMNS: ClassVar[frozenset[str]] = frozenset()
+
+    # LIMIT value meaning "no limit", for dialects that refuse OFFSET alone.
+    OFFSET_WITHOUT_LIMIT: ClassVar[int | None] = None
+
+    # percentile_disc(ARRAY[...]) WITHIN GROUP: all quantiles in one aggregate.
+    PERCENTILE_ARRAY: ClassVar[bool] = False
+
+    # Strategy -> why this dialect cannot render it.  Extended by subclasses.
+    UNSUPPORTED_STRATEGIES: ClassVar[dict[str, str]] = {
+        "ctid": "ctid TID ranges exist only in PostgreSQL",
+        "rowid": "ROWID extent ranges exist only in Oracle",
+    }
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.NAME:
+            _REGISTRY[cls.NAME] = cls
+
+    @property
+    def sqlglot(self) -> Dialect:
+        """The sqlglot dialect instance used to parse and generate."""
+        return Dialect.get_or_raise(self.SQLGLOT_DIALECT)
+
+    def normalize(self, identifier: exp.Identifier) -> str:
+        """Fold an identifier the way the database does, for comparisons."""
+        return self.sqlglot.normalize_identifier(identifier.copy()).name
+
+    def ordered(self, expression: exp.Expr) -> exp.Ordered:
+        """Ascending order with the dialect's own NULL placement, so sqlglot
+        does not emulate another dialect's NULLS FIRST/LAST."""
+        nulls_first = self.sqlglot.NULL_ORDERING == "nulls_are_small"
+        return exp.Ordered(this=expression.copy(), desc=False, nulls_first=nulls_first)
+
+    def hash_bucket(self, keys: list[exp.Expr], n: int) -> exp.Expr:
+        """``bucket(keys) in [0, n)``; NULL keys land in bucket 0.
+
+        Correctness needs only a deterministic function of the key: the
+        bucket is ``COALESCE(MOD(hash, n), 0)`` so a NULL hash (NULL key) goes
+        to exactly one bucket.  Subclasses provide ``_hash``.
+        """
+        raw = self._hash(keys)
+        if isinstance(raw, exp.Binary):
+            raw = exp.paren(raw, copy=False)
+        modded = exp.Mod(this=raw, expression=exp.Literal.number(n))
+        return exp.Coalesce(this=modded, expressions=[exp.Literal.number(0)])
+
+    def _hash(self, keys: list[exp.Expr]) -> exp.Expr:
+        raise NotImplementedError  # pragma: no cover - guarded by UNSUPPORTED_STRATEGIES
+
+    def sample(self, select: exp.Select, percent: float, params: dict[str, object]) -> exp.Select:
+        """Keep about ``percent`` % of the rows of ``select`` (for key samples).
+
+        The default filters on a per-row random number, which reads the whole
+        table but works everywhere; dialects with block/row sampling override.
+        """
+        params["dms_fraction"] = percent / 100.0
+        condition = exp.LT(this=self._random(), expression=exp.Placeholder(this="dms_fraction"))
+        return select.where(condition, append=True, copy=False)
+
+    def _random(self) -> exp.Expr:
+        return exp.Anonymous(this="RAND")
+
+
+class Postgres(ChunkDialect):
+    NAME = "postgres"
+    ALIASES = ("postgresql",)
+    SQLGLOT_DIALECT = "postgres"
+    PARAM_STYLE = ParamStyle.PYFORMAT
+    ROW_LOCATOR = "ctid"
+    PERCENTILE_ARRAY = True
+    UNSUPPORTED_STRATEGIES: ClassVar[dict[str, str]] = {
+        k: v for k, v in ChunkDialect.UNSUPPORTED_STRATEGIES.items() if k != "ctid"
+    }
+
+    def _hash(self, keys: list[exp.Expr]) -> exp.Expr:
+        # hashtextextended() returns a signed bigint; masking the sign bit keeps
+        # MOD non-negative without abs(), which overflows on the minimum value.
+        arg: exp.Expr = keys[0] if len(keys) == 1 else exp.Anonymous(this="ROW", expressions=keys)
+        text = exp.Cast(this=arg, to=exp.DataType.build("text"))
+        hashed = exp.Anonymous(this="hashtextextended", expressions=[text, exp.Literal.number(0)])
+        return exp.BitwiseAnd(this=hashed, expression=exp.Literal.number(9223372036854775807))
+
+    def sample(self, select: exp.Select, percent: float, params: dict[str, object]) -> exp.Select:
+        # BERNOULLI samples rows, not pages, so clustered keys are not over-represented.
+        params["dms_percent"] = percent
+        table = select.args["from_"].this
+        table.set(
+            "sample",
+            exp.TableSample(
+                method=exp.var("BERNOULLI"), percent=exp.Placeholder(this="dms_percent")
+            ),
+        )
+        return select
+
+
+class MySQL(ChunkDialect):
+    NAME = "mysql"
+    ALIASES = ("mariadb",)
+    SQLGLOT_DIALECT = "mysql"
+    PARAM_STYLE = ParamStyle.PYFORMAT
+    # MySQL refuses OFFSET without LIMIT; its manual's idiom is the max BIGINT UNSIGNED.
+    OFFSET_WITHOUT_LIMIT = 18446744073709551615
+
+    def _hash(self, keys: list[exp.Expr]) -> exp.Expr:
+        # CRC32 is unsigned, so MOD is already in [0, n).
+        arg: exp.Expr = (
+            keys[0]
+            if len(keys) == 1
+            else exp.Anonymous(this="CONCAT_WS", expressions=[exp.Literal.string("|"), *keys])
+        )
+        return exp.Anonymous(this="CRC32", expressions=[arg])
+
+
+class Oracle(ChunkDialect):
+    NAME = "oracle"
+    SQLGLOT_DIALECT = "oracle"
+    PARAM_STYLE = ParamStyle.NAMED
+    # Oracle compares row values only with = and <>.
+    ROW_VALUE_COMPARISON = False
+    ROW_LOCATOR = "ROWID"
+    ROW_ORDER_PSEUDOCOLUMNS = frozenset({"ROWNUM"})
+    UNSUPPORTED_STRATEGIES: ClassVar[dict[str, str]] = {
+        k: v for k, v in ChunkDialect.UNSUPPORTED_STRATEGIES.items() if k != "rowid"
+    }
+
+    def _hash(self, keys: list[exp.Expr]) -> exp.Expr:
+        # ORA_HASH returns 0..4294967295; composite keys are hashed as one string.
+        arg = keys[0]
+        for extra in keys[1:]:
+            arg = exp.DPipe(
+                this=exp.DPipe(this=arg, expression=exp.Literal.string("|")), expression=extra
+            )
+        return exp.Anonymous(this="ORA_HASH", expressions=[arg])
+
+    def sample(self, select: exp.Select, percent: float, params: dict[str, object]) -> exp.Select:
+        # Oracle's SAMPLE clause takes only a literal; the percentage is our own
+        # validated float, never user data, so writing it is safe.
+        table = select.args["from_"].this
+        table.set("sample", exp.TableSample(percent=exp.Literal.number(repr(float(percent)))))
+        return select
+
+
+class SQLite(ChunkDialect):
+    NAME = "sqlite"
+    SQLGLOT_DIALECT = "sqlite"
+    PARAM_STYLE = ParamStyle.NAMED
+    IMPLICIT_ROW_KEY = "rowid"
+    OFFSET_WITHOUT_LIMIT = -1
+    UNSUPPORTED_STRATEGIES: ClassVar[dict[str, str]] = {
+        **ChunkDialect.UNSUPPORTED_STRATEGIES,
+        "hash": "SQLite has no built-in hash function; use key_range or quantile",
+    }
+
+    def sample(self, select: exp.Select, percent: float, params: dict[str, object]) -> exp.Select:
+        # random() is a signed 64-bit integer; keep rows whose value modulo a
+        # million falls under the wanted share.
+        params["dms_per_million"] = round(percent * 10_000)
+        draw = exp.Anonymous(
+            this="ABS",
+            expressions=[
+                exp.Mod(this=exp.Anonymous(this="RANDOM"), expression=exp.Literal.number(1_000_000))
+            ],
+        )
+        condition = exp.LT(this=draw, expression=exp.Placeholder(this="dms_per_million"))
+        return select.where(condition, append=True, copy=False)
+
+
+def allowed_dialects() -> list[str]:
+    """Every accepted dialect name, canonical names and aliases, sorted."""
+    names = set(_REGISTRY)
+    for cls in _REGISTRY.values():
+        names.update(cls.ALIASES)
+    return sorted(names)
+
+
+def get_dialect(name: str) -> ChunkDialect:
+    """Look a dialect up by name or alias (case-insensitive)."""
+    wanted = (name or "").strip().lower()
+    for cls in _REGISTRY.values():
+        if wanted == cls.NAME or wanted in cls.ALIASES:
+            return cls()
+    raise DmsError(
+        f'unknown SQL dialect "{name}"; allowed dialects: ' + ", ".join(allowed_dialects()),
+        sqlstate=INVALID_PARAMETER_VALUE,
+        hint="pass the source database's dialect, for example dialect => 'oracle'",
+    )
