@@ -11,9 +11,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dms_pkg import __version__
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+
+if TYPE_CHECKING:  # imported lazily at run time: `dms --help` stays fast
+    from dms_pkg.chunking.plan import ChunkPlan
+    from dms_pkg.chunking.preview import PlanRow
 
 
 def _dsn(args: argparse.Namespace) -> str:
@@ -85,6 +90,57 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from dms_pkg.chunking.preview import plan_rows, preview
+    from dms_pkg.db.sources import open_source
+
+    sql_text = Path(args.file).read_text(encoding="utf-8") if args.file else args.sql
+    if not sql_text:
+        raise DmsError(
+            "no source query given",
+            sqlstate=INVALID_PARAMETER_VALUE,
+            hint="pass --sql 'SELECT ...' or --file query.sql",
+        )
+    source_cm = open_source(args.dsn) if args.dsn else nullcontext(None)
+    with source_cm as source:
+        dialect = args.dialect or (source.dialect if source is not None else "postgres")
+        plan = preview(
+            source, sql_text, dialect=dialect, key=args.key, n_chunks=args.chunks,
+            chunk_size=args.chunk_size, strategy=args.strategy,
+        )
+    _print_plan(plan, plan_rows(plan))
+    return 0
+
+
+def _print_plan(plan: ChunkPlan, rows: list[PlanRow]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dms_pkg.chunking.preview import readable_binds
+
+    console = Console(width=max(160, Console().width))
+    console.print(
+        f"strategy [bold]{plan.strategy}[/]  dialect {plan.dialect}  "
+        f"driving table {plan.driving_table or '-'}  key {plan.key or '-'}  "
+        f"chunks {len(plan.chunks)}"
+    )
+    if plan.refused_reason:
+        console.print(f"[yellow]not split:[/] {plan.refused_reason}")
+    for note in plan.notes:
+        console.print(f"note: {note}")
+    table = Table("chunk", "kind", "est. rows", "lo", "hi", "predicate")
+    for row in rows:
+        table.add_row(
+            str(row.chunk_no), row.kind,
+            "" if row.estimated_rows is None else f"{row.estimated_rows:,}",
+            row.lo or "", row.hi or "",
+            readable_binds(row.predicate_sql, plan.param_style) or "(whole query)",
+        )
+    console.print(table)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dms_pkg.demo import run_demo
 
@@ -124,6 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status", "url", "dsn", "psql"])
     p.add_argument("--db", default="postgres", help="database for url/dsn/psql")
     p.set_defaults(func=_cmd_sandbox)
+
+    p = sub.add_parser(
+        "plan",
+        help="show how a source query would be split into chunks, without running it",
+        epilog="--dsn takes a PostgreSQL connection string, mysql://user@host:port/db or "
+        "sqlite:///path/to/file.db; without it the query is planned without statistics",
+    )
+    p.add_argument("--dsn", help="source database to measure (default: none)")
+    p.add_argument("--sql", help="the source query")
+    p.add_argument("--file", help="read the source query from this file")
+    p.add_argument("--dialect", help="SQL dialect of the query (default: the source's)")
+    p.add_argument("--key", help="chunk key column(s), e.g. id or 'region, id'")
+    p.add_argument("--chunks", type=int, help="number of chunks (default: from --chunk-size)")
+    p.add_argument("--chunk-size", type=int, help="rows per chunk (default: 100000)")
+    p.add_argument("--strategy", default="auto", help="auto, key_range, quantile, ctid, "
+                   "rowid, hash, offset or single")
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("demo", help="run the end-to-end demo on the sandbox")
     p.add_argument("--db", default="dms_demo", help="demo database name")

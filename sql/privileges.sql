@@ -20,3 +20,4 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA dms TO dms_admin;
 -- Functions, by the least role that needs them.
 GRANT EXECUTE ON FUNCTION dms.version() TO dms_viewer;
 GRANT EXECUTE ON FUNCTION dms.check_install() TO dms_operator;
+GRANT EXECUTE ON FUNCTION dms.plan_chunks(text, text, text, integer, bigint, text) TO dms_operator;

@@ -16,10 +16,13 @@ from dms_pkg.errors import UNDEFINED_TABLE, DmsError
 
 
 class Catalog:
-    """Columns and primary key of a table, read from the source's catalog."""
+    """Columns, primary key and unique keys of a table, read from the source's catalog."""
 
     COLUMNS_SQL: ClassVar[str] = ""
     PRIMARY_KEY_SQL: ClassVar[str] = ""
+    # Rows (index name, column name or NULL for an expression, column is NOT NULL)
+    # of every unique, non-partial index, in index then column order.
+    UNIQUE_KEYS_SQL: ClassVar[str] = ""
 
     def __init__(self, source: SourceConnection, dialect: ChunkDialect) -> None:
         self.source = source
@@ -59,6 +62,24 @@ class Catalog:
             r[0] for r in self.source.fetch(self._sql(self.PRIMARY_KEY_SQL), self._params(table))
         ]
 
+    def unique_keys(self, table: exp.Table) -> list[list[str]]:
+        """Column lists that identify a row: the primary key and every unique
+        index on plain NOT NULL columns (a NULL repeats under a unique index,
+        so it would not make ORDER BY deterministic)."""
+        keys: list[list[str]] = []
+        primary = self.primary_key(table)
+        if primary:
+            keys.append(primary)
+        groups: dict[str, list[tuple[str | None, bool]]] = {}
+        for name, column, not_null in self.source.fetch(
+            self._sql(self.UNIQUE_KEYS_SQL), self._params(table)
+        ):
+            groups.setdefault(str(name), []).append((column, bool(not_null)))
+        for parts in groups.values():
+            if all(column is not None and not_null for column, not_null in parts):
+                keys.append([str(column) for column, _ in parts])
+        return keys
+
 
 class PostgresCatalog(Catalog):
     # to_regclass resolves an unqualified name through the search_path, as
@@ -78,6 +99,17 @@ class PostgresCatalog(Catalog):
         " JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)"
         f" WHERE i.indrelid = {_REL} AND i.indisprimary"
         " ORDER BY pg_catalog.array_position(i.indkey::int2[], a.attnum)"
+    )
+    # Expression indexes are left out whole (indexprs): their plain columns
+    # alone are not unique.
+    UNIQUE_KEYS_SQL = (
+        "SELECT i.indexrelid::regclass::text, a.attname::text, a.attnotnull"
+        " FROM pg_catalog.pg_index i"
+        " CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)"
+        " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+        f" WHERE i.indrelid = {_REL} AND i.indisunique AND i.indpred IS NULL"
+        " AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts"
+        " ORDER BY 1, k.ord"
     )
 
     def _sql(self, template: str) -> str:
@@ -101,6 +133,15 @@ class MySQLCatalog(Catalog):
         " WHERE table_schema = COALESCE({dms_schema}, DATABASE()) AND table_name = {dms_table}"
         " AND constraint_name = 'PRIMARY' ORDER BY ordinal_position"
     )
+    # column_name is NULL for a functional key part (MySQL 8).
+    UNIQUE_KEYS_SQL = (
+        "SELECT s.index_name, s.column_name, c.is_nullable = 'NO'"
+        " FROM information_schema.statistics s LEFT JOIN information_schema.columns c"
+        " ON c.table_schema = s.table_schema AND c.table_name = s.table_name"
+        " AND c.column_name = s.column_name"
+        " WHERE s.table_schema = COALESCE({dms_schema}, DATABASE()) AND s.table_name = {dms_table}"
+        " AND s.non_unique = 0 ORDER BY s.index_name, s.seq_in_index"
+    )
 
 
 class SQLiteCatalog(Catalog):
@@ -109,6 +150,16 @@ class SQLiteCatalog(Catalog):
     PRIMARY_KEY_SQL = (
         "SELECT name FROM pragma_table_info({dms_table}, COALESCE({dms_schema}, 'main'))"
         " WHERE pk > 0 ORDER BY pk"
+    )
+    # pragma_index_info names NULL for an expression column.  The primary key
+    # of a rowid table is not an index here; primary_key() covers it.
+    UNIQUE_KEYS_SQL = (
+        "SELECT il.name, ii.name, COALESCE(ti.\"notnull\", 0)"
+        " FROM pragma_index_list({dms_table}, COALESCE({dms_schema}, 'main')) AS il"
+        " JOIN pragma_index_info(il.name, COALESCE({dms_schema}, 'main')) AS ii"
+        " LEFT JOIN pragma_table_info({dms_table}, COALESCE({dms_schema}, 'main')) AS ti"
+        " ON ti.name = ii.name"
+        " WHERE il.\"unique\" = 1 AND il.partial = 0 ORDER BY il.name, ii.seqno"
     )
 
 
@@ -124,6 +175,16 @@ class OracleCatalog(Catalog):
         " WHERE c.constraint_type = 'P'"
         " AND c.owner = COALESCE({dms_schema}, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))"
         " AND c.table_name = {dms_table} ORDER BY cc.position"
+    )
+    UNIQUE_KEYS_SQL = (
+        "SELECT c.constraint_name, cc.column_name, CASE tc.nullable WHEN 'N' THEN 1 ELSE 0 END"
+        " FROM all_constraints c JOIN all_cons_columns cc"
+        " ON cc.owner = c.owner AND cc.constraint_name = c.constraint_name"
+        " JOIN all_tab_columns tc ON tc.owner = c.owner AND tc.table_name = c.table_name"
+        " AND tc.column_name = cc.column_name"
+        " WHERE c.constraint_type = 'U'"
+        " AND c.owner = COALESCE({dms_schema}, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))"
+        " AND c.table_name = {dms_table} ORDER BY c.constraint_name, cc.position"
     )
 
 

@@ -16,6 +16,7 @@ Choices made here, as a production loader would:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import sqlglot
@@ -34,7 +35,9 @@ def parse_query(sql: str, dialect: ChunkDialect) -> exp.Query:
         first = err.errors[0] if err.errors else {}
         line, col = first.get("line"), first.get("col")
         where = f" at line {line}, column {col}" if line is not None else ""
-        description = first.get("description") or str(err)
+        if first.get("highlight"):
+            where += f' near "{first["highlight"]}"'
+        description = _readable(first.get("description") or str(err))
         raise DmsError(
             f"cannot parse source SQL as {dialect.NAME}{where}: {description}",
             sqlstate=SYNTAX_ERROR,
@@ -71,6 +74,16 @@ def parse_query(sql: str, dialect: ChunkDialect) -> exp.Query:
             hint="write the value into the query; chunk queries bind only their own bounds",
         )
     return tree
+
+
+# sqlglot describes some errors with its own class and token reprs; say them in SQL words.
+_MISSING_PART = re.compile(r"Required keyword: '\w+' missing for <class '[\w.]+\.(\w+)'>")
+_TOKEN = re.compile(r"<Token token_type: [\w.]+, text: ([^,]*), line: \d+.*?>")
+
+
+def _readable(description: str) -> str:
+    description = _MISSING_PART.sub(lambda m: f"{m.group(1).upper()} is incomplete", description)
+    return _TOKEN.sub(lambda m: f'"{m.group(1)}"', description)
 
 
 def parse_key(key: str | Sequence[str], dialect: ChunkDialect) -> list[exp.Column]:

@@ -330,9 +330,9 @@ class _Planner:
             return self._plan("hash", self._hash(n), None)
         if strategy == "offset":
             if self.analysis.is_set_operation:
-                return self.single(
-                    "OFFSET windows need one ordered SELECT; a UNION ALL has several"
-                )
+                return self.single(safety.OFFSET_SET_OPERATION)
+            if any(level.select.args.get("joins") for level in self.analysis.paths[0].levels):
+                return self.single(safety.OFFSET_JOIN)
             return self._plan("offset", self._offset(n), None)
         chunks = self._ranges(strategy, n, secondary_key)
         return self._plan(strategy, chunks, None)

@@ -21,8 +21,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from sqlglot import exp
+
 from dms_pkg.chunking import boundaries as bnd
-from dms_pkg.chunking import stats_sql
+from dms_pkg.chunking import safety, stats_sql
 from dms_pkg.chunking.analyze import QueryAnalysis, analyze_query
 from dms_pkg.chunking.catalog import catalog_for
 from dms_pkg.chunking.dialects import get_dialect
@@ -123,6 +125,8 @@ def plan_chunks(
 
     physical = key is None and strategy in ("auto", "ctid", "rowid")
     analysis = analyze_query(sql, dialect, None if physical else key, columns=columns)
+    if strategy == "offset" and analysis.refused_reason is None and table is not None:
+        _require_unique_key(catalog.unique_keys(table), analysis)
     kwargs: dict[str, Any] = {
         "columns": columns,
         "rows_per_chunk": rows_per_chunk,
@@ -139,6 +143,25 @@ def plan_chunks(
         note = "auto chose quantile ranges: equal-width ranges would be unbalanced on this key"
         return replace(plan, notes=(note, *plan.notes))
     return plan
+
+
+def _require_unique_key(unique_keys: list[list[str]], analysis: QueryAnalysis) -> None:
+    """OFFSET windows are exact only when ORDER BY key has no ties."""
+    dialect = analysis.dialect
+    key = analysis.paths[0].target.key or []
+    wanted = {dialect.normalize(column.this) for column in key}
+    for columns in unique_keys:
+        names = {dialect.normalize(exp.to_identifier(c, quoted=True)) for c in columns}
+        if names <= wanted:
+            return
+    raise DmsError(
+        safety.OFFSET_NOT_UNIQUE.format(
+            key=safety.key_sql(analysis.key or key, dialect), table=analysis.driving_table
+        ),
+        sqlstate=INVALID_PARAMETER_VALUE,
+        hint="name the primary key as the chunk key, or use strategy key_range, quantile "
+        "or hash, which need no unique key",
+    )
 
 
 def _measure(
@@ -181,8 +204,6 @@ def _measure(
 
 def _count(source: SourceConnection, analysis: QueryAnalysis) -> int:
     # min_max_count_sql needs one column; count(*) of the relation is what we want.
-    from sqlglot import exp
-
     from dms_pkg.chunking.render import render
 
     path = analysis.paths[0]

@@ -91,6 +91,15 @@ PHYSICAL_DERIVED = (
     "the driving relation {name} is not a base table, so it has no physical row address; "
     "name a chunk key to split it"
 )
+OFFSET_SET_OPERATION = "OFFSET windows need one ordered SELECT; a UNION ALL has several"
+OFFSET_JOIN = (
+    "OFFSET windows need the key to be unique in the result, and a join can repeat a key; "
+    "use strategy key_range, quantile or hash"
+)
+OFFSET_NOT_UNIQUE = (
+    "strategy offset needs a unique NOT NULL key, and {key} is neither the primary key nor "
+    "a unique index of {table}: rows that tie in ORDER BY could land in two windows or none"
+)
 UNION_BRANCH_KEY = (
     "UNION ALL branch {branch} does not select the chunk key {key} as a plain column, "
     "so the branch cannot be filtered on it"

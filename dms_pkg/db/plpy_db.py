@@ -63,15 +63,42 @@ class PlpyDatabase:
         return [dict(r) for r in result]
 
 
+_ERROR_CLASSES: dict[int, type[Exception]] = {}
+
+
+def _error_class(plpy: Any) -> type[Exception]:
+    """A subclass of ``plpy.Error`` that PL/Python reports as ``dms: <message>``.
+
+    PL/Python prefixes an uncaught exception's message with its class name,
+    which for ``plpy.error()`` reads ``plpy.Error: ...``.  A subclass keeps
+    the SQLSTATE/DETAIL/HINT handling of ``plpy.Error`` (PL/Python reads
+    those attributes from any instance of it) and names the product instead.
+    """
+    cls = _ERROR_CLASSES.get(id(plpy))
+    if cls is None:
+        cls = type("dms", (plpy.Error,), {"__module__": "builtins"})
+        _ERROR_CLASSES[id(plpy)] = cls
+    return cls
+
+
+def raise_as_postgres_error(plpy: Any, exc: DmsError) -> None:
+    """Raise ``exc`` so that PostgreSQL reports its SQLSTATE, DETAIL and HINT."""
+    error = _error_class(plpy)(exc.message)
+    error.sqlstate = exc.sqlstate  # type: ignore[attr-defined]
+    error.detail = exc.detail  # type: ignore[attr-defined]
+    error.hint = exc.hint  # type: ignore[attr-defined]
+    raise error from None
+
+
 @contextmanager
 def dms_errors(plpy: Any) -> Iterator[None]:
     """Re-raise :class:`DmsError` as a PostgreSQL error with SQLSTATE and HINT.
 
     Used by every PL/Python body so that a refusal in the core reaches the
-    SQL caller as ``ERROR: ... HINT: ...`` with the right SQLSTATE, not as a
-    generic Python traceback.
+    SQL caller as ``ERROR: dms: ... HINT: ...`` with the right SQLSTATE, not
+    as a generic Python traceback.
     """
     try:
         yield
     except DmsError as exc:
-        plpy.error(exc.message, detail=exc.detail, hint=exc.hint, sqlstate=exc.sqlstate)
+        raise_as_postgres_error(plpy, exc)

@@ -10,8 +10,10 @@ runs that SQL and returns plain tuples.  One small class per driver: psycopg
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
 
@@ -84,3 +86,46 @@ class PlpySource:
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         rows = self._db.query(sql, list((params or {}).values()))
         return [tuple(r.values()) for r in rows]
+
+
+@contextmanager
+def open_source(url: str) -> Iterator[SourceConnection]:
+    """Connect to a source named by a URL and close it afterwards.
+
+    ``mysql://user@host:port/db`` or ``mariadb://...`` (pymysql; a
+    ``unix_socket`` query parameter selects a socket), ``sqlite:///path``
+    (a file), anything else is a PostgreSQL connection string.  Passwords
+    come from the driver's own sources (.pgpass, service files, option
+    files), never from a URL we print.
+    """
+    parts = urlsplit(url)
+    if parts.scheme in ("mysql", "mariadb"):
+        import pymysql
+
+        query = dict(parse_qsl(parts.query))
+        args: dict[str, Any] = {
+            "host": parts.hostname or "localhost",
+            "port": parts.port or 3306,
+            "user": unquote(parts.username or "") or None,
+            "database": parts.path.lstrip("/") or None,
+        }
+        if parts.password:
+            args["password"] = unquote(parts.password)
+        if "unix_socket" in query:
+            args["unix_socket"] = query["unix_socket"]
+        my = pymysql.connect(**args)
+        try:
+            yield PyMySQLSource(my)
+        finally:
+            my.close()
+    elif parts.scheme == "sqlite":
+        lite = sqlite3.connect(parts.path if parts.netloc == "" else f"/{parts.netloc}{parts.path}")
+        try:
+            yield SQLiteSource(lite)
+        finally:
+            lite.close()
+    else:
+        from dms_pkg.install.installer import connect
+
+        with connect(url, autocommit=True) as pg:
+            yield PsycopgSource(pg)

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dms_pkg.chunking import safety
 from dms_pkg.chunking.planner import plan_chunks
 from dms_pkg.errors import DmsError
 from tests.integration.chunk_backends import (
@@ -168,8 +169,11 @@ def test_chunks_partition_the_result(
     sql, key_column = QUERIES[query]
     for strategy, key in _strategies(backend_name, key_type):
         chosen_key = key_column if key == "k1" else key
-        if strategy == "offset" and query in ("join", "cte", "subquery"):
-            chosen_key = "rid" if query != "join" else "t.rid"
+        if strategy == "offset" and query == "join":
+            # A join can repeat a key, so OFFSET windows are refused there.
+            plan = plan_chunks(backend.source(), sql, key="t.rid", n_chunks=n, strategy=strategy)
+            assert (plan.strategy, plan.refused_reason) == ("single", safety.OFFSET_JOIN)
+            continue
         _check_partition(backend, sql, chosen_key, strategy, n)
 
 
@@ -220,3 +224,23 @@ def test_unknown_table_is_a_clear_error(backends: dict[str, Backend]) -> None:
         plan_chunks(backends["mysql"].source(), "SELECT a FROM no_such_table", key="a")
     assert err.value.sqlstate == "42P01"
     assert err.value.message.startswith("table no_such_table does not exist on the mysql source")
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_offset_needs_a_unique_not_null_key(
+    backends: dict[str, Backend], backend_name: str
+) -> None:
+    backend = backends[backend_name]
+    backend.load("int", [(i, i % 3, None, "x") for i in range(1, 10)])
+    with pytest.raises(DmsError) as err:
+        plan_chunks(backend.source(), "SELECT rid, k1 FROM t", key="k1", strategy="offset")
+    assert err.value.sqlstate == "22023"
+    assert err.value.message == (
+        "strategy offset needs a unique NOT NULL key, and k1 is neither the primary key nor "
+        "a unique index of t: rows that tie in ORDER BY could land in two windows or none"
+    )
+    # A unique index on NOT NULL columns is as good as the primary key.
+    backend.execute("CREATE UNIQUE INDEX t_k1_v ON t (k1, rid)")
+    plan = plan_chunks(backend.source(), "SELECT rid, k1 FROM t", key="k1, rid",
+                       strategy="offset", n_chunks=3)
+    assert plan.strategy == "offset" and len(plan.chunks) == 3

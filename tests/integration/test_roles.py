@@ -67,9 +67,9 @@ def test_role_check_inside_definer_function_is_a_second_gate(
             pytest.raises(errors.InsufficientPrivilege) as err,
         ):
             conn.execute("SELECT * FROM dms.check_install()")
-        # PL/Python prefixes errors raised through plpy.error() with "plpy.Error: ".
+        # PL/Python prefixes an error with its class name; ours reads "dms: ".
         assert err.value.diag.message_primary == (
-            f"plpy.Error: permission denied: role {viewer} is not a member of dms_operator"
+            f"dms: permission denied: role {viewer} is not a member of dms_operator"
         )
         assert err.value.diag.message_hint == (
             f"ask an administrator to GRANT dms_operator TO {viewer}"

@@ -37,7 +37,18 @@ def test_unknown_dialect() -> None:
 def test_unparseable_sql_reports_line_and_column() -> None:
     err = error_of(sql="SELECT id\nFROM WHERE x = 1")
     assert err.sqlstate == "42601"
-    assert err.message.startswith("cannot parse source SQL as postgres at line 2, column 10: ")
+    assert err.message == (
+        'cannot parse source SQL as postgres at line 2, column 10 near "WHERE": '
+        'Expected table name but got "WHERE"'
+    )
+
+
+def test_incomplete_clause_is_said_in_sql_words() -> None:
+    err = error_of(sql="SELECT id FROM t WHERE")
+    assert err.message == (
+        'cannot parse source SQL as postgres at line 1, column 22 near "WHERE": '
+        "WHERE is incomplete"
+    )
 
 
 def test_several_statements() -> None:
