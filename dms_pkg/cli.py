@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dms_pkg import __version__
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
@@ -141,6 +141,78 @@ def _print_plan(plan: ChunkPlan, rows: list[PlanRow]) -> None:
     console.print(table)
 
 
+def _connect_home(args: argparse.Namespace, **kwargs: Any) -> Any:
+    from dms_pkg.install.installer import connect
+
+    return connect(_dsn(args), **kwargs)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import json
+    import threading
+
+    import psycopg
+
+    from dms_pkg.watch import fetch_progress, watch
+
+    params = json.loads(args.params) if args.params else {}
+    with _connect_home(args, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT dms.submit_query_parallel(%s, %s, %s, %s, %s, %s::jsonb)",
+            [args.source_conid, args.sql, args.target_conid, args.schema, args.table,
+             json.dumps(params)],
+        ).fetchone()
+        assert row is not None
+        run_id = int(row[0])
+        print(f"run {run_id} submitted")
+        failure: list[BaseException] = []
+
+        def carry_out() -> None:
+            try:
+                with _connect_home(args, autocommit=True) as runner:
+                    runner.execute("CALL dms.run_queued(%s)", [run_id])
+            except psycopg.Error as exc:
+                failure.append(exc)
+
+        thread = threading.Thread(target=carry_out, daemon=True)
+        thread.start()
+        final = watch(conn, run_id) if not args.no_watch else None
+        thread.join()
+        final = final or fetch_progress(conn, run_id)
+    if final["state"] != "SUCCEEDED":
+        if failure and not final["message"]:
+            print(f"dms: error: {failure[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from dms_pkg.watch import watch
+
+    with _connect_home(args) as conn:
+        final = watch(conn, args.run_id)
+    return 0 if final["state"] == "SUCCEEDED" else 1
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dms_pkg.watch import status_table
+
+    with _connect_home(args) as conn:
+        Console(width=max(160, Console().width)).print(status_table(conn, args.limit))
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from dms_pkg.engine.external import run_external_worker
+
+    outcome = run_external_worker(_dsn(args), args.run_id, notify=print)
+    print(f"run {outcome.run_id}: {outcome.action}; now {outcome.state}"
+          + (f": {outcome.message}" if outcome.message else ""))
+    return 0 if outcome.state in ("SUCCEEDED", "RUNNING") else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dms_pkg.demo import run_demo
 
@@ -197,6 +269,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto", help="auto, key_range, quantile, ctid, "
                    "rowid, hash, offset or single")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("run", help="move a query's rows into a table in parallel, with progress")
+    p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
+    p.add_argument("--sql", required=True, help="the source query")
+    p.add_argument("--source-conid", type=int, help="DMS_DBCONDTLS.CONID (default: --dsn's db)")
+    p.add_argument("--target-conid", type=int, help="DMS_DBCONDTLS.CONID (default: --dsn's db)")
+    p.add_argument("--schema", default="public", help="target schema (default: public)")
+    p.add_argument("--table", required=True, help="target table")
+    p.add_argument("--params", help="""run parameters as JSON, e.g. '{"max_workers": 4}'""")
+    p.add_argument("--no-watch", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("watch", help="follow a run's progress until it ends")
+    p.add_argument("run_id", type=int)
+    p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
+    p.set_defaults(func=_cmd_watch)
+
+    p = sub.add_parser("status", help="the latest runs and how they went")
+    p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("worker", help="start a queued run, or join a running one as a worker")
+    p.add_argument("--run-id", type=int, required=True)
+    p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
+    p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("demo", help="run the end-to-end demo on the sandbox")
     p.add_argument("--db", default="dms_demo", help="demo database name")

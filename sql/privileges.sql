@@ -21,3 +21,19 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA dms TO dms_admin;
 GRANT EXECUTE ON FUNCTION dms.version() TO dms_viewer;
 GRANT EXECUTE ON FUNCTION dms.check_install() TO dms_operator;
 GRANT EXECUTE ON FUNCTION dms.plan_chunks(text, text, text, integer, bigint, text) TO dms_operator;
+
+-- The parallel engine.  Entry points for operators; the state functions are
+-- what those entry points (and external workers) call.
+GRANT EXECUTE ON PROCEDURE dms.execute_query_parallel(bigint, text, bigint, text, text, jsonb, bigint) TO dms_operator;
+GRANT EXECUTE ON FUNCTION dms.submit_query_parallel(bigint, text, bigint, text, text, jsonb) TO dms_operator;
+GRANT EXECUTE ON PROCEDURE dms.work(bigint) TO dms_operator;
+GRANT EXECUTE ON PROCEDURE dms.dispatch(integer) TO dms_operator;
+GRANT EXECUTE ON FUNCTION dms.record_run(jsonb, jsonb), dms.claim_chunk(bigint),
+    dms.finish_chunk(bigint, integer, bigint, bigint),
+    dms.fail_chunk(bigint, integer, text, text, double precision),
+    dms.finish_run(bigint), dms.set_run_state(bigint, text, text),
+    dms.start_workers(bigint, integer), dms.poll_workers(text[]),
+    dms.stop_workers(text[], boolean), dms.connection_headroom(), dms.loopback_conninfo(),
+    dms.claim_queued_run(bigint), dms.reopen_run(bigint)
+    TO dms_operator;
+GRANT EXECUTE ON PROCEDURE dms.run_queued(bigint), dms.resume_run(bigint) TO dms_operator;

@@ -24,22 +24,13 @@ Bind parameter styles (the choice of each driver we talk to):
 
 from __future__ import annotations
 
-import enum
 from typing import ClassVar
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
+from dms_pkg.db.binds import ParamStyle as ParamStyle  # re-exported: part of this API
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
-
-
-class ParamStyle(enum.Enum):
-    """How a bind parameter is written in the SQL text handed to a driver."""
-
-    PYFORMAT = "pyformat"  # %(name)s — psycopg, pymysql
-    NAMED = "named"  # :name — python-oracledb, sqlite3
-    NUMERIC = "numeric"  # $1, $2 — plpy.prepare, in params order
-
 
 # Canonical dialect name -> class; filled by ChunkDialect.__init_subclass__.
 _REGISTRY: dict[str, type[ChunkDialect]] = {}

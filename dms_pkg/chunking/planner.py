@@ -27,7 +27,7 @@ from dms_pkg.chunking import boundaries as bnd
 from dms_pkg.chunking import safety, stats_sql
 from dms_pkg.chunking.analyze import QueryAnalysis, analyze_query
 from dms_pkg.chunking.catalog import catalog_for
-from dms_pkg.chunking.dialects import get_dialect
+from dms_pkg.chunking.dialects import ParamStyle, get_dialect
 from dms_pkg.chunking.plan import (
     BoundsInput,
     ChunkPlan,
@@ -90,8 +90,14 @@ def plan_chunks(
     chunk_size: int | None = None,
     strategy: str = "auto",
     sample_rows: int = SAMPLE_ROWS,
+    render_style: ParamStyle | None = None,
 ) -> ChunkPlan:
-    """Plan ``sql`` on ``source``: every source row in exactly one chunk."""
+    """Plan ``sql`` on ``source``: every source row in exactly one chunk.
+
+    Statistics queries run on ``source`` in its own bind style; the chunk
+    queries are rendered in ``render_style`` (default: the source's), for
+    the connection that will run them.
+    """
     dialect = get_dialect(source.dialect)
     validate_strategy(strategy)
     validate_n_chunks(n_chunks)
@@ -105,7 +111,7 @@ def plan_chunks(
             key,
             n_chunks,
             "single" if strategy == "auto" else strategy,
-            param_style=source.style,
+            param_style=render_style or source.style,
         )
     table = shape.paths[0].table
     catalog = catalog_for(source)
@@ -130,7 +136,7 @@ def plan_chunks(
     kwargs: dict[str, Any] = {
         "columns": columns,
         "rows_per_chunk": rows_per_chunk,
-        "param_style": source.style,
+        "param_style": render_style or source.style,
     }
     if analysis.refused_reason is not None:
         return plan_query(sql, dialect.NAME, key, n_chunks, strategy, **kwargs)
@@ -180,6 +186,10 @@ def _measure(
             query = stats_sql.relpages_sql(analysis, style=style)
             row = source.fetch(query.sql, query.params)[0]
             pages, tuples = int(row[2]), float(row[1])
+            if tuples < 0 or (tuples == 0 and pages > 0):
+                # Never analyzed (or analyzed when empty): the estimate says
+                # nothing, and chunk count and parallelism follow from it.
+                tuples = _count(source, analysis)
             return BoundsInput(relpages=pages, row_count=max(0, int(tuples))), (
                 "ctid" if strategy == "auto" else strategy
             )

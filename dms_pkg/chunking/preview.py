@@ -10,7 +10,6 @@ statistics (``hash``, ``single``); the others say what they are missing.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from dms_pkg.chunking.dialects import ParamStyle, get_dialect
 from dms_pkg.chunking.plan import ChunkPlan, plan_query, validate_n_chunks, validate_strategy
 from dms_pkg.chunking.planner import plan_chunks, validate_chunk_size
+from dms_pkg.db.binds import PYFORMAT_BIND
 from dms_pkg.db.sources import SourceConnection
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
 
@@ -44,14 +44,11 @@ class PlanRow:
     query_sql: str
 
 
-_PYFORMAT_BIND = re.compile(r"%%|%\((\w+)\)s")
-
-
 def readable_binds(text: str, style: ParamStyle) -> str:
     """Pyformat SQL (``%(lo)s``, doubled ``%``) written as ``:lo`` for people to read."""
     if style is not ParamStyle.PYFORMAT:
         return text
-    return _PYFORMAT_BIND.sub(lambda m: f":{m.group(1)}" if m.group(1) else "%", text)
+    return PYFORMAT_BIND.sub(lambda m: f":{m.group(1)}" if m.group(1) else "%", text)
 
 
 def show_value(value: Any) -> str | None:

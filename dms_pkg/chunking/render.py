@@ -61,3 +61,4 @@ def render(
             marker = f"${index + 1}"
         text = text.replace(f"{prefix}{index}q", marker)
     return text
+

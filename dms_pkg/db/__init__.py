@@ -7,6 +7,6 @@ connection (the CLI, tests, remote databases).  Code above this interface
 never knows which one it has, so it is testable without a backend.
 """
 
-from dms_pkg.db.base import Database, Row
+from dms_pkg.db.base import Database, Row, Session
 
-__all__ = ["Database", "Row"]
+__all__ = ["Database", "Row", "Session"]

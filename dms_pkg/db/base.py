@@ -19,3 +19,19 @@ class Database(Protocol):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run ``sql`` and return its rows as dicts (empty for commands)."""
         ...
+
+
+class Session(Database, Protocol):
+    """A database handle the engine can also commit on and ask about columns."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a command; return the number of rows it processed."""
+        ...
+
+    def describe(self, sql: str) -> list[tuple[str, int, int]]:
+        """(name, type oid, typmod) of each column a query returns (run it LIMIT 0)."""
+        ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

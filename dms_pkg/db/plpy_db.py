@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -17,14 +18,18 @@ from dms_pkg.db.base import Row
 from dms_pkg.errors import DmsError
 
 # plpy.prepare needs a type per parameter; infer it from the Python value.
-# bool is listed before int on purpose: bool is a subclass of int.
+# bool is listed before int on purpose (bool is a subclass of int), and
+# datetime before date for the same reason.
 _PG_TYPES: tuple[tuple[type, str], ...] = (
     (bool, "boolean"),
     (int, "bigint"),
     (float, "double precision"),
     (decimal.Decimal, "numeric"),
-    (datetime.datetime, "timestamptz"),
+    (datetime.datetime, "timestamp"),
     (datetime.date, "date"),
+    (datetime.time, "time"),
+    (uuid.UUID, "uuid"),
+    (bytes, "bytea"),
     (dict, "jsonb"),
 )
 
@@ -34,6 +39,8 @@ def _pg_type(value: Any) -> str:
         # A Python list binds as a PostgreSQL array of its elements' type.
         first = next((v for v in value if v is not None), "")
         return _pg_type(first) + "[]"
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return "timestamptz"
     for py_type, pg_type in _PG_TYPES:
         if isinstance(value, py_type):
             return pg_type
@@ -61,6 +68,26 @@ class PlpyDatabase:
             plan = self._plpy.prepare(sql, [_pg_type(p) for p in params])
             result = self._plpy.execute(plan, [_adapt(p) for p in params])
         return [dict(r) for r in result]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a command; return the number of rows it processed."""
+        if not params:
+            return int(self._plpy.execute(sql).nrows())
+        plan = self._plpy.prepare(sql, [_pg_type(p) for p in params])
+        return int(self._plpy.execute(plan, [_adapt(p) for p in params]).nrows())
+
+    def describe(self, sql: str) -> list[tuple[str, int, int]]:
+        """(name, type oid, typmod) of each column ``sql`` returns; ``sql`` must
+        return no rows (say, end in LIMIT 0)."""
+        result = self._plpy.execute(sql)
+        return list(zip(result.colnames(), result.coltypes(), result.coltypmods(), strict=True))
+
+    def commit(self) -> None:
+        # Only inside a procedure called at top level (CALL), never a function.
+        self._plpy.commit()
+
+    def rollback(self) -> None:
+        self._plpy.rollback()
 
 
 _ERROR_CLASSES: dict[int, type[Exception]] = {}

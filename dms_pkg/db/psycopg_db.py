@@ -27,3 +27,26 @@ class PsycopgDatabase:
             if cur.description is None:
                 return []
             return cur.fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a command; return the number of rows it processed."""
+        with psycopg.RawCursor(self.conn) as cur:
+            cur.execute(sql.encode(), list(params) if params else None)
+            return max(cur.rowcount, 0)
+
+    def describe(self, sql: str) -> list[tuple[str, int, int]]:
+        """(name, type oid, typmod) of each column ``sql`` returns."""
+        with psycopg.RawCursor(self.conn) as cur:
+            cur.execute(sql.encode())
+            result = cur.pgresult
+            assert result is not None
+            return [
+                ((result.fname(i) or b"").decode(), result.ftype(i), result.fmod(i))
+                for i in range(result.nfields)
+            ]
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()

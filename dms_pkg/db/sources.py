@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
 
-from dms_pkg.chunking.dialects import ParamStyle
+from dms_pkg.db.binds import ParamStyle
 
 
 class SourceConnection(Protocol):

@@ -1,0 +1,285 @@
+"""``dms_pkg.execute_query_parallel``: the engine from Python, without the plugin.
+
+The user guide's API: give a source connection and query, optionally a
+transformation and a target, and get a result with row and chunk counts.
+The run uses the same planner, data paths and retry rules as the SQL entry
+points; its workers are threads of this process, each with its own
+connections (opened from the ones you pass, password included, never
+printed), and its queue is kept in memory -- to watch a run from SQL or
+resume it after a crash, use ``dms.execute_query_parallel`` instead.
+
+``progress_callback`` is called from the calling thread about every half
+second and once at the end, with a ``ProgressSnapshot``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from dms_pkg.chunking.dialects import ParamStyle
+from dms_pkg.chunking.planner import plan_chunks
+from dms_pkg.db.psycopg_db import PsycopgDatabase
+from dms_pkg.db.sources import PsycopgSource
+from dms_pkg.engine import columns as cols
+from dms_pkg.engine import config as cfg
+from dms_pkg.engine.connections import ConnInfo, open_connection
+from dms_pkg.engine.movers import RunSpec, Transform
+from dms_pkg.engine.planning import choose_path, choose_workers
+from dms_pkg.engine.store import ChunkRecord, MemoryStore
+from dms_pkg.engine.worker import Connections, LazyMover, RetryPolicy, build_mover, run_worker
+from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+
+SOURCE, TARGET = 1, 2  # connection keys inside one Python API run
+CALLBACK_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    progress_percentage: float
+    total_rows_processed: int
+    chunks_done: int
+    chunks_failed: int
+    chunks_total: int
+    elapsed_time: float
+    rows_per_second: float
+    estimated_remaining_time: float | None
+
+
+@dataclass
+class ParallelResult:
+    total_rows_processed: int = 0
+    total_rows_successful: int = 0
+    total_rows_failed: int = 0
+    chunks_total: int = 0
+    chunks_succeeded: int = 0
+    chunks_failed: int = 0
+    chunk_errors: list[dict[str, Any]] = field(default_factory=list)
+    processing_time: float = 0.0
+    path: str = ""
+    strategy: str = ""
+    workers: int = 0
+    parallel_note: str | None = None
+    refused_reason: str | None = None
+    rows: list[dict[str, Any]] | None = None  # the rows, when no target was given
+
+    @property
+    def success(self) -> bool:
+        return self.chunks_failed == 0
+
+
+def _conninfo(conn: Any, role: str) -> ConnInfo:
+    if isinstance(conn, psycopg.Connection):
+        return ConnInfo(None, role, "POSTGRESQL", conn.info.dsn, password=conn.info.password)
+    if isinstance(conn, str):
+        return ConnInfo(None, role, "POSTGRESQL", conn)
+    raise DmsError(
+        f"{role}_conn must be a psycopg connection or a PostgreSQL connection string, "
+        f"got {type(conn).__name__}",
+        sqlstate=INVALID_PARAMETER_VALUE,
+        hint="pass psycopg.connect(...) or 'host=... dbname=...'",
+    )
+
+
+def _fingerprint(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    """Identifies a database: same server start, port and database name."""
+    row = conn.execute(
+        "SELECT pg_postmaster_start_time(), inet_server_port(), current_setting('port'),"
+        " current_database()"
+    ).fetchone()
+    conn.rollback()
+    return tuple(row or ())
+
+
+def execute_query_parallel(
+    source_conn: Any,
+    source_sql: str,
+    transformation_func: Transform | None = None,
+    target_conn: Any = None,
+    target_schema: str | None = None,
+    target_table: str | None = None,
+    enable_parallel: bool | None = None,
+    max_workers: int | None = None,
+    chunk_size: int | None = None,
+    min_rows_for_parallel: int | None = 100000,
+    enable_retry: bool | None = None,
+    max_retries: int | None = None,
+    enable_progress: bool | None = None,
+    progress_callback: Callable[[ProgressSnapshot], None] | None = None,
+    **options: Any,
+) -> ParallelResult:
+    """Run ``source_sql`` in parallel chunks and load (or return) its rows.
+
+    ``options`` take the other run parameters of the SQL API: ``path``,
+    ``write_mode``, ``create_target``, ``key``, ``strategy``, ``chunks``,
+    ``retry_initial_delay``, ``retry_max_delay``.
+    """
+    started = time.monotonic()
+    cfg.check_keys(options, "options")
+    arguments = {
+        "enable_parallel": enable_parallel, "max_workers": max_workers, "chunk_size": chunk_size,
+        "min_rows_for_parallel": min_rows_for_parallel, "enable_retry": enable_retry,
+        "max_retries": max_retries, "enable_progress": enable_progress, **options,
+    }
+    config = cfg.resolve([("environment", cfg.env_layer(os.environ)), ("arguments", arguments)])
+    if target_conn is not None and (not target_schema or not target_table):
+        raise DmsError("target_schema and target_table are required with a target_conn",
+                       sqlstate=INVALID_PARAMETER_VALUE)
+    source = _conninfo(source_conn, "source")
+    target = _conninfo(target_conn, "target") if target_conn is not None else None
+    infos = {SOURCE: source, TARGET: target or source}
+
+    with open_connection(source) as planning_conn:
+        plan = plan_chunks(
+            PsycopgSource(planning_conn), source_sql, key=config["key"],
+            n_chunks=config["chunks"], chunk_size=config["chunk_size"],
+            strategy=config["strategy"], render_style=ParamStyle.PYFORMAT,
+        )
+        source_columns = cols.describe_query(PsycopgDatabase(planning_conn), source_sql)
+        source_print = _fingerprint(planning_conn)
+    path, spec = "rows", None
+    if target is not None:
+        assert target_schema is not None and target_table is not None
+        with open_connection(target) as target_conn_:
+            same = _fingerprint(target_conn_) == source_print
+            path, spec = _target_spec(
+                PsycopgDatabase(target_conn_), config, source_columns, target_schema,
+                target_table, same, transformation_func is not None, source, target,
+            )
+    if spec is None:  # no target: the rows come back to the caller
+        spec = RunSpec(0, "rows", "*", "", "", tuple(c.name for c in source_columns),
+                       SOURCE, TARGET)
+    estimated = sum(c.estimated_rows or 0 for c in plan.chunks)
+    workers, note = choose_workers(config, estimated, len(plan.chunks), None, 0)
+
+    store = MemoryStore([
+        ChunkRecord(c.chunk_no, c.query_sql, dict(c.params), c.estimated_rows)
+        for c in plan.chunks
+    ])
+    collected: dict[int, list[dict[str, Any]]] = {}
+    lock = threading.Lock()
+
+    def collect(chunk_no: int, rows: list[dict[str, Any]]) -> None:
+        with lock:
+            collected[chunk_no] = rows
+
+    policy = RetryPolicy.from_config(config.values)
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        conns = Connections(lambda key: infos[key or SOURCE], None)
+        try:
+            mover = LazyMover(lambda: build_mover(
+                spec, PsycopgDatabase(conns.get(TARGET)), conns, transform=transformation_func,
+                batch_size=min(int(config["chunk_size"]), 10_000),
+                collect=collect if target is None else None,
+            ))
+            run_worker(0, store, mover, policy)
+        except BaseException as exc:  # reported after the join
+            failures.append(exc)
+        finally:
+            conns.close()
+
+    threads = [threading.Thread(target=worker, name=f"dms-worker-{i + 1}", daemon=True)
+               for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    wants_progress = progress_callback is not None and config["enable_progress"]
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(timeout=CALLBACK_INTERVAL / len(threads))
+        if wants_progress:
+            assert progress_callback is not None
+            progress_callback(_snapshot(store, started))
+    if failures:
+        raise failures[0]
+    if wants_progress:
+        assert progress_callback is not None
+        progress_callback(_snapshot(store, started))
+
+    result = _result(store, started, path, plan.strategy, workers, note, plan.refused_reason)
+    if target is None:
+        result.rows = [row for no in sorted(collected) for row in collected[no]]
+    return result
+
+
+def _target_spec(
+    target_db: PsycopgDatabase, config: cfg.EngineConfig, source_columns: list[cols.SourceColumn],
+    schema: str, table: str, same: bool, transformed: bool, source: ConnInfo, target: ConnInfo,
+) -> tuple[str, RunSpec]:
+    name = cols.table_name(schema, table)
+    existing = cols.describe_table(target_db, schema, table)
+    if existing is None and config["create_target"] and not transformed:
+        cols.create_table(target_db, schema, table, source_columns)
+        existing = cols.describe_table(target_db, schema, table)
+    target_columns = cols.require_table(existing, schema, table)
+    if transformed:
+        # The transformation decides the columns; they are checked on its first rows.
+        cmap = cols.ColumnMap(tuple(source_columns), tuple(source_columns_as_target(
+            source_columns)))
+        path = "rows"
+    else:
+        cmap = cols.match(source_columns, target_columns, name)
+        cols.check_assignable(target_db, cmap, schema, table)
+        path = choose_path(config["path"], same, cmap, source, target)
+    if config["write_mode"] == "truncate":
+        target_db.execute(f"TRUNCATE {name}")
+    target_db.commit()
+    spec = RunSpec(0, path, cols.select_list(cmap), cols.insert_columns(cmap, schema, table),
+                   name, tuple(cmap.names), SOURCE, TARGET)
+    return path, spec
+
+
+def source_columns_as_target(source: list[cols.SourceColumn]) -> list[cols.TargetColumn]:
+    return [cols.TargetColumn(c.name, c.type_oid, c.type_name, False, False, False)
+            for c in source]
+
+
+def _snapshot(store: MemoryStore, started: float) -> ProgressSnapshot:
+    chunks = store.records()
+    done = [c for c in chunks if c.state == "DONE"]
+    failed = [c for c in chunks if c.state == "FAILED"]
+    weights = [max(c.estimated_rows or 0, 1) for c in chunks]
+    finished = sum(max(c.estimated_rows or 0, 1) for c in chunks if c.state in ("DONE", "FAILED"))
+    fraction = finished / sum(weights) if weights else 1.0
+    elapsed = time.monotonic() - started
+    rows = sum(c.rows or 0 for c in done)
+    remaining = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else (
+        0.0 if fraction >= 1 else None)
+    return ProgressSnapshot(
+        progress_percentage=round(100 * fraction, 1), total_rows_processed=rows,
+        chunks_done=len(done), chunks_failed=len(failed), chunks_total=len(chunks),
+        elapsed_time=elapsed, rows_per_second=rows / elapsed if elapsed > 0 else 0.0,
+        estimated_remaining_time=remaining,
+    )
+
+
+def _result(store: MemoryStore, started: float, path: str, strategy: str, workers: int,
+            note: str | None, refused: str | None) -> ParallelResult:
+    chunks = store.records()
+    done = [c for c in chunks if c.state == "DONE"]
+    failed = [c for c in chunks if c.state != "DONE"]
+    successful = sum(c.rows or 0 for c in done)
+    lost = sum(c.estimated_rows or 0 for c in failed)
+    return ParallelResult(
+        total_rows_processed=successful + lost,
+        total_rows_successful=successful,
+        total_rows_failed=lost,
+        chunks_total=len(chunks),
+        chunks_succeeded=len(done),
+        chunks_failed=len(failed),
+        chunk_errors=[
+            {"chunk_no": c.chunk_no, "sqlstate": c.sqlstate, "error": c.last_error,
+             "attempts": c.attempts}
+            for c in failed
+        ],
+        processing_time=time.monotonic() - started,
+        path=path, strategy=strategy, workers=workers, parallel_note=note,
+        refused_reason=refused,
+    )

@@ -1,0 +1,248 @@
+"""Turn a request into a recorded run: check everything, plan, write nothing until sure.
+
+Order matters for the promise "bad input gets a clear error and nothing is
+written": settings, connections, the source query (parse, chunk key), the
+source's columns, the target table and how the columns match -- all are
+checked before the first write.  Only then is a missing target created (when
+asked), the target emptied (write mode truncate) and the run recorded with
+its chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from dms_pkg.chunking.dialects import ParamStyle
+from dms_pkg.chunking.plan import ChunkPlan
+from dms_pkg.chunking.planner import plan_chunks
+from dms_pkg.chunking.preview import show_value
+from dms_pkg.db.base import Session
+from dms_pkg.db.psycopg_db import PsycopgDatabase
+from dms_pkg.db.sources import PsycopgSource, SourceConnection
+from dms_pkg.engine import columns as cols
+from dms_pkg.engine import config as cfg
+from dms_pkg.engine import connections
+from dms_pkg.engine.codec import encode_params
+from dms_pkg.engine.connections import ConnInfo
+from dms_pkg.engine.local import Local
+from dms_pkg.engine.movers import RunSpec
+from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+
+# Connections one worker holds on the engine's own server besides its session.
+_LOCAL_CONNECTIONS = {"same_db": 0, "copy_binary": 1, "copy_text": 1, "rows": 1}
+# Connections kept free for everybody else when sizing the worker pool.
+_HEADROOM_RESERVE = 3
+
+
+@dataclass
+class RunRequest:
+    source_sql: str
+    target_schema: str
+    target_table: str
+    source_conid: int | None = None
+    target_conid: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    queued: bool = False  # submit: record it QUEUED for a dispatcher
+
+
+@dataclass
+class PlannedRun:
+    run_id: int
+    spec: RunSpec
+    plan: ChunkPlan
+    workers: int
+    note: str | None
+    config: cfg.EngineConfig
+
+
+def _require_identifier(value: str | None, what: str) -> str:
+    if value is None or not str(value).strip():
+        raise DmsError(f"{what} is required", sqlstate=INVALID_PARAMETER_VALUE,
+                       hint=f"pass {what} (its name as stored, case-sensitive)")
+    return str(value)
+
+
+def effective_config(
+    home: Session, params: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> cfg.EngineConfig:
+    cfg.check_keys(params)
+    return cfg.resolve([
+        ("DMS_PARAMS", cfg.dms_params_layer(home)),
+        ("environment", cfg.env_layer(os.environ if environ is None else environ)),
+        ("p_params", params),
+    ])
+
+
+def choose_path(requested: str, same_database: bool, cmap: cols.ColumnMap,
+                source: ConnInfo, target: ConnInfo) -> str:
+    if requested == "auto":
+        if same_database:
+            return "same_db"
+        return "copy_binary" if cmap.binary_safe else "copy_text"
+    if requested == "same_db" and not same_database:
+        raise DmsError(
+            f'path "same_db" needs the source and the target in one database, but the '
+            f"source is {source.describe()} and the target is {target.describe()}",
+            sqlstate=INVALID_PARAMETER_VALUE,
+            hint='leave "path" out (auto) to stream the rows with COPY',
+        )
+    if requested == "copy":
+        return "copy_binary" if cmap.binary_safe else "copy_text"
+    return requested
+
+
+def choose_workers(
+    config: cfg.EngineConfig, estimated_rows: int, n_chunks: int, headroom: int | None,
+    per_worker: int,
+) -> tuple[int, str | None]:
+    """How many workers, and why fewer than max_workers when that is so."""
+    wanted = int(config["max_workers"])
+    if not config["enable_parallel"]:
+        return 1, "sequential: enable_parallel is false"
+    if estimated_rows < int(config["min_rows_for_parallel"]):
+        return 1, (
+            f"sequential: about {estimated_rows:,} rows estimated, below "
+            f"min_rows_for_parallel ({int(config['min_rows_for_parallel']):,})"
+        )
+    workers, note = wanted, None
+    if n_chunks < workers:
+        workers = max(1, n_chunks)
+        note = f"{_plural(workers, 'worker')}: the source has only {_plural(n_chunks, 'chunk')}"
+    if headroom is not None:
+        fit = max(1, (headroom - _HEADROOM_RESERVE) // (1 + per_worker))
+        if fit < workers:
+            workers = fit
+            note = (
+                f"capped at {_plural(fit, 'worker')}: the server accepts {headroom} more "
+                f"connections (max_connections) and each worker needs {1 + per_worker}"
+            )
+    return workers, note
+
+
+def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | None = None,
+             transform_given: bool = False) -> PlannedRun:
+    home = local.session
+    schema = _require_identifier(request.target_schema, "the target schema")
+    table = _require_identifier(request.target_table, "the target table")
+    if not request.source_sql or not request.source_sql.strip():
+        raise DmsError("the source query is empty", sqlstate=INVALID_PARAMETER_VALUE,
+                       hint="pass the SELECT that reads the source")
+    config = effective_config(home, request.params, environ)
+
+    def resolve(conid: int | None, role: str) -> ConnInfo:
+        return connections.resolve(home, conid, local.conninfo.conninfo, role)
+
+    source = resolve(request.source_conid, "source")
+    target = resolve(request.target_conid, "target")
+    same_database = source.conid == target.conid
+    target_name = cols.table_name(schema, table)
+
+    with ExitStack() as stack:
+        def session_for(info: ConnInfo) -> tuple[Session, SourceConnection]:
+            if info.is_local:
+                return local.session, local.planner_source
+            conn = stack.enter_context(connections.connect(info, autocommit=False))
+            return PsycopgDatabase(conn), PsycopgSource(conn)
+
+        source_session, planner_source = session_for(source)
+        target_session = source_session if same_database else session_for(target)[0]
+
+        plan = plan_chunks(
+            planner_source, request.source_sql, key=config["key"], n_chunks=config["chunks"],
+            chunk_size=config["chunk_size"], strategy=config["strategy"],
+            render_style=ParamStyle.PYFORMAT,
+        )
+        source_columns = _describe_source(source_session, request.source_sql, source)
+        target_columns = cols.describe_table(target_session, schema, table)
+        create = target_columns is None and bool(config["create_target"])
+        if create:
+            target_columns = [
+                cols.TargetColumn(c.name, c.type_oid, c.type_name, False, False, False)
+                for c in source_columns
+            ]
+        cmap = cols.match(source_columns, cols.require_table(target_columns, schema, table),
+                          target_name)
+        if not create:
+            cols.check_assignable(target_session, cmap, schema, table)
+        path = "rows" if transform_given else choose_path(
+            config["path"], same_database, cmap, source, target)
+
+        estimated = sum(c.estimated_rows or 0 for c in plan.chunks)
+        headroom_rows = home.query("SELECT dms.connection_headroom() AS n")
+        headroom = int(headroom_rows[0]["n"]) if headroom_rows else None
+        per_worker = _LOCAL_CONNECTIONS[path] * (int(source.is_local) + int(target.is_local))
+        workers, note = choose_workers(config, estimated, len(plan.chunks), headroom, per_worker)
+
+        # Everything checked: from here on we write.
+        if create:
+            cols.create_table(target_session, schema, table, source_columns)
+        if config["write_mode"] == "truncate":
+            target_session.execute(f"TRUNCATE {target_name}")
+        if target_session is not home:
+            target_session.commit()
+        if source_session is not home and source_session is not target_session:
+            source_session.rollback()
+
+    spec = RunSpec(
+        run_id=0, path=path, select_list=cols.select_list(cmap),
+        insert_target=cols.insert_columns(cmap, schema, table), target_table=target_name,
+        columns=tuple(cmap.names), source_conid=source.conid, target_conid=target.conid,
+        search_path=local.search_path,
+    )
+    run = {
+        "label": f"{_short(plan.driving_table or 'query')} -> {schema}.{table}",
+        "source_conid": source.conid, "source_dialect": source.dialect,
+        "source_sql": request.source_sql, "target_conid": target.conid,
+        "target_schema": schema, "target_table": table, "params": dict(request.params),
+        "config": config.as_json(), "spec": spec.as_json(), "path": path,
+        "write_mode": config["write_mode"], "strategy": plan.strategy, "chunk_key": plan.key,
+        "driving_table": plan.driving_table, "refused_reason": plan.refused_reason,
+        "parallel_note": note, "workers_requested": int(config["max_workers"]),
+        "workers_planned": workers, "estimated_rows": estimated,
+        "state": "QUEUED" if request.queued else "RUNNING",
+        "search_path": local.search_path,
+    }
+    chunks = [
+        {
+            "chunk_no": c.chunk_no, "kind": c.kind, "predicate_sql": c.predicate_sql,
+            "query_sql": c.query_sql, "params": encode_params(c.params),
+            "lo": show_value(c.lo), "hi": show_value(c.hi), "estimated_rows": c.estimated_rows,
+        }
+        for c in plan.chunks
+    ]
+    rows = home.query(
+        "SELECT dms.record_run($1::jsonb, $2::jsonb) AS run_id",
+        [json.dumps(run, default=str), json.dumps(chunks, default=str)],
+    )
+    run_id = int(rows[0]["run_id"])
+    spec = RunSpec(**{**spec.__dict__, "run_id": run_id})
+    return PlannedRun(run_id, spec, plan, workers, note, config)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
+def _describe_source(session: Session, query: str, source: ConnInfo) -> list[cols.SourceColumn]:
+    try:
+        return cols.describe_query(session, query)
+    except Exception as exc:
+        if isinstance(exc, DmsError):
+            raise
+        sqlstate, message = cols.error_fields(exc)
+        if isinstance(session, PsycopgDatabase):
+            session.rollback()
+        raise DmsError(
+            f"the source query fails on {source.describe()}: {message}",
+            sqlstate=sqlstate or "42000",
+            hint="run the query on the source to see the problem",
+        ) from None

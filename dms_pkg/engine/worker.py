@@ -1,0 +1,222 @@
+"""The worker loop: claim a chunk, move it, record it, repeat (DESIGN §3).
+
+The same loop runs in every kind of worker: a backend running
+``CALL dms.work(run_id)`` (started by the coordinator over dblink), a
+``dms worker`` process on any host, or a thread of the Python API.  Only
+the store and the connections differ.
+
+A failure is classified by SQLSTATE (``retry``): a transient one puts the
+chunk back with a backoff delay, unless its retries are used up; any other
+fails the chunk at once with the database's SQLSTATE and message.  A
+worker never stops the run because one chunk failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dms_pkg.db.base import Session
+from dms_pkg.db.psycopg_db import PsycopgDatabase
+from dms_pkg.engine import connections, retry
+from dms_pkg.engine.columns import error_fields
+from dms_pkg.engine.connections import ConnInfo
+from dms_pkg.engine.movers import CopyMover, Mover, RowsMover, RunSpec, SameDbMover, Transform
+from dms_pkg.engine.store import ChunkTask, RunStore
+from dms_pkg.errors import DmsError
+
+# How long an idle worker waits for a chunk in backoff before looking again.
+MAX_IDLE_SLEEP = 1.0
+
+
+@dataclass
+class RetryPolicy:
+    enabled: bool = True
+    max_retries: int = 3
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RetryPolicy:
+        def get(name: str, default: Any) -> Any:
+            value = config.get(name, default)
+            return value["value"] if isinstance(value, dict) else value
+
+        return cls(
+            enabled=bool(get("enable_retry", True)),
+            max_retries=int(get("max_retries", 3)),
+            initial_delay=float(get("retry_initial_delay", 0.5)),
+            max_delay=float(get("retry_max_delay", 30.0)),
+        )
+
+    def retry_in(
+        self, sqlstate: str | None, attempts: int, *, database_error: bool
+    ) -> float | None:
+        """Seconds until the chunk may run again, or None: fail it now."""
+        if not (self.enabled and database_error and retry.is_transient(sqlstate)):
+            return None
+        if attempts > self.max_retries:
+            return None
+        return retry.backoff(attempts, self.initial_delay, self.max_delay)
+
+
+@dataclass
+class WorkerReport:
+    chunks_done: int = 0
+    chunks_failed: int = 0
+    chunks_retried: int = 0
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who a loopback connection becomes after connecting, and where it looks."""
+
+    user: str | None
+    search_path: str | None
+
+
+def open_connection(info: ConnInfo, login: Login | None = None) -> psycopg.Connection[Any]:
+    """Connect and, for a loopback to this database, become the calling login."""
+    conn = connections.open_connection(info)
+    if login is not None:
+        with conn.cursor() as cur:
+            if login.user:
+                cur.execute(sql.SQL("SET SESSION AUTHORIZATION {}").format(
+                    sql.Identifier(login.user)))
+            if login.search_path:
+                cur.execute("SELECT pg_catalog.set_config('search_path', %s, false)",
+                            [login.search_path])
+        conn.commit()
+    return conn
+
+
+class Connections:
+    """Opens (and reopens after a broken connection) what a mover needs."""
+
+    def __init__(
+        self,
+        resolve: Callable[[int | None], ConnInfo],
+        login: Login | None,
+    ) -> None:
+        self.resolve = resolve
+        self.login = login
+        self._open: dict[int | None, psycopg.Connection[Any]] = {}
+
+    def get(self, conid: int | None) -> psycopg.Connection[Any]:
+        conn = self._open.get(conid)
+        if conn is None or conn.closed or conn.broken:
+            info = self.resolve(conid)
+            conn = open_connection(info, self.login if info.is_local else None)
+            self._open[conid] = conn
+        return conn
+
+    def close(self) -> None:
+        for conn in self._open.values():
+            conn.close()
+        self._open.clear()
+
+
+def build_mover(
+    spec: RunSpec,
+    home: Session,
+    conns: Connections,
+    *,
+    transform: Transform | None = None,
+    batch_size: int = 10_000,
+    collect: Callable[[int, list[dict[str, Any]]], None] | None = None,
+) -> Mover:
+    if spec.path == "same_db":
+        if spec.target_conid is None:
+            return SameDbMover(spec, home, own_session=True)
+        return SameDbMover(spec, PsycopgDatabase(conns.get(spec.target_conid)), own_session=False)
+    if spec.path in ("copy_binary", "copy_text"):
+        return CopyMover(spec, conns.get(spec.source_conid), conns.get(spec.target_conid),
+                         binary=spec.path == "copy_binary")
+    target = None if collect is not None else conns.get(spec.target_conid)
+    return RowsMover(spec, conns.get(spec.source_conid), target, transform=transform,
+                     batch_size=batch_size, collect=collect)
+
+
+class LazyMover:
+    """Builds the mover on first use and again after a connection broke."""
+
+    def __init__(self, factory: Callable[[], Mover]) -> None:
+        self.factory = factory
+        self._mover: Mover | None = None
+
+    def move(self, task: ChunkTask) -> tuple[int, int | None]:
+        if self._mover is None:
+            self._mover = self.factory()
+        return self._mover.move(task)
+
+    def recover(self, broken: bool) -> None:
+        if self._mover is not None:
+            try:
+                self._mover.recover()
+            except Exception:  # a dead connection cannot roll back: start afresh
+                broken = True
+        if broken:
+            self._mover = None
+
+
+def run_worker(
+    run_id: int,
+    store: RunStore,
+    mover: LazyMover,
+    policy: RetryPolicy,
+    *,
+    home: Session | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_chunk: Callable[[], None] = lambda: None,
+) -> WorkerReport:
+    """Claim and move chunks of ``run_id`` until none is left to claim."""
+    report = WorkerReport()
+    while not should_stop():
+        task = store.claim(run_id)
+        if task is None:
+            wait = store.wait_hint(run_id)
+            if wait is None:
+                break
+            time.sleep(min(max(wait, 0.05), MAX_IDLE_SLEEP))
+            continue
+        try:
+            rows, nbytes = mover.move(task)
+            store.finish(run_id, task.chunk_no, rows, nbytes)
+        except Exception as exc:  # every failure is recorded on its chunk
+            sqlstate, message, database_error, broken = _classify(exc)
+            if home is not None:
+                home.rollback()
+            mover.recover(broken)
+            retry_in = policy.retry_in(sqlstate, task.attempts, database_error=database_error)
+            state = store.fail(run_id, task.chunk_no, sqlstate, message, retry_in)
+            if state == "FAILED":
+                report.chunks_failed += 1
+            else:
+                report.chunks_retried += 1
+        else:
+            report.chunks_done += 1
+            report.rows += rows
+        on_chunk()
+    return report
+
+
+def _classify(exc: BaseException) -> tuple[str | None, str, bool, bool]:
+    """(sqlstate, message, is a database error, the connection is gone)."""
+    if isinstance(exc, DmsError):
+        return exc.sqlstate, exc.message, exc.sqlstate.startswith("08"), False
+    if isinstance(exc, psycopg.Error):
+        sqlstate, message = error_fields(exc)
+        broken = isinstance(exc, psycopg.OperationalError) and sqlstate is None
+        if broken:
+            message = f"connection lost: {str(exc).strip() or type(exc).__name__}"
+        return sqlstate, message, True, broken
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate is not None:  # plpy.SPIError: an error raised by the local database
+        return sqlstate, error_fields(exc)[1], True, False
+    return None, f"internal error: {type(exc).__name__}: {exc}", False, False

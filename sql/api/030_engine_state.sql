@@ -1,0 +1,472 @@
+-- Run and chunk state, written only through these SECURITY DEFINER functions.
+--
+-- Operators never get INSERT/UPDATE on dms.run or dms.chunk: a worker claims,
+-- finishes or fails a chunk by calling a function that checks the caller's
+-- role first and runs with a fixed search_path.  The procedures that move
+-- data (dms.work, dms.execute_query_parallel) must COMMIT between chunks, and
+-- PostgreSQL forbids transaction control in SECURITY DEFINER procedures or in
+-- procedures with a SET clause; they therefore run as the caller (whose
+-- privileges on the source and target tables then apply, as they should) and
+-- change DMS state only through the functions below.
+
+CREATE OR REPLACE FUNCTION dms._require_role(p_role text)
+RETURNS void
+LANGUAGE plpgsql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NOT pg_catalog.pg_has_role(session_user, p_role, 'MEMBER') THEN
+        RAISE EXCEPTION 'dms: permission denied: role % is not a member of %', session_user, p_role
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('ask an administrator to GRANT %s TO %s', p_role, session_user);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION dms._require_role(text) IS
+    'Internal: raise 42501 unless the session''s login is a member of the given dms role';
+
+CREATE OR REPLACE FUNCTION dms.record_run(p_run jsonb, p_chunks jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+-- SECURITY DEFINER: operators may not write dms.run/dms.chunk directly.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_run_id bigint;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    INSERT INTO dms.run (label, source_conid, source_dialect, source_sql, target_conid,
+                         target_schema, target_table, params, config, spec, path, write_mode,
+                         strategy, chunk_key, driving_table, refused_reason, parallel_note,
+                         workers_requested, workers_planned, estimated_rows, state,
+                         coordinator_pid, search_path, started_at)
+    SELECT r.label, r.source_conid, r.source_dialect, r.source_sql, r.target_conid,
+           r.target_schema, r.target_table, coalesce(r.params, '{}'), coalesce(r.config, '{}'),
+           coalesce(r.spec, '{}'), r.path, r.write_mode, r.strategy, r.chunk_key,
+           r.driving_table, r.refused_reason, r.parallel_note, r.workers_requested,
+           r.workers_planned, r.estimated_rows, r.state,
+           CASE WHEN r.state = 'RUNNING' THEN pg_catalog.pg_backend_pid() END,
+           r.search_path,
+           CASE WHEN r.state = 'RUNNING' THEN pg_catalog.clock_timestamp() END
+    FROM pg_catalog.jsonb_to_record(p_run) AS r(
+        label text, source_conid bigint, source_dialect text, source_sql text,
+        target_conid bigint, target_schema text, target_table text, params jsonb,
+        config jsonb, spec jsonb, path text, write_mode text, strategy text, chunk_key text,
+        driving_table text, refused_reason text, parallel_note text,
+        workers_requested integer, workers_planned integer, estimated_rows bigint,
+        state text, search_path text)
+    RETURNING run_id INTO v_run_id;
+
+    INSERT INTO dms.chunk (run_id, chunk_no, kind, predicate_sql, query_sql, params, lo, hi,
+                           estimated_rows)
+    SELECT v_run_id, c.chunk_no, c.kind, c.predicate_sql, c.query_sql,
+           coalesce(c.params, '[]'), c.lo, c.hi, c.estimated_rows
+    FROM pg_catalog.jsonb_to_recordset(p_chunks) AS c(
+        chunk_no integer, kind text, predicate_sql text, query_sql text, params jsonb,
+        lo text, hi text, estimated_rows bigint);
+    RETURN v_run_id;
+END
+$fn$;
+COMMENT ON FUNCTION dms.record_run(jsonb, jsonb) IS
+    'Internal (engine): record a planned run and its chunks; returns the run id (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.claim_chunk(p_run_id bigint)
+RETURNS SETOF dms.chunk
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    -- A run that is not RUNNING (stopping, stopped, finished) hands out nothing.
+    RETURN QUERY
+    UPDATE dms.chunk c
+       SET state = 'RUNNING', attempts = c.attempts + 1, worker_pid = pg_catalog.pg_backend_pid(),
+           started_at = pg_catalog.clock_timestamp(), heartbeat_at = pg_catalog.clock_timestamp(),
+           ended_at = NULL, retry_at = NULL
+     WHERE (c.run_id, c.chunk_no) = (
+            SELECT p.run_id, p.chunk_no
+              FROM dms.chunk p JOIN dms.run r ON r.run_id = p.run_id
+             WHERE p.run_id = p_run_id AND p.state = 'PENDING' AND r.state = 'RUNNING'
+               AND (p.retry_at IS NULL OR p.retry_at <= pg_catalog.clock_timestamp())
+             ORDER BY p.chunk_no
+             LIMIT 1
+               FOR UPDATE OF p SKIP LOCKED)
+    RETURNING c.*;
+END
+$fn$;
+COMMENT ON FUNCTION dms.claim_chunk(bigint) IS
+    'Worker: take the next pending chunk of a running run (FOR UPDATE SKIP LOCKED), or nothing (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.finish_chunk(p_run_id bigint, p_chunk_no integer,
+                                            p_rows bigint, p_bytes bigint)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    UPDATE dms.chunk
+       SET state = 'DONE', rows = p_rows, bytes = p_bytes, ended_at = pg_catalog.clock_timestamp(),
+           heartbeat_at = pg_catalog.clock_timestamp(), sqlstate = NULL, last_error = NULL
+     WHERE run_id = p_run_id AND chunk_no = p_chunk_no;
+END
+$fn$;
+COMMENT ON FUNCTION dms.finish_chunk(bigint, integer, bigint, bigint) IS
+    'Worker: mark a chunk done with its row and byte counts (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.fail_chunk(p_run_id bigint, p_chunk_no integer, p_sqlstate text,
+                                          p_message text, p_retry_in double precision)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_state text := CASE WHEN p_retry_in IS NULL THEN 'FAILED' ELSE 'PENDING' END;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    UPDATE dms.chunk
+       SET state = v_state, sqlstate = p_sqlstate, last_error = p_message,
+           ended_at = CASE WHEN v_state = 'FAILED' THEN pg_catalog.clock_timestamp() END,
+           retry_at = CASE WHEN p_retry_in IS NOT NULL
+                           THEN pg_catalog.clock_timestamp() + p_retry_in * interval '1 second' END
+     WHERE run_id = p_run_id AND chunk_no = p_chunk_no;
+    RETURN v_state;
+END
+$fn$;
+COMMENT ON FUNCTION dms.fail_chunk(bigint, integer, text, text, double precision) IS
+    'Worker: record a chunk''s error; with p_retry_in (seconds) it goes back to pending for a retry, else it fails (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.finish_run(p_run_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_total integer; v_done integer; v_failed integer; v_open integer; v_rows bigint;
+    v_state text; v_message text; v_errors text; v_current text;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    SELECT state INTO v_current FROM dms.run WHERE run_id = p_run_id FOR UPDATE;
+    SELECT count(*), count(*) FILTER (WHERE state = 'DONE'),
+           count(*) FILTER (WHERE state = 'FAILED'),
+           count(*) FILTER (WHERE state IN ('PENDING', 'RUNNING')),
+           coalesce(sum(rows) FILTER (WHERE state = 'DONE'), 0)
+      INTO v_total, v_done, v_failed, v_open, v_rows
+      FROM dms.chunk WHERE run_id = p_run_id;
+    SELECT string_agg(pg_catalog.format('chunk %s: %s%s', chunk_no,
+                                        coalesce('[' || sqlstate || '] ', ''), last_error),
+                      '; ' ORDER BY chunk_no)
+      INTO v_errors
+      FROM (SELECT * FROM dms.chunk WHERE run_id = p_run_id AND state = 'FAILED'
+            ORDER BY chunk_no LIMIT 5) f;
+    IF v_open > 0 AND v_current IN ('STOPPING', 'STOPPED') THEN
+        v_state := 'STOPPED';
+        v_message := pg_catalog.format('stopped: %s of %s chunks done (%s rows), %s not run',
+                                       v_done, v_total, v_rows, v_open);
+    ELSIF v_open > 0 THEN
+        v_state := 'FAILED';
+        v_message := pg_catalog.format('the workers ended with %s of %s chunks not done; '
+                                       'resume the run to finish them', v_open, v_total);
+    ELSIF v_failed = 0 THEN
+        v_state := 'SUCCEEDED';
+        v_message := pg_catalog.format('%s rows in %s chunks', v_rows, v_total);
+    ELSIF v_done = 0 THEN
+        v_state := 'FAILED';
+        v_message := pg_catalog.format('all %s chunks failed: %s', v_total, v_errors);
+    ELSE
+        v_state := 'PARTIAL';
+        v_message := pg_catalog.format('%s of %s chunks failed (%s rows loaded): %s',
+                                       v_failed, v_total, v_rows, v_errors);
+    END IF;
+    IF v_failed > 5 THEN
+        v_message := v_message || pg_catalog.format(' (and %s more; see dms.chunk_progress)',
+                                                    v_failed - 5);
+    END IF;
+    UPDATE dms.run SET state = v_state, message = v_message, ended_at = pg_catalog.clock_timestamp()
+     WHERE run_id = p_run_id;
+    RETURN v_state;
+END
+$fn$;
+COMMENT ON FUNCTION dms.finish_run(bigint) IS
+    'Coordinator: set a run''s final state from its chunks (SUCCEEDED, PARTIAL, FAILED, STOPPED) with a message naming failed chunks (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.set_run_state(p_run_id bigint, p_state text, p_message text)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    UPDATE dms.run
+       SET state = p_state,
+           message = coalesce(p_message, message),
+           started_at = CASE WHEN p_state = 'RUNNING' THEN coalesce(started_at, pg_catalog.clock_timestamp())
+                             ELSE started_at END,
+           coordinator_pid = CASE WHEN p_state = 'RUNNING' THEN pg_catalog.pg_backend_pid()
+                                  ELSE coordinator_pid END,
+           ended_at = CASE WHEN p_state IN ('SUCCEEDED', 'FAILED', 'PARTIAL', 'STOPPED')
+                           THEN pg_catalog.clock_timestamp() END
+     WHERE run_id = p_run_id;
+END
+$fn$;
+COMMENT ON FUNCTION dms.set_run_state(bigint, text, text) IS
+    'Coordinator: move a run to another state, with a message (operator role)';
+
+-- ------------------------------------------------------------------ fan-out
+-- Worker sessions are dblink connections from the coordinator to its own
+-- database.  dblink lets only superusers connect without a password, so the
+-- connection logs in as this function's owner (the installing superuser) and
+-- immediately becomes the caller with SET SESSION AUTHORIZATION: the worker
+-- then runs with exactly the caller's privileges.  The caller's search_path is
+-- carried over so unqualified names in the source query resolve the same way.
+
+CREATE OR REPLACE FUNCTION dms._dblink_schema()
+RETURNS text
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT n.nspname::text FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'dblink'
+$fn$;
+COMMENT ON FUNCTION dms._dblink_schema() IS 'Internal: the schema the dblink extension lives in';
+
+CREATE OR REPLACE FUNCTION dms._conninfo_quote(p_value text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT '''' || replace(replace(p_value, '\', '\\'), '''', '\''') || ''''
+$fn$;
+COMMENT ON FUNCTION dms._conninfo_quote(text) IS 'Internal: quote a value for a libpq connection string';
+
+CREATE OR REPLACE FUNCTION dms.loopback_conninfo()
+RETURNS text
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- The setting dms.worker_conninfo overrides where workers connect (say,
+    -- 'host=/var/run/postgresql port=5432'); by default the first socket
+    -- directory and the port of this server.  The login is this function's
+    -- owner: a superuser, which only it may use to become the caller.
+    SELECT coalesce(nullif(current_setting('dms.worker_conninfo', true), ''),
+                    CASE WHEN trim(split_part(current_setting('unix_socket_directories'), ',', 1)) <> ''
+                         THEN 'host=' || dms._conninfo_quote(trim(split_part(
+                                  current_setting('unix_socket_directories'), ',', 1)))
+                         ELSE 'host=localhost' END
+                    || ' port=' || current_setting('port'))
+           || ' dbname=' || dms._conninfo_quote(current_database())
+           || ' user=' || dms._conninfo_quote(current_user)
+$fn$;
+COMMENT ON FUNCTION dms.loopback_conninfo() IS
+    'Internal (engine): how a worker connects back to this database (no password: local socket authentication)';
+
+CREATE OR REPLACE FUNCTION dms.start_workers(p_run_id bigint, p_count integer)
+RETURNS text[]
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_names text[] := '{}';
+    v_name text;
+    v_conninfo text;
+    v_search_path text;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    IF v_schema IS NULL THEN
+        RAISE EXCEPTION 'dms: extension dblink is not installed in this database'
+            USING ERRCODE = '55000', HINT = 'run dms install again';
+    END IF;
+    SELECT search_path INTO v_search_path FROM dms.run WHERE run_id = p_run_id;
+    v_conninfo := dms.loopback_conninfo()
+                  || ' application_name=' || dms._conninfo_quote('dms worker run ' || p_run_id);
+    FOR i IN 1 .. p_count LOOP
+        v_name := pg_catalog.format('dms_run_%s_worker_%s_%s', p_run_id, pg_catalog.pg_backend_pid(), i);
+        EXECUTE pg_catalog.format('SELECT %I.dblink_connect_u($1, $2)', v_schema) USING v_name, v_conninfo;
+        EXECUTE pg_catalog.format('SELECT %I.dblink_exec($1, $2)', v_schema)
+            USING v_name, pg_catalog.format('SET SESSION AUTHORIZATION %I', session_user);
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.dblink($1, $2) AS t(v text)', v_schema)
+            USING v_name, pg_catalog.format('SELECT pg_catalog.set_config(%L, %L, false)',
+                                            'search_path', coalesce(v_search_path, '"$user", public'));
+        EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
+            USING v_name, pg_catalog.format('CALL dms.work(%s)', p_run_id);
+        v_names := v_names || v_name;
+    END LOOP;
+    RETURN v_names;
+END
+$fn$;
+COMMENT ON FUNCTION dms.start_workers(bigint, integer) IS
+    'Coordinator: open p_count dblink sessions to this database, each running CALL dms.work(run) as the caller; returns their names (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.poll_workers(p_names text[])
+RETURNS TABLE (name text, busy boolean, error text)
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_busy integer;
+    v_message text;
+    v_rows integer;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    FOREACH name IN ARRAY p_names LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT %I.dblink_is_busy($1)', v_schema) INTO v_busy USING name;
+        EXCEPTION WHEN OTHERS THEN
+            busy := false; error := SQLERRM; RETURN NEXT; CONTINUE;
+        END;
+        IF v_busy = 1 THEN
+            busy := true; error := NULL;
+        ELSE
+            -- Collect the CALL's outcome (fail => false: an error comes back as
+            -- text, not as an exception), then drain the connection.
+            EXECUTE pg_catalog.format(
+                'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
+                INTO v_rows USING name;
+            EXECUTE pg_catalog.format('SELECT %I.dblink_error_message($1)', v_schema)
+                INTO v_message USING name;
+            EXECUTE pg_catalog.format(
+                'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
+                INTO v_rows USING name;
+            busy := false;
+            error := nullif(v_message, 'OK');
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION dms.poll_workers(text[]) IS
+    'Coordinator: which worker sessions still run, and the error of those that ended with one (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.stop_workers(p_names text[], p_cancel boolean)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_name text;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    FOREACH v_name IN ARRAY p_names LOOP
+        BEGIN
+            IF p_cancel THEN
+                EXECUTE pg_catalog.format('SELECT %I.dblink_cancel_query($1)', v_schema) USING v_name;
+            END IF;
+            EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- already gone: nothing to close
+        END;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION dms.stop_workers(text[], boolean) IS
+    'Coordinator: close worker sessions, cancelling their statement first when p_cancel (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.connection_headroom()
+RETURNS integer
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- Connections still free for ordinary sessions: max_connections minus the
+    -- ones reserved for superusers minus every backend that counts against it.
+    SELECT current_setting('max_connections')::int
+           - current_setting('superuser_reserved_connections')::int
+           - (SELECT count(*)::int FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend')
+$fn$;
+COMMENT ON FUNCTION dms.connection_headroom() IS
+    'How many more client sessions the server accepts now (used to cap the number of workers)';
+
+CREATE OR REPLACE FUNCTION dms.claim_queued_run(p_run_id bigint DEFAULT NULL)
+RETURNS TABLE (run_id bigint, workers_planned integer, created_by text, search_path text)
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    RETURN QUERY
+    UPDATE dms.run r
+       SET state = 'RUNNING', started_at = pg_catalog.clock_timestamp(),
+           coordinator_pid = pg_catalog.pg_backend_pid()
+     WHERE r.run_id = (SELECT q.run_id FROM dms.run q
+                        WHERE q.state = 'QUEUED' AND (p_run_id IS NULL OR q.run_id = p_run_id)
+                        ORDER BY q.run_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING r.run_id, r.workers_planned, r.created_by, r.search_path;
+END
+$fn$;
+COMMENT ON FUNCTION dms.claim_queued_run(bigint) IS
+    'Dispatcher: take the oldest queued run (or the one given) and mark it running (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.reopen_run(p_run_id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_run dms.run;
+    v_reopened integer;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    SELECT * INTO v_run FROM dms.run WHERE run_id = p_run_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'dms: run % does not exist', p_run_id
+            USING ERRCODE = '42704', HINT = 'SELECT * FROM dms.run_progress lists the runs';
+    END IF;
+    IF v_run.state IN ('RUNNING', 'STOPPING') AND v_run.coordinator_pid IS NOT NULL
+       AND EXISTS (SELECT FROM pg_catalog.pg_stat_activity WHERE pid = v_run.coordinator_pid
+                   AND pid <> pg_catalog.pg_backend_pid()) THEN
+        RAISE EXCEPTION 'dms: run % is % under coordinator pid %', p_run_id, lower(v_run.state),
+                        v_run.coordinator_pid
+            USING ERRCODE = '55006',
+                  HINT = 'wait for it, or stop it with CALL dms.stop_run(' || p_run_id || ')';
+    END IF;
+    -- Failed chunks and chunks whose worker is gone go back to the queue;
+    -- done chunks stay done.
+    UPDATE dms.chunk c
+       SET state = 'PENDING', retry_at = NULL, worker_pid = NULL
+     WHERE c.run_id = p_run_id
+       AND (c.state = 'FAILED'
+            OR (c.state = 'RUNNING' AND NOT EXISTS (
+                    SELECT FROM pg_catalog.pg_stat_activity a WHERE a.pid = c.worker_pid)));
+    GET DIAGNOSTICS v_reopened = ROW_COUNT;
+    UPDATE dms.run
+       SET state = 'RUNNING', message = NULL, ended_at = NULL,
+           coordinator_pid = pg_catalog.pg_backend_pid(),
+           started_at = coalesce(started_at, pg_catalog.clock_timestamp())
+     WHERE run_id = p_run_id;
+    RETURN v_reopened;
+END
+$fn$;
+COMMENT ON FUNCTION dms.reopen_run(bigint) IS
+    'Resume: put a run''s failed and orphaned chunks back in the queue and mark it running (operator role)';
