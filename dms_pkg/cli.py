@@ -216,7 +216,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dms_pkg.demo import run_demo
 
-    return run_demo(dbname=args.db)
+    return run_demo(dbname=args.db, rows=args.rows, workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the end-to-end demo on the sandbox")
     p.add_argument("--db", default="dms_demo", help="demo database name")
+    p.add_argument("--rows", type=int, default=1_000_000, help="orders in the sample source")
+    p.add_argument("--workers", type=int, default=2, help="parallel workers")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -23,15 +23,13 @@ from typing import Any
 
 import psycopg
 
-from dms_pkg.chunking.dialects import ParamStyle
-from dms_pkg.chunking.planner import plan_chunks
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.db.sources import PsycopgSource
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
 from dms_pkg.engine.connections import ConnInfo, open_connection
 from dms_pkg.engine.movers import RunSpec, Transform
-from dms_pkg.engine.planning import choose_path, choose_workers
+from dms_pkg.engine.planning import choose_path, choose_workers, plan_source
 from dms_pkg.engine.store import ChunkRecord, MemoryStore
 from dms_pkg.engine.worker import Connections, LazyMover, RetryPolicy, build_mover, run_worker
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
@@ -136,11 +134,8 @@ def execute_query_parallel(
     infos = {SOURCE: source, TARGET: target or source}
 
     with open_connection(source) as planning_conn:
-        plan = plan_chunks(
-            PsycopgSource(planning_conn), source_sql, key=config["key"],
-            n_chunks=config["chunks"], chunk_size=config["chunk_size"],
-            strategy=config["strategy"], render_style=ParamStyle.PYFORMAT,
-        )
+        plan, query_rows = plan_source(PsycopgDatabase(planning_conn),
+                                       PsycopgSource(planning_conn), source_sql, config)
         source_columns = cols.describe_query(PsycopgDatabase(planning_conn), source_sql)
         source_print = _fingerprint(planning_conn)
     path, spec = "rows", None
@@ -155,7 +150,8 @@ def execute_query_parallel(
     if spec is None:  # no target: the rows come back to the caller
         spec = RunSpec(0, "rows", "*", "", "", tuple(c.name for c in source_columns),
                        SOURCE, TARGET)
-    estimated = sum(c.estimated_rows or 0 for c in plan.chunks)
+    estimated = (query_rows if query_rows is not None
+                 else sum(c.estimated_rows or 0 for c in plan.chunks))
     workers, note = choose_workers(config, estimated, len(plan.chunks), None, 0)
 
     store = MemoryStore([

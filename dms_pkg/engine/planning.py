@@ -11,14 +11,15 @@ its chunks.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dms_pkg.chunking.dialects import ParamStyle
-from dms_pkg.chunking.plan import ChunkPlan
+from dms_pkg.chunking.plan import MAX_CHUNKS, ChunkPlan
 from dms_pkg.chunking.planner import plan_chunks
 from dms_pkg.chunking.preview import show_value
 from dms_pkg.db.base import Session
@@ -152,11 +153,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         source_session, planner_source = session_for(source)
         target_session = source_session if same_database else session_for(target)[0]
 
-        plan = plan_chunks(
-            planner_source, request.source_sql, key=config["key"], n_chunks=config["chunks"],
-            chunk_size=config["chunk_size"], strategy=config["strategy"],
-            render_style=ParamStyle.PYFORMAT,
-        )
+        plan, query_rows = plan_source(source_session, planner_source, request.source_sql,
+                                       config)
         source_columns = _describe_source(source_session, request.source_sql, source)
         target_columns = cols.describe_table(target_session, schema, table)
         create = target_columns is None and bool(config["create_target"])
@@ -172,7 +170,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         path = "rows" if transform_given else choose_path(
             config["path"], same_database, cmap, source, target)
 
-        estimated = sum(c.estimated_rows or 0 for c in plan.chunks)
+        estimated = (query_rows if query_rows is not None
+                     else sum(c.estimated_rows or 0 for c in plan.chunks))
         headroom_rows = home.query("SELECT dms.connection_headroom() AS n")
         headroom = int(headroom_rows[0]["n"]) if headroom_rows else None
         per_worker = _LOCAL_CONNECTIONS[path] * (int(source.is_local) + int(target.is_local))
@@ -222,6 +221,60 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
     run_id = int(rows[0]["run_id"])
     spec = RunSpec(**{**spec.__dict__, "run_id": run_id})
     return PlannedRun(run_id, spec, plan, workers, note, config)
+
+
+def plan_source(
+    session: Session, planner_source: SourceConnection, query: str, config: cfg.EngineConfig
+) -> tuple[ChunkPlan, int | None]:
+    """The chunk plan, and the server's estimate of the query's rows.
+
+    That estimate (its filters included) sizes the chunk count and the chunks'
+    estimates; the planner's own statistics see only the driving table.
+    """
+    query_rows = _explain_rows(session, query)
+    n_chunks = config["chunks"]
+    if n_chunks is None and query_rows is not None:
+        n_chunks = max(1, min(MAX_CHUNKS, math.ceil(query_rows / config["chunk_size"])))
+    plan = plan_chunks(
+        planner_source, query, key=config["key"], n_chunks=n_chunks,
+        chunk_size=config["chunk_size"], strategy=config["strategy"],
+        render_style=ParamStyle.PYFORMAT,
+    )
+    return scale_estimates(plan, query_rows), query_rows
+
+
+def _explain_rows(session: Session, query: str) -> int | None:
+    """The server's estimate of the rows the whole query returns (filters included);
+    the chunk planner measures the driving table alone."""
+    try:
+        rows = session.query(f"EXPLAIN (FORMAT JSON) {query}")
+    except Exception:  # an estimate is a nicety: never fail a run for it
+        if isinstance(session, PsycopgDatabase):
+            session.rollback()
+        return None
+    if not rows:
+        return None
+    document = next(iter(rows[0].values()))
+    plan = json.loads(document) if isinstance(document, str) else document
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def scale_estimates(plan: ChunkPlan, query_rows: int | None) -> ChunkPlan:
+    """Chunk estimates scaled so they add up to the query's estimated rows."""
+    if query_rows is None or not plan.chunks:
+        return plan
+    table_rows = sum(c.estimated_rows or 0 for c in plan.chunks)
+    if table_rows <= 0:  # no statistics (say, a query that is not split): spread evenly
+        share = query_rows / len(plan.chunks)
+        chunks = tuple(replace(c, estimated_rows=round(share)) for c in plan.chunks)
+    else:
+        factor = query_rows / table_rows
+        chunks = tuple(
+            replace(c, estimated_rows=None if c.estimated_rows is None
+                    else round(c.estimated_rows * factor))
+            for c in plan.chunks
+        )
+    return replace(plan, chunks=chunks)
 
 
 def _plural(n: int, word: str) -> str:
