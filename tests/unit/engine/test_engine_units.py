@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import random
 import uuid
+from collections.abc import Mapping
 
 import pytest
 
@@ -17,7 +18,7 @@ from dms_pkg.engine.retry import backoff, is_transient
 from dms_pkg.errors import DmsError
 
 
-def resolve(**layers: dict[str, object]) -> cfg.EngineConfig:
+def resolve(**layers: Mapping[str, object]) -> cfg.EngineConfig:
     return cfg.resolve(list(layers.items()))
 
 
