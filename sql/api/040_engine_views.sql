@@ -53,6 +53,30 @@ SELECT r.run_id,
          WHERE ch.run_id = r.run_id) c ON true;
 COMMENT ON VIEW dms.run_progress IS
     'One row per run: state, chunks by state, rows done, rows/s, percent, elapsed and ETA; live from any session';
+COMMENT ON COLUMN dms.run_progress.run_id IS 'Run id';
+COMMENT ON COLUMN dms.run_progress.label IS 'What the run moves: source -> target';
+COMMENT ON COLUMN dms.run_progress.state IS 'QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED, STOPPING or STOPPED';
+COMMENT ON COLUMN dms.run_progress.path IS 'Data path: same_db, copy_binary, copy_text or rows';
+COMMENT ON COLUMN dms.run_progress.strategy IS 'Chunk strategy';
+COMMENT ON COLUMN dms.run_progress.workers IS 'Worker sessions the run uses';
+COMMENT ON COLUMN dms.run_progress.chunks_total IS 'Chunks in the run';
+COMMENT ON COLUMN dms.run_progress.chunks_pending IS 'Chunks waiting for a worker';
+COMMENT ON COLUMN dms.run_progress.chunks_running IS 'Chunks being moved now';
+COMMENT ON COLUMN dms.run_progress.chunks_done IS 'Chunks loaded';
+COMMENT ON COLUMN dms.run_progress.chunks_failed IS 'Chunks that failed';
+COMMENT ON COLUMN dms.run_progress.rows_done IS 'Rows loaded so far';
+COMMENT ON COLUMN dms.run_progress.estimated_rows IS 'Rows the server estimated for the source query';
+COMMENT ON COLUMN dms.run_progress.bytes_done IS 'Bytes streamed so far (COPY paths)';
+COMMENT ON COLUMN dms.run_progress.percent IS 'Progress in percent, weighted by the chunks'' estimated rows';
+COMMENT ON COLUMN dms.run_progress.elapsed IS 'Time since the run started (until it ended)';
+COMMENT ON COLUMN dms.run_progress.rows_per_sec IS 'Rows loaded per second of elapsed time';
+COMMENT ON COLUMN dms.run_progress.eta IS 'Estimated time left, from the progress so far';
+COMMENT ON COLUMN dms.run_progress.started_at IS 'When the run started';
+COMMENT ON COLUMN dms.run_progress.ended_at IS 'When the run ended';
+COMMENT ON COLUMN dms.run_progress.message IS 'Outcome: a summary, or the failed chunks and why';
+COMMENT ON COLUMN dms.run_progress.parallel_note IS 'Why the run uses fewer workers than asked';
+COMMENT ON COLUMN dms.run_progress.refused_reason IS 'Why the source query was not split';
+COMMENT ON COLUMN dms.run_progress.created_by IS 'Login that started the run';
 
 DROP VIEW IF EXISTS dms.chunk_progress;
 CREATE VIEW dms.chunk_progress AS
@@ -79,3 +103,22 @@ SELECT ch.run_id,
   FROM dms.chunk ch;
 COMMENT ON VIEW dms.chunk_progress IS
     'One row per chunk: state, bounds, rows, attempts, worker pid, timing and the last error';
+COMMENT ON COLUMN dms.chunk_progress.run_id IS 'Run id';
+COMMENT ON COLUMN dms.chunk_progress.chunk_no IS 'Chunk number within the run';
+COMMENT ON COLUMN dms.chunk_progress.state IS 'PENDING, RUNNING, DONE or FAILED';
+COMMENT ON COLUMN dms.chunk_progress.kind IS 'range, null, point, tid, bucket, offset or all';
+COMMENT ON COLUMN dms.chunk_progress.lo IS 'Lower bound';
+COMMENT ON COLUMN dms.chunk_progress.hi IS 'Upper bound';
+COMMENT ON COLUMN dms.chunk_progress.estimated_rows IS 'Rows expected in the chunk';
+COMMENT ON COLUMN dms.chunk_progress.rows IS 'Rows loaded';
+COMMENT ON COLUMN dms.chunk_progress.bytes IS 'Bytes streamed (COPY paths)';
+COMMENT ON COLUMN dms.chunk_progress.attempts IS 'Times a worker took the chunk';
+COMMENT ON COLUMN dms.chunk_progress.worker_pid IS 'Backend pid of the worker that took it last';
+COMMENT ON COLUMN dms.chunk_progress.started_at IS 'When the last attempt started';
+COMMENT ON COLUMN dms.chunk_progress.ended_at IS 'When the chunk was done or failed';
+COMMENT ON COLUMN dms.chunk_progress.duration IS 'How long the last attempt took (so far, while running)';
+COMMENT ON COLUMN dms.chunk_progress.rows_per_sec IS 'Rows loaded per second';
+COMMENT ON COLUMN dms.chunk_progress.retry_at IS 'Not retried before this time (backoff after a transient failure)';
+COMMENT ON COLUMN dms.chunk_progress.sqlstate IS 'SQLSTATE of the last error';
+COMMENT ON COLUMN dms.chunk_progress.last_error IS 'Message of the last error';
+COMMENT ON COLUMN dms.chunk_progress.predicate_sql IS 'The filter that selects the chunk''s rows';
