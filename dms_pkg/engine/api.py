@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.db.sources import PsycopgSource
@@ -31,7 +32,7 @@ from dms_pkg.engine.connections import ConnInfo, open_connection
 from dms_pkg.engine.movers import RunSpec, Transform
 from dms_pkg.engine.planning import choose_path, choose_workers, plan_source
 from dms_pkg.engine.store import ChunkRecord, MemoryStore
-from dms_pkg.engine.worker import Connections, LazyMover, RetryPolicy, build_mover, run_worker
+from dms_pkg.engine.worker import LazyMover, RetryPolicy, build_mover, run_worker
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
 
 SOURCE, TARGET = 1, 2  # connection keys inside one Python API run
@@ -168,8 +169,10 @@ def execute_query_parallel(
     policy = RetryPolicy.from_config(config.values)
     failures: list[BaseException] = []
 
+    pools = {key: _pool(info, workers) for key, info in infos.items()}
+
     def worker() -> None:
-        conns = Connections(lambda key: infos[key or SOURCE], None)
+        conns = PooledConnections(pools)
         try:
             mover = LazyMover(lambda: build_mover(
                 spec, PsycopgDatabase(conns.get(TARGET)), conns, transform=transformation_func,
@@ -184,25 +187,63 @@ def execute_query_parallel(
 
     threads = [threading.Thread(target=worker, name=f"dms-worker-{i + 1}", daemon=True)
                for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    wants_progress = progress_callback is not None and config["enable_progress"]
-    while any(t.is_alive() for t in threads):
+    try:
         for thread in threads:
-            thread.join(timeout=CALLBACK_INTERVAL / len(threads))
-        if wants_progress:
-            assert progress_callback is not None
-            progress_callback(_snapshot(store, started))
+            thread.start()
+        _wait(threads, store, started, progress_callback if config["enable_progress"] else None)
+    finally:
+        for pool in pools.values():
+            pool.close()
     if failures:
         raise failures[0]
-    if wants_progress:
-        assert progress_callback is not None
-        progress_callback(_snapshot(store, started))
 
     result = _result(store, started, path, plan.strategy, workers, note, plan.refused_reason)
     if target is None:
         result.rows = [row for no in sorted(collected) for row in collected[no]]
     return result
+
+
+def _wait(threads: list[threading.Thread], store: MemoryStore, started: float,
+          progress_callback: Callable[[ProgressSnapshot], None] | None) -> None:
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(timeout=CALLBACK_INTERVAL / len(threads))
+        if progress_callback is not None:
+            progress_callback(_snapshot(store, started))
+    if progress_callback is not None:
+        progress_callback(_snapshot(store, started))
+
+
+def _pool(info: ConnInfo, size: int) -> ConnectionPool:
+    """A pool per database: a worker thread that loses its connection gets a
+    fresh one from it (the pool drops the broken one and reconnects)."""
+    kwargs = info.connect_kwargs()
+    conninfo = kwargs.pop("conninfo")
+    return ConnectionPool(conninfo, min_size=1, max_size=size, kwargs=kwargs, open=True,
+                          name=f"dms-{info.name}")
+
+
+class PooledConnections:
+    """A worker thread's connections, checked out of the run's pools."""
+
+    def __init__(self, pools: dict[int, ConnectionPool]) -> None:
+        self.pools = pools
+        self._held: dict[int, psycopg.Connection[Any]] = {}
+
+    def get(self, conid: int | None) -> psycopg.Connection[Any]:
+        key = conid or SOURCE
+        conn = self._held.get(key)
+        if conn is None or conn.closed or conn.broken:
+            if conn is not None:
+                self.pools[key].putconn(conn)
+            conn = self.pools[key].getconn(timeout=60)
+            self._held[key] = conn
+        return conn
+
+    def close(self) -> None:
+        for key, conn in self._held.items():
+            self.pools[key].putconn(conn)
+        self._held.clear()
 
 
 def _target_spec(

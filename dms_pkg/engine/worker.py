@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -96,6 +96,14 @@ def open_connection(info: ConnInfo, login: Login | None = None) -> psycopg.Conne
     return conn
 
 
+class ConnectionSource(Protocol):
+    """Hands a mover its connections, by connection id; a broken one is replaced."""
+
+    def get(self, conid: int | None) -> psycopg.Connection[Any]: ...
+
+    def close(self) -> None: ...
+
+
 class Connections:
     """Opens (and reopens after a broken connection) what a mover needs."""
 
@@ -125,7 +133,7 @@ class Connections:
 def build_mover(
     spec: RunSpec,
     home: Session,
-    conns: Connections,
+    conns: ConnectionSource,
     *,
     transform: Transform | None = None,
     batch_size: int = 10_000,

@@ -322,3 +322,30 @@ def test_operator_runs_with_own_privileges(env: EngineEnv, login_role: Any) -> N
     finally:
         with env.connect() as conn:  # the role is dropped after the test
             conn.execute(f'REVOKE ALL ON orders, guarded FROM "{operator}"')
+
+
+def test_dms_run_watch_and_status_commands(env: EngineEnv) -> None:
+    import subprocess
+    import sys
+
+    env.empty_target(env.home, "orders_cli")
+    done = subprocess.run(
+        [sys.executable, "-m", "dms_pkg.cli", "run", "--dsn", env.dsn(), "--sql", ORDERS_SQL,
+         "--table", "orders_cli", "--params", params(max_workers=2)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = int(done.stdout.split()[1])  # "run N submitted"
+    assert f"run {run_id} SUCCEEDED: {ORDERS_ROWS} rows in" in done.stdout
+    assert env.checksum(env.home, "orders_cli") == env.checksum(env.home, "orders")
+    watched = subprocess.run(
+        [sys.executable, "-m", "dms_pkg.cli", "watch", str(run_id), "--dsn", env.dsn()],
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert watched.returncode == 0 and "100.0%" in watched.stdout
+    status = subprocess.run(
+        [sys.executable, "-m", "dms_pkg.cli", "status", "--dsn", env.dsn(), "--limit", "3"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert status.returncode == 0
+    assert "orders -> public.orders_cli" in status.stdout and "SUCCEEDED" in status.stdout
