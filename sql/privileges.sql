@@ -34,6 +34,16 @@ GRANT EXECUTE ON FUNCTION dms.record_run(jsonb, jsonb), dms.claim_chunk(bigint),
     dms.finish_run(bigint), dms.set_run_state(bigint, text, text),
     dms.start_workers(bigint, integer), dms.poll_workers(text[]),
     dms.stop_workers(text[], boolean), dms.connection_headroom(), dms.loopback_conninfo(),
-    dms.claim_queued_run(bigint), dms.reopen_run(bigint)
+    dms.claim_queued_run(bigint), dms.reopen_run(bigint), dms.chunk_started(bigint, integer, integer, integer),
+    dms.set_snapshot(bigint, text), dms.reap_chunks(bigint), dms.request_stop(bigint),
+    dms.cancel_run_statements(bigint), dms.set_finalized(bigint)
     TO dms_operator;
-GRANT EXECUTE ON PROCEDURE dms.run_queued(bigint), dms.resume_run(bigint) TO dms_operator;
+GRANT EXECUTE ON PROCEDURE dms.run_queued(bigint), dms.resume_run(bigint), dms.stop_run(bigint)
+    TO dms_operator;
+
+-- The chunk ledger: workers write it in the target transaction, as the caller.
+REVOKE ALL ON SCHEMA dms_ledger FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA dms_ledger FROM PUBLIC;
+GRANT USAGE ON SCHEMA dms_ledger TO dms_viewer;
+GRANT SELECT ON dms_ledger.chunk_ledger TO dms_viewer;
+GRANT INSERT, DELETE ON dms_ledger.chunk_ledger TO dms_operator;

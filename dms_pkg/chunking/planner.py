@@ -216,11 +216,8 @@ def _count(source: SourceConnection, analysis: QueryAnalysis) -> int:
     # min_max_count_sql needs one column; count(*) of the relation is what we want.
     from dms_pkg.chunking.render import render
 
-    path = analysis.paths[0]
-    select = exp.select(exp.Count(this=exp.Star())).from_(path.target.source.copy())
-    with_ = analysis.tree.args.get("with_")
-    if path.table is None and with_ is not None:
-        select.set("with_", with_.copy())
+    select = stats_sql.from_driving(analysis, analysis.paths[0],
+                                    exp.select(exp.Count(this=exp.Star())))
     return int(source.fetch(render(select, analysis.dialect, [], source.style))[0][0])
 
 

@@ -57,10 +57,48 @@ def _key(analysis: QueryAnalysis, path: DrivingPath) -> list[exp.Column]:
     return path.target.key
 
 
-def _from(analysis: QueryAnalysis, path: DrivingPath, select: exp.Select) -> exp.Select:
-    """``select`` reading the driving relation, with the CTEs it may need."""
+def driving_filters(analysis: QueryAnalysis, path: DrivingPath) -> list[exp.Expr]:
+    """The user's WHERE conditions that read the driving relation alone.
+
+    Statistics are taken with them so a selective filter (``WHERE id <=
+    40000`` on a large table) gets bounds -- and balanced chunks -- from the
+    rows it keeps, not from the whole table.  Any subset of the conditions
+    is safe: it only widens what is measured, and correctness never depends
+    on statistics (the outer ranges are open-ended).  Left out: conditions
+    with a subquery, an aggregate or a window, and, over a join, any
+    condition that names another relation or an unqualified column.
+    """
+    level = path.target
+    where = level.select.args.get("where")
+    if not isinstance(where, exp.Where):
+        return []
+    joined = bool(level.select.args.get("joins"))
+    wanted = analysis.dialect.normalize(level.qualifier)
+    conditions: list[exp.Expr] = []
+    for condition in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        if condition.find(exp.Query, exp.AggFunc, exp.Window) is not None:
+            continue
+        columns = list(condition.find_all(exp.Column))
+        owners = {
+            analysis.dialect.normalize(c.args["table"])
+            if isinstance(c.args.get("table"), exp.Identifier) else None
+            for c in columns
+        }
+        if joined and (not columns or owners != {wanted}):
+            continue
+        if not joined and not owners <= {None, wanted}:
+            continue
+        conditions.append(condition.copy())
+    return conditions
+
+
+def from_driving(analysis: QueryAnalysis, path: DrivingPath, select: exp.Select) -> exp.Select:
+    """``select`` reading the driving relation (with the user's own filters on
+    it, see ``driving_filters``) and the CTEs it may need."""
     source = path.target.source.copy()
     select.from_(source, copy=False)
+    for condition in driving_filters(analysis, path):
+        select.where(condition, append=True, copy=False)
     with_ = analysis.tree.args.get("with_")
     if path.table is None and isinstance(with_, exp.With):
         select.set("with_", with_.copy())
@@ -96,6 +134,13 @@ def min_max_count_sql(
     def relation() -> exp.Expr:
         return path.target.source.copy()
 
+    filters = driving_filters(analysis, path)
+
+    def filtered(select: exp.Select) -> exp.Select:
+        for condition in filters:
+            select.where(condition.copy(), append=True, copy=False)
+        return select
+
     def bound(descending: bool) -> exp.Expr:
         ordered = dialect.ordered(column.copy())
         if descending:
@@ -103,22 +148,20 @@ def min_max_count_sql(
             # so sqlglot writes no CASE emulation; NULLs are filtered anyway.
             ordered.set("desc", True)
             ordered.set("nulls_first", not ordered.args.get("nulls_first"))
-        inner = (
+        inner = filtered(
             exp.select(column.copy())
             .from_(relation())
             .where(exp.not_(exp.Is(this=column.copy(), expression=exp.Null())))
-            .order_by(ordered)
-            .limit(1)
         )
-        return exp.Subquery(this=inner)
+        return exp.Subquery(this=inner.order_by(ordered).limit(1))
 
-    counts = exp.select(
+    counts = filtered(exp.select(
         exp.alias_(exp.Count(this=exp.Star()), "row_count"),
         exp.alias_(
             exp.Sub(this=exp.Count(this=exp.Star()), expression=exp.Count(this=column.copy())),
             "null_count",
         ),
-    ).from_(relation())
+    ).from_(relation()))
     select = exp.select(
         exp.alias_(bound(False), "min_value"),
         exp.alias_(bound(True), "max_value"),
@@ -144,7 +187,7 @@ def sample_sql(
     path = _path(analysis, path_index)
     key = _key(analysis, path)
     select = exp.select(*(c.copy() for c in key))
-    _from(analysis, path, select)
+    from_driving(analysis, path, select)
     params: dict[str, Any] = {}
     select = analysis.dialect.sample(select, percent, params)
     return _finish(select, analysis.dialect, params, [c.name for c in key], style)
@@ -178,7 +221,7 @@ def quantiles_sql(
             expression=exp.Order(expressions=[dialect.ordered(key[0])]),
         )
         select = exp.select(exp.alias_(within, "quantiles"))
-        _from(analysis, path, select)
+        from_driving(analysis, path, select)
         return _finish(select, dialect, params, ["quantiles"], style)
 
     names = [f"dms_k{i}" for i in range(1, len(key) + 1)]
@@ -188,7 +231,7 @@ def quantiles_sql(
         exp.alias_(exp.Window(this=exp.RowNumber(), order=order), "dms_rn"),
         exp.alias_(exp.Window(this=exp.Count(this=exp.Star())), "dms_total"),
     )
-    _from(analysis, path, inner)
+    from_driving(analysis, path, inner)
     inner.where(
         exp.and_(*(exp.not_(exp.Is(this=c.copy(), expression=exp.Null())) for c in key)), copy=False
     )

@@ -17,17 +17,20 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.db.sources import PsycopgSource
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
+from dms_pkg.engine import target as stage
 from dms_pkg.engine.connections import ConnInfo, open_connection
 from dms_pkg.engine.movers import RunSpec, Transform
 from dms_pkg.engine.planning import choose_path, choose_workers, plan_source
@@ -139,18 +142,19 @@ def execute_query_parallel(
                                        PsycopgSource(planning_conn), source_sql, config)
         source_columns = cols.describe_query(PsycopgDatabase(planning_conn), source_sql)
         source_print = _fingerprint(planning_conn)
-    path, spec = "rows", None
+    path, spec, staging = "rows", None, None
     if target is not None:
         assert target_schema is not None and target_table is not None
         with open_connection(target) as target_conn_:
             same = _fingerprint(target_conn_) == source_print
-            path, spec = _target_spec(
+            spec, staging = _target_spec(
                 PsycopgDatabase(target_conn_), config, source_columns, target_schema,
                 target_table, same, transformation_func is not None, source, target,
             )
+            path = spec.path
     if spec is None:  # no target: the rows come back to the caller
-        spec = RunSpec(0, "rows", "*", "", "", tuple(c.name for c in source_columns),
-                       SOURCE, TARGET)
+        spec = RunSpec(0, "rows", "*", "", "", "", tuple(c.name for c in source_columns),
+                       SOURCE, TARGET, ledger=False)
     estimated = (query_rows if query_rows is not None
                  else sum(c.estimated_rows or 0 for c in plan.chunks))
     workers, note = choose_workers(config, estimated, len(plan.chunks), None, 0)
@@ -158,7 +162,7 @@ def execute_query_parallel(
     store = MemoryStore([
         ChunkRecord(c.chunk_no, c.query_sql, dict(c.params), c.estimated_rows)
         for c in plan.chunks
-    ])
+    ], run_uuid=str(uuid.uuid4()))
     collected: dict[int, list[dict[str, Any]]] = {}
     lock = threading.Lock()
 
@@ -175,7 +179,7 @@ def execute_query_parallel(
         conns = PooledConnections(pools)
         try:
             mover = LazyMover(lambda: build_mover(
-                spec, PsycopgDatabase(conns.get(TARGET)), conns, transform=transformation_func,
+                spec, conns, store, transform=transformation_func,
                 batch_size=min(int(config["chunk_size"]), 10_000),
                 collect=collect if target is None else None,
             ))
@@ -187,15 +191,28 @@ def execute_query_parallel(
 
     threads = [threading.Thread(target=worker, name=f"dms-worker-{i + 1}", daemon=True)
                for i in range(workers)]
+    snapshot = None
     try:
+        if config["snapshot"]:
+            # Every chunk reads the source as of this moment.
+            snapshot = open_connection(source)
+            snapshot.isolation_level = IsolationLevel.REPEATABLE_READ
+            snapshot.read_only = True
+            row = snapshot.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
+            store.snapshot_id = row[0] if row else None
         for thread in threads:
             thread.start()
         _wait(threads, store, started, progress_callback if config["enable_progress"] else None)
     finally:
+        if snapshot is not None:
+            snapshot.close()
         for pool in pools.values():
             pool.close()
     if failures:
         raise failures[0]
+    if target is not None and all(c.state == "DONE" for c in store.records()):
+        _finish_target(target, spec, store, staging, target_schema or "", target_table or "",
+                       transformed=transformation_func is not None)
 
     result = _result(store, started, path, plan.strategy, workers, note, plan.refused_reason)
     if target is None:
@@ -249,7 +266,8 @@ class PooledConnections:
 def _target_spec(
     target_db: PsycopgDatabase, config: cfg.EngineConfig, source_columns: list[cols.SourceColumn],
     schema: str, table: str, same: bool, transformed: bool, source: ConnInfo, target: ConnInfo,
-) -> tuple[str, RunSpec]:
+) -> tuple[RunSpec, str | None]:
+    """Check the target and prepare it (staging table, ledger); nothing moves yet."""
     name = cols.table_name(schema, table)
     existing = cols.describe_table(target_db, schema, table)
     if existing is None and config["create_target"] and not transformed:
@@ -265,12 +283,29 @@ def _target_spec(
         cmap = cols.match(source_columns, target_columns, name)
         cols.check_assignable(target_db, cmap, schema, table)
         path = choose_path(config["path"], same, cmap, source, target)
-    if config["write_mode"] == "truncate":
-        target_db.execute(f"TRUNCATE {name}")
+    staging = (stage.create_staging(target_db, schema, table)
+               if config["write_mode"] == "truncate" else None)
+    stage.ensure_ledger(target_db, "the target database")
     target_db.commit()
-    spec = RunSpec(0, path, cols.select_list(cmap), cols.insert_columns(cmap, schema, table),
-                   name, tuple(cmap.names), SOURCE, TARGET)
-    return path, spec
+    load_table = cols.table_name(schema, staging) if staging else name
+    spec = RunSpec(0, path, cols.select_list(cmap),
+                   cols.insert_columns(cmap, schema, staging or table), name, load_table,
+                   tuple(cmap.names), SOURCE, TARGET)
+    return spec, staging
+
+
+def _finish_target(target: ConnInfo, spec: RunSpec, store: MemoryStore, staging: str | None,
+                   schema: str, table: str, *, transformed: bool) -> None:
+    """Every chunk loaded: swap the staging table in, forget the ledger rows."""
+    with open_connection(target) as conn:
+        session = PsycopgDatabase(conn)
+        if staging:
+            # A transformation chose its own columns: move every one there is.
+            columns = None if transformed else spec.columns
+            stage.swap_in(session, schema, table, staging, columns)
+        if spec.ledger and store.run_uuid:
+            stage.forget_run(session, store.run_uuid)
+        conn.commit()
 
 
 def source_columns_as_target(source: list[cols.SourceColumn]) -> list[cols.TargetColumn]:

@@ -80,6 +80,10 @@ SETTINGS: dict[str, Setting] = {
                 help="chunk strategy"),
         Setting("chunks", int, None, low=1, high=10_000,
                 help="number of chunks; default: estimated rows / chunk_size"),
+        Setting("if_busy", str, "refuse", choices=("refuse", "queue"),
+                help="when another run is loading the target: refuse, or queue behind it"),
+        Setting("snapshot", bool, True,
+                help="read the whole source as of one moment (an exported snapshot)"),
     )
 }
 

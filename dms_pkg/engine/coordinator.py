@@ -1,10 +1,18 @@
-"""The coordinator: fan a recorded run out to worker sessions and see it finish.
+"""The coordinator: see a recorded run through, whatever happens to its workers.
 
 It runs in the session that called ``CALL dms.execute_query_parallel(...)``
-(or in a dispatcher).  With one worker it simply runs the worker loop
-itself; with more it starts that many dblink sessions running
-``CALL dms.work(run_id)`` on this database, polls them, reports progress as
-NOTICEs, and when all have ended sets the run's final state from its chunks.
+(or ``run_queued``, ``resume_run``, the dispatcher, ``dms worker``):
+
+1. exports a snapshot of the source and keeps it open, so every chunk reads
+   the source as of one moment;
+2. with one worker, moves the chunks itself; with more, starts that many
+   dblink sessions running ``CALL dms.work(run_id)`` on this database;
+3. every poll: puts chunks of dead workers back in the queue, starts new
+   workers while chunks wait and workers are missing, reports progress;
+4. when no chunk is left pending or running: swaps a staging table in
+   (truncate-and-load), forgets the run's ledger rows, and sets the final
+   state from the chunks.
+
 Every step commits, so the run is visible -- and resumable -- from anywhere.
 """
 
@@ -16,7 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+from psycopg import IsolationLevel
+
 from dms_pkg.db.base import Session
+from dms_pkg.db.psycopg_db import PsycopgDatabase
+from dms_pkg.engine import connections
+from dms_pkg.engine import target as stage
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.movers import RunSpec
 from dms_pkg.engine.store import SqlStore
@@ -26,12 +40,14 @@ from dms_pkg.engine.worker import (
     Login,
     RetryPolicy,
     build_mover,
+    open_connection,
     run_worker,
 )
 from dms_pkg.errors import UNDEFINED_OBJECT, DmsError
 
 POLL_INTERVAL = 0.2
 PROGRESS_INTERVAL = 5.0
+RESTARTS_PER_WORKER = 3
 
 
 @dataclass
@@ -42,40 +58,57 @@ class RunOutcome:
     worker_errors: list[str] = field(default_factory=list)
 
 
-def load_spec(home: Session, run_id: int) -> tuple[RunSpec, dict[str, Any]]:
+@dataclass
+class RunInfo:
+    spec: RunSpec
+    config: dict[str, Any]
+    run_uuid: str
+    target_schema: str
+    staging_table: str | None
+
+
+def load_run(home: Session, run_id: int) -> RunInfo:
     rows = home.query(
-        "SELECT spec::text AS spec, config::text AS config, search_path"
-        " FROM dms.run WHERE run_id = $1",
+        "SELECT spec::text AS spec, config::text AS config, search_path, run_uuid::text AS uuid,"
+        " target_schema, staging_table FROM dms.run WHERE run_id = $1::bigint",
         [run_id],
     )
     if not rows:
         raise DmsError(f"run {run_id} does not exist", sqlstate=UNDEFINED_OBJECT,
                        hint="SELECT * FROM dms.run_progress lists the runs")
     row = rows[0]
-    return (RunSpec.from_json(run_id, json.loads(row["spec"]), row["search_path"]),
-            json.loads(row["config"]))
+    spec = RunSpec.from_json(run_id, json.loads(row["spec"]), row["search_path"])
+    return RunInfo(spec, json.loads(row["config"]), row["uuid"], row["target_schema"],
+                   row["staging_table"])
 
 
-def work(local: Local, run_id: int, login: Login | None, on_chunk: Callable[[], None] = lambda: None
-         ) -> None:
+def _setting(config: dict[str, Any], name: str, default: Any) -> Any:
+    value = config.get(name, default)
+    return value["value"] if isinstance(value, dict) else value
+
+
+def resolver(local: Local) -> Callable[[int | None], connections.ConnInfo]:
+    def resolve(conid: int | None) -> connections.ConnInfo:
+        return connections.resolve(local.session, conid, local.conninfo.conninfo,
+                                   "source or target")
+    return resolve
+
+
+def work(local: Local, run_id: int, login: Login | None,
+         on_chunk: Callable[[], None] = lambda: None) -> None:
     """One worker's whole life: ``CALL dms.work(run_id)`` and ``dms worker``."""
-    from dms_pkg.engine import connections
-
     home = local.session
-    spec, config = load_spec(home, run_id)
-    if spec.search_path:
+    run = load_run(home, run_id)
+    if run.spec.search_path:
         # Resolve the source query's names as the caller who planned it did.
         home.query("SELECT pg_catalog.set_config('search_path', $1::text, false)",
-                   [spec.search_path])
+                   [run.spec.search_path])
     home.commit()
-
-    def resolve(conid: int | None) -> connections.ConnInfo:
-        return connections.resolve(home, conid, local.conninfo.conninfo, "source or target")
-
-    conns = Connections(resolve, login)
+    store = SqlStore(home)
+    conns = Connections(resolver(local), login, f"dms worker run {run_id} data")
     try:
-        mover = LazyMover(lambda: build_mover(spec, home, conns))
-        run_worker(run_id, SqlStore(home), mover, RetryPolicy.from_config(config), home=home,
+        mover = LazyMover(lambda: build_mover(run.spec, conns, store))
+        run_worker(run_id, store, mover, RetryPolicy.from_config(run.config), home=home,
                    on_chunk=on_chunk)
     finally:
         conns.close()
@@ -89,24 +122,18 @@ def coordinate(
     login: Login | None,
     notify: Callable[[str], None] | None = None,
 ) -> RunOutcome:
-    """Run the chunks of ``run_id`` with ``workers`` sessions and finish the run."""
+    """See ``run_id`` through with ``workers`` sessions and set its final state."""
     home = local.session
-    last_report = [time.monotonic()]
-
-    def report(force: bool = False) -> None:
-        if notify is None:
-            return
-        now = time.monotonic()
-        if force or now - last_report[0] >= PROGRESS_INTERVAL:
-            last_report[0] = now
-            line = progress_line(home, run_id)
-            home.commit()
-            if line:
-                notify(line)
-
+    run = load_run(home, run_id)
+    home.commit()
+    progress = _Progress(home, run_id, notify)
     errors: list[str] = []
+    snapshot: psycopg.Connection[Any] | None = None
     try:
-        _run_workers(local, run_id, workers, login, report, errors)
+        if _setting(run.config, "snapshot", True):
+            snapshot = _export_snapshot(local, run, login)
+        _drive(local, run_id, workers, login, progress, errors)
+        _finalize(local, run, login)
     except Exception as exc:
         # Leave no run "RUNNING" behind a coordinator that gave up; the
         # chunks keep their state, so the run can be resumed.
@@ -117,6 +144,9 @@ def coordinate(
         )
         home.commit()
         raise
+    finally:
+        if snapshot is not None:
+            snapshot.close()
     state = str(home.query("SELECT dms.finish_run($1::bigint) AS state", [run_id])[0]["state"])
     if errors and state != "SUCCEEDED":
         home.query(
@@ -125,48 +155,164 @@ def coordinate(
             " || '; a worker ended with an error: ' || $3::text)",
             [run_id, state, errors[0]],
         )
-    message = str(home.query("SELECT message FROM dms.run WHERE run_id = $1", [run_id])[0][
-        "message"])
+    message = str(home.query("SELECT message FROM dms.run WHERE run_id = $1::bigint",
+                             [run_id])[0]["message"])
     home.commit()
-    report(force=True)
+    progress.report(force=True)
     return RunOutcome(run_id, state, message, errors)
 
 
-def _run_workers(local: Local, run_id: int, workers: int, login: Login | None,
-                 report: Callable[[], None], errors: list[str]) -> None:
+class _Progress:
+    def __init__(self, home: Session, run_id: int, notify: Callable[[str], None] | None) -> None:
+        self.home, self.run_id, self.notify = home, run_id, notify
+        self.last = time.monotonic()
+
+    def report(self, force: bool = False) -> None:
+        if self.notify is None:
+            return
+        now = time.monotonic()
+        if force or now - self.last >= PROGRESS_INTERVAL:
+            self.last = now
+            line = progress_line(self.home, self.run_id)
+            self.home.commit()
+            if line:
+                self.notify(line)
+
+
+def _export_snapshot(local: Local, run: RunInfo, login: Login | None
+                     ) -> psycopg.Connection[Any]:
+    """Open a transaction on the source and export its snapshot; keep it open."""
+    info = resolver(local)(run.spec.source_conid)
+    conn = open_connection(info, login if info.is_local else None,
+                           f"dms coordinator run {run.spec.run_id} snapshot")
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    row = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
+    assert row is not None
+    local.session.query("SELECT dms.set_snapshot($1::bigint, $2::text)",
+                        [run.spec.run_id, row[0]])
+    local.session.commit()
+    return conn
+
+
+def _counts(home: Session, run_id: int) -> dict[str, Any]:
+    row = home.query(
+        "SELECT (SELECT state FROM dms.run WHERE run_id = $1::bigint) AS state,"
+        " count(*) FILTER (WHERE state = 'PENDING') AS pending,"
+        " count(*) FILTER (WHERE state = 'RUNNING') AS running"
+        " FROM dms.chunk WHERE run_id = $1::bigint",
+        [run_id],
+    )[0]
+    home.commit()
+    return row
+
+
+def _drive(local: Local, run_id: int, workers: int, login: Login | None,
+           progress: _Progress, errors: list[str]) -> None:
+    """Keep workers on the run until no chunk is pending or running.
+
+    Workers that end while chunks still wait (killed, crashed) are replaced,
+    up to ``RESTARTS_PER_WORKER`` times per planned worker; past that the
+    run ends with those chunks pending, for a resume.
+    """
     home = local.session
-    if workers <= 1:
-        work(local, run_id, login, on_chunk=report)
-        return
+    sessions: list[str] = []
+    budget = RESTARTS_PER_WORKER * workers  # replacements, beyond the first start
+    first = True
+    try:
+        while True:
+            if home.query("SELECT dms.reap_chunks($1::bigint) AS n", [run_id])[0]["n"]:
+                progress.report(force=True)
+            home.commit()
+            counts = _counts(home, run_id)
+            sessions = _poll(home, sessions, errors)
+            wanted = workers - len(sessions) if workers > 1 else 1
+            if counts["state"] == "RUNNING" and counts["pending"] and wanted > 0:
+                n = wanted if first else min(wanted, budget)
+                budget -= 0 if first else n
+                first = False
+                if n > 0 and workers <= 1:
+                    work(local, run_id, login, on_chunk=progress.report)
+                    continue  # this session was the worker: look again
+                if n > 0:
+                    sessions += _start(home, run_id, n)
+            if not counts["pending"] and not counts["running"]:
+                break
+            if not sessions and not counts["running"] and (
+                counts["state"] != "RUNNING" or budget <= 0
+            ):
+                break  # stopped, or workers keep dying: what is left waits for a resume
+            progress.report()
+            time.sleep(POLL_INTERVAL)
+    finally:
+        if sessions:
+            home.query("SELECT dms.stop_workers($1::text[], true)", [sessions])
+            home.commit()
+
+
+def _start(home: Session, run_id: int, count: int) -> list[str]:
     names: list[str] = home.query(
-        "SELECT dms.start_workers($1::bigint, $2::int) AS names", [run_id, workers]
+        "SELECT dms.start_workers($1::bigint, $2::int) AS names", [run_id, count]
     )[0]["names"]
     home.commit()
-    finished: set[str] = set()
+    return names
+
+
+def _poll(home: Session, sessions: list[str], errors: list[str]) -> list[str]:
+    """The worker sessions still busy; the others are closed, their errors kept."""
+    if not sessions:
+        return []
+    alive: list[str] = []
+    ended: list[str] = []
+    for row in home.query("SELECT name, busy, error FROM dms.poll_workers($1::text[])",
+                          [sessions]):
+        (alive if row["busy"] else ended).append(row["name"])
+        if row["error"]:
+            errors.append(row["error"])
+    if ended:
+        home.query("SELECT dms.stop_workers($1::text[], false)", [ended])
+    home.commit()
+    return alive
+
+
+def _finalize(local: Local, run: RunInfo, login: Login | None) -> None:
+    """All chunks done: swap the staging table in, forget the ledger rows."""
+    home = local.session
+    counts = home.query(
+        "SELECT count(*) FILTER (WHERE state <> 'DONE') AS open FROM dms.chunk"
+        " WHERE run_id = $1::bigint", [run.spec.run_id])[0]
+    home.commit()
+    if counts["open"]:
+        return
+    info = resolver(local)(run.spec.target_conid)
+    conn = open_connection(info, login if info.is_local else None,
+                           f"dms coordinator run {run.spec.run_id} finish")
     try:
-        while len(finished) < len(names):
-            time.sleep(POLL_INTERVAL)
-            pending = [n for n in names if n not in finished]
-            for row in home.query(
-                "SELECT name, busy, error FROM dms.poll_workers($1::text[])", [pending]
-            ):
-                if not row["busy"]:
-                    finished.add(row["name"])
-                    if row["error"]:
-                        errors.append(row["error"])
-            home.commit()
-            report()
+        target = PsycopgDatabase(conn)
+        if run.staging_table and stage.staging_exists(target, run.target_schema,
+                                                     run.staging_table):
+            table = _bare_table(home, run.spec.run_id)
+            stage.swap_in(target, run.target_schema, table, run.staging_table,
+                          run.spec.columns)
+        if run.spec.ledger:
+            stage.forget_run(target, run.run_uuid)
+        conn.commit()
     finally:
-        home.query("SELECT dms.stop_workers($1::text[], $2::boolean)",
-                   [names, len(finished) < len(names)])
-        home.commit()
+        conn.close()
+    home.query("SELECT dms.set_finalized($1::bigint)", [run.spec.run_id])
+    home.commit()
+
+
+def _bare_table(home: Session, run_id: int) -> str:
+    return str(home.query("SELECT target_table FROM dms.run WHERE run_id = $1::bigint",
+                          [run_id])[0]["target_table"])
 
 
 def progress_line(home: Session, run_id: int) -> str | None:
     rows = home.query(
         "SELECT state, percent, chunks_done, chunks_failed, chunks_total, rows_done,"
         " rows_per_sec, extract(epoch FROM eta)::float8 AS eta_s"
-        " FROM dms.run_progress WHERE run_id = $1",
+        " FROM dms.run_progress WHERE run_id = $1::bigint",
         [run_id],
     )
     if not rows:

@@ -1,17 +1,25 @@
-"""The data paths of DESIGN §3: how one chunk gets from source to target.
+"""The data paths of DESIGN §3: how one chunk gets from source to target, exactly once.
 
-* ``SameDbMover`` -- source and target in one database: one
+Every path ends the same way: the chunk's rows and its row in the target's
+chunk ledger (``dms_ledger.chunk_ledger``) commit in one target transaction.
+Before loading, the ledger is asked whether the chunk already committed --
+a retry after a lost acknowledgement, a resumed run, a worker that died
+after committing -- and then the chunk is only marked done.  Two workers
+racing on one chunk cannot both commit: the ledger's primary key stops the
+second, and its rows roll back with it.
+
+Reads are pinned to the run's exported snapshot when there is one
+(``SET TRANSACTION SNAPSHOT`` in a REPEATABLE READ transaction), so every
+chunk sees the source as it was when the run started.
+
+* ``same_db`` -- source and target in one database: one
   ``INSERT INTO target SELECT ... FROM (<chunk query>) AS dms_q``; no row
-  leaves the server.  When that database is the engine's own, the insert
-  runs in the worker's transaction and commits together with the chunk's
-  DONE mark.
-* ``CopyMover`` -- PostgreSQL to PostgreSQL: ``COPY (<chunk query>) TO
-  STDOUT`` on the source streamed block by block into ``COPY target FROM
-  STDIN``; Python only hands bytes on (binary format when every target type
-  is built in, text otherwise).
-* ``RowsMover`` -- rows are fetched in batches, passed through the
-  transformation function when there is one, and written with COPY.
-  Memory is one batch.
+  leaves the server.
+* ``copy_binary`` / ``copy_text`` -- PostgreSQL to PostgreSQL: ``COPY (<chunk
+  query>) TO STDOUT`` on the source streamed block by block into ``COPY target
+  FROM STDIN``; Python only hands bytes on.
+* ``rows`` -- fetched in batches, passed through the transformation function
+  when there is one, written with COPY.  Memory is one batch.
 """
 
 from __future__ import annotations
@@ -22,14 +30,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psycopg
-from psycopg import sql
+from psycopg import IsolationLevel, sql
 from psycopg.rows import dict_row
 
-from dms_pkg.db.base import Session
 from dms_pkg.db.binds import escape_pyformat, pyformat_to_numeric
 from dms_pkg.engine.store import ChunkTask
 
 Transform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+UNIQUE_VIOLATION = "23505"
+LEDGER = "dms_ledger.chunk_ledger"
+
+
+class SnapshotGone(Exception):
+    """The run's exported snapshot can no longer be imported (its exporter ended)."""
 
 
 @dataclass(frozen=True)
@@ -39,12 +52,14 @@ class RunSpec:
     run_id: int
     path: str
     select_list: str
-    insert_target: str  # "schema"."table" ("a", "b")
-    target_table: str  # "schema"."table"
+    insert_target: str  # "schema"."table" ("a", "b") of load_table
+    target_table: str  # "schema"."table": the run's target
+    load_table: str  # "schema"."table" the chunks load into: the target, or its staging table
     columns: tuple[str, ...]
     source_conid: int | None
     target_conid: int | None
     search_path: str | None = None
+    ledger: bool = True
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,9 +67,11 @@ class RunSpec:
             "select_list": self.select_list,
             "insert_target": self.insert_target,
             "target_table": self.target_table,
+            "load_table": self.load_table,
             "columns": list(self.columns),
             "source_conid": self.source_conid,
             "target_conid": self.target_conid,
+            "ledger": self.ledger,
         }
 
     @classmethod
@@ -65,23 +82,33 @@ class RunSpec:
             select_list=spec["select_list"],
             insert_target=spec["insert_target"],
             target_table=spec["target_table"],
+            load_table=spec["load_table"],
             columns=tuple(spec["columns"]),
             source_conid=spec["source_conid"],
             target_conid=spec["target_conid"],
             search_path=search_path,
+            ledger=bool(spec.get("ledger", True)),
         )
 
 
-class Mover(Protocol):
-    def move(self, task: ChunkTask) -> tuple[int, int | None]:
-        """Load the chunk; return (rows, bytes).  Commits the target, except
-        when the target is the worker's own session (then the caller's
-        finish commits both together)."""
-        ...
+@dataclass(frozen=True)
+class Moved:
+    rows: int
+    nbytes: int | None
+    already: bool = False  # found in the ledger: committed by an earlier attempt
 
-    def recover(self) -> None:
-        """After a failure: roll back what is open so the next chunk starts clean."""
-        ...
+
+class ConnectionSource(Protocol):
+    """Hands a mover its connections, by connection id; a broken one is replaced."""
+
+    def get(self, conid: int | None) -> psycopg.Connection[Any]: ...
+
+    def close(self) -> None: ...
+
+
+# Called when a chunk starts, with the backend pids of the source and target
+# connections, so that stop_run and the reaper can cancel them.
+OnStart = Callable[[ChunkTask, int | None, int | None], None]
 
 
 def _bindable(statement: str, params: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -97,98 +124,162 @@ def _end(conn: psycopg.Connection[Any] | None) -> None:
         conn.rollback()
 
 
-class SameDbMover:
-    def __init__(self, spec: RunSpec, session: Session, *, own_session: bool) -> None:
-        self.spec = spec
-        self.session = session
-        self.own_session = own_session  # True: the caller commits (with the DONE mark)
-
-    def move(self, task: ChunkTask) -> tuple[int, int | None]:
-        query = pyformat_to_numeric(task.query_sql, list(task.params))
-        statement = (
-            f"INSERT INTO {self.spec.insert_target} SELECT {self.spec.select_list} "
-            f"FROM ({query}) AS dms_q"
-        )
-        rows = self.session.execute(statement, list(task.params.values()))
-        if not self.own_session:
-            self.session.commit()
-        return rows, None
-
-    def recover(self) -> None:
-        if not self.own_session:
-            self.session.rollback()
-
-
-class CopyMover:
-    def __init__(
-        self, spec: RunSpec, source: psycopg.Connection[Any], target: psycopg.Connection[Any],
-        *, binary: bool,
-    ) -> None:
-        self.spec = spec
-        self.source = source
-        self.target = target
-        fmt = "binary" if binary else "text"
-        self._out = (
-            f"COPY (SELECT {escape_pyformat(spec.select_list)} FROM ({{query}}) AS dms_q) "
-            f"TO STDOUT (FORMAT {fmt})"
-        )
-        self._in = f"COPY {spec.insert_target} FROM STDIN (FORMAT {fmt})"
-
-    def move(self, task: ChunkTask) -> tuple[int, int | None]:
-        nbytes = 0
-        out_sql, params = _bindable(self._out.replace("{query}", task.query_sql), task.params)
-        with self.source.cursor() as src, self.target.cursor() as tgt:
-            # The target COPY is opened first and closed last: if the source
-            # fails mid-stream, leaving the inner block with an exception makes
-            # psycopg abort the target COPY, so no partial chunk is kept.
-            with tgt.copy(self._in) as sink, src.copy(out_sql.encode(), params) as feed:
-                for block in feed:
-                    sink.write(block)
-                    nbytes += len(block)
-            rows = tgt.rowcount
-        self.target.commit()
-        self.source.rollback()  # read-only: end the snapshot
-        return rows, nbytes
-
-    def recover(self) -> None:
-        _end(self.target)
-        _end(self.source)
-
-
-class RowsMover:
-    """Fetch, transform, write.  ``target`` None collects the rows instead."""
+class Mover:
+    """Moves chunks of one run along its path."""
 
     def __init__(
         self,
         spec: RunSpec,
-        source: psycopg.Connection[Any],
-        target: psycopg.Connection[Any] | None,
+        conns: ConnectionSource,
         *,
-        transform: Transform | None,
-        batch_size: int,
+        on_start: OnStart | None = None,
+        transform: Transform | None = None,
+        batch_size: int = 10_000,
         collect: Callable[[int, list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self.spec = spec
-        self.source = source
-        self.target = target
+        self.conns = conns
+        self.on_start = on_start
         self.transform = transform
         self.batch_size = batch_size
         self.collect = collect
-        # Without a transformation the query already casts to the target types.
-        self._select = (
-            f"SELECT {escape_pyformat(spec.select_list)} FROM ({{query}}) AS dms_q"
-            if transform is None
-            else "{query}"
-        )
+        self._opened: list[psycopg.Connection[Any]] = []
 
-    def move(self, task: ChunkTask) -> tuple[int, int | None]:
+    # -- the shared protocol -------------------------------------------------
+
+    def move(self, task: ChunkTask) -> Moved:
+        target = None if self.collect is not None else self._conn(self.spec.target_conid)
+        if target is not None and self.spec.ledger:
+            committed = self._ledger_rows(target, task)
+            if committed is not None:
+                return Moved(committed, None, already=True)
+        source = self._conn(self.spec.source_conid) if self.spec.path != "same_db" else None
+        if self.on_start is not None:
+            self.on_start(task, source.info.backend_pid if source else None,
+                          target.info.backend_pid if target else None)
+        try:
+            if self.spec.path == "same_db":
+                assert target is not None
+                moved = self._same_db(target, task)
+            elif self.spec.path in ("copy_binary", "copy_text"):
+                assert source is not None and target is not None
+                moved = self._copy(source, target, task)
+            else:
+                assert source is not None
+                moved = self._rows(source, target, task)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.table_name == "chunk_ledger" and target is not None:
+                # Another attempt committed this chunk first; ours rolled back.
+                _end(target)
+                committed = self._ledger_rows(target, task)
+                if committed is not None:
+                    return Moved(committed, None, already=True)
+            raise
+        return moved
+
+    def recover(self) -> None:
+        for conn in self._opened:
+            _end(conn)
+
+    def _conn(self, conid: int | None) -> psycopg.Connection[Any]:
+        conn = self.conns.get(conid)
+        if conn not in self._opened:
+            self._opened.append(conn)
+        return conn
+
+    def _ledger_rows(self, target: psycopg.Connection[Any], task: ChunkTask) -> int | None:
+        """Rows of the chunk if the ledger says it committed (read committed, fresh)."""
+        _end(target)
+        target.isolation_level = IsolationLevel.READ_COMMITTED
+        row = target.execute(
+            f"SELECT rows FROM {LEDGER} WHERE run_uuid = %s AND chunk_no = %s",
+            [task.run_uuid, task.chunk_no],
+        ).fetchone()
+        target.rollback()
+        return None if row is None else int(row[0])
+
+    def _write_ledger(self, target: psycopg.Connection[Any], task: ChunkTask, rows: int) -> None:
+        if self.spec.ledger:
+            target.execute(
+                f"INSERT INTO {LEDGER} (run_uuid, chunk_no, rows) VALUES (%s, %s, %s)",
+                [task.run_uuid, task.chunk_no, rows],
+            )
+
+    @staticmethod
+    def _pin(conn: psycopg.Connection[Any], snapshot: str | None, *, read_only: bool) -> None:
+        """Start a transaction that reads as of the run's snapshot."""
+        _end(conn)
+        conn.isolation_level = (
+            IsolationLevel.REPEATABLE_READ if snapshot else IsolationLevel.READ_COMMITTED
+        )
+        conn.read_only = read_only
+        if snapshot:
+            try:
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            except psycopg.errors.InvalidParameterValue as exc:
+                conn.rollback()
+                raise SnapshotGone(exc.diag.message_primary or str(exc)) from None
+
+    # -- the paths -------------------------------------------------------------
+
+    def _same_db(self, conn: psycopg.Connection[Any], task: ChunkTask) -> Moved:
+        self._pin(conn, task.snapshot_id, read_only=False)
+        query, params = _bindable(
+            f"INSERT INTO {escape_pyformat(self.spec.insert_target)} "
+            f"SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql}) AS dms_q",
+            task.params,
+        )
+        cur = conn.execute(query.encode(), params)
+        rows = max(cur.rowcount, 0)
+        self._write_ledger(conn, task, rows)
+        conn.commit()
+        return Moved(rows, None)
+
+    def _copy(self, source: psycopg.Connection[Any], target: psycopg.Connection[Any],
+              task: ChunkTask) -> Moved:
+        fmt = "binary" if self.spec.path == "copy_binary" else "text"
+        out_sql, params = _bindable(
+            f"COPY (SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql})"
+            f" AS dms_q) TO STDOUT (FORMAT {fmt})",
+            task.params,
+        )
+        in_sql = f"COPY {self.spec.insert_target} FROM STDIN (FORMAT {fmt})"
+        self._pin(source, task.snapshot_id, read_only=True)
+        _end(target)
+        target.isolation_level = IsolationLevel.READ_COMMITTED
+        target.read_only = False
+        nbytes = 0
+        with source.cursor() as src, target.cursor() as tgt:
+            # The target COPY is opened first and closed last: if the source
+            # fails mid-stream, leaving the inner block with an exception makes
+            # psycopg abort the target COPY, so no partial chunk is kept.
+            with tgt.copy(in_sql) as sink, src.copy(out_sql.encode(), params) as feed:
+                for block in feed:
+                    sink.write(block)
+                    nbytes += len(block)
+            rows = tgt.rowcount
+        self._write_ledger(target, task, rows)
+        target.commit()
+        source.rollback()  # read-only: end the snapshot
+        return Moved(rows, nbytes)
+
+    def _rows(self, source: psycopg.Connection[Any], target: psycopg.Connection[Any] | None,
+              task: ChunkTask) -> Moved:
+        select = (
+            f"SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql}) AS dms_q"
+            if self.transform is None else task.query_sql
+        )
+        query, params = _bindable(select, task.params)
+        self._pin(source, task.snapshot_id, read_only=True)
+        if target is not None:
+            _end(target)
+            target.isolation_level = IsolationLevel.READ_COMMITTED
+            target.read_only = False
         written = 0
-        query, params = _bindable(self._select.replace("{query}", task.query_sql), task.params)
         collected: list[dict[str, Any]] = []
         with ExitStack() as stack:
             src = stack.enter_context(
-                self.source.cursor(name=f"dms_chunk_{task.chunk_no}", row_factory=dict_row)
-            )
+                source.cursor(name=f"dms_chunk_{task.chunk_no}", row_factory=dict_row))
             src.itersize = self.batch_size
             src.execute(query.encode(), params)
             # Entered last, so it is left first: an error aborts the COPY and
@@ -197,29 +288,26 @@ class RowsMover:
             columns: list[str] = []
             while batch := src.fetchmany(self.batch_size):
                 rows = self.transform(batch) if self.transform else batch
-                if self.target is None:
+                if target is None:
                     collected.extend(rows)
                     written += len(rows)
                     continue
                 if sink is None and rows:
                     columns = list(rows[0])
                     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                        sql.SQL(self.spec.target_table),
+                        sql.SQL(self.spec.load_table),
                         sql.SQL(", ").join(sql.Identifier(c) for c in columns),
                     )
-                    cursor = stack.enter_context(self.target.cursor())
+                    cursor = stack.enter_context(target.cursor())
                     sink = stack.enter_context(cursor.copy(statement))
                 for row in rows:
                     assert sink is not None
                     sink.write_row([row.get(c) for c in columns])
                     written += 1
-        if self.target is not None:
-            self.target.commit()
-        self.source.rollback()
+        if target is not None:
+            self._write_ledger(target, task, written)
+            target.commit()
+        source.rollback()
         if self.collect is not None:
             self.collect(task.chunk_no, collected)
-        return written, None
-
-    def recover(self) -> None:
-        _end(self.target)
-        _end(self.source)
+        return Moved(written, None)

@@ -28,14 +28,13 @@ from dms_pkg.db.sources import PsycopgSource, SourceConnection
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
 from dms_pkg.engine import connections
+from dms_pkg.engine import target as stage
 from dms_pkg.engine.codec import encode_params
 from dms_pkg.engine.connections import ConnInfo
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.movers import RunSpec
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
 
-# Connections one worker holds on the engine's own server besides its session.
-_LOCAL_CONNECTIONS = {"same_db": 0, "copy_binary": 1, "copy_text": 1, "rows": 1}
 # Connections kept free for everybody else when sizing the worker pool.
 _HEADROOM_RESERVE = 3
 
@@ -59,6 +58,7 @@ class PlannedRun:
     workers: int
     note: str | None
     config: cfg.EngineConfig
+    queued: bool = False
 
 
 def _require_identifier(value: str | None, what: str) -> str:
@@ -141,6 +141,9 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
     source = resolve(request.source_conid, "source")
     target = resolve(request.target_conid, "target")
     same_database = source.conid == target.conid
+    lock_target(home, target.conid, schema, table)
+    if config["if_busy"] == "queue":
+        request = replace(request, queued=True)
     target_name = cols.table_name(schema, table)
 
     with ExitStack() as stack:
@@ -174,22 +177,30 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
                      else sum(c.estimated_rows or 0 for c in plan.chunks))
         headroom_rows = home.query("SELECT dms.connection_headroom() AS n")
         headroom = int(headroom_rows[0]["n"]) if headroom_rows else None
-        per_worker = _LOCAL_CONNECTIONS[path] * (int(source.is_local) + int(target.is_local))
+        # Loopback connections a worker opens to this server besides its session.
+        per_worker = int(target.is_local) + int(source.is_local and path != "same_db")
         workers, note = choose_workers(config, estimated, len(plan.chunks), headroom, per_worker)
+        busy = active_run_on(home, target.conid, schema, table)
+        if busy is not None and not request.queued:
+            raise _busy_error(busy, target_name)
 
         # Everything checked: from here on we write.
         if create:
             cols.create_table(target_session, schema, table, source_columns)
+        staging = None
         if config["write_mode"] == "truncate":
-            target_session.execute(f"TRUNCATE {target_name}")
+            staging = stage.create_staging(target_session, schema, table)
+        stage.ensure_ledger(target_session, target.describe())
         if target_session is not home:
             target_session.commit()
         if source_session is not home and source_session is not target_session:
             source_session.rollback()
 
+    load_table = cols.table_name(schema, staging) if staging else target_name
     spec = RunSpec(
         run_id=0, path=path, select_list=cols.select_list(cmap),
-        insert_target=cols.insert_columns(cmap, schema, table), target_table=target_name,
+        insert_target=cols.insert_columns(cmap, schema, staging or table),
+        target_table=target_name, load_table=load_table,
         columns=tuple(cmap.names), source_conid=source.conid, target_conid=target.conid,
         search_path=local.search_path,
     )
@@ -204,7 +215,7 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         "parallel_note": note, "workers_requested": int(config["max_workers"]),
         "workers_planned": workers, "estimated_rows": estimated,
         "state": "QUEUED" if request.queued else "RUNNING",
-        "search_path": local.search_path,
+        "search_path": local.search_path, "staging_table": staging,
     }
     chunks = [
         {
@@ -220,7 +231,54 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
     )
     run_id = int(rows[0]["run_id"])
     spec = RunSpec(**{**spec.__dict__, "run_id": run_id})
-    return PlannedRun(run_id, spec, plan, workers, note, config)
+    return PlannedRun(run_id, spec, plan, workers, note, config, request.queued)
+
+
+def active_run_on(
+    home: Session, conid: int | None, schema: str, table: str
+) -> dict[str, Any] | None:
+    """The run that is loading this target now, if any.
+
+    A run counts while it is queued, or while its coordinator or one of its
+    workers is alive; a run left RUNNING by a crash does not block, but the
+    message of the new run's refusal would name it.  Callers hold the
+    target's advisory lock (``lock_target``) so two planners cannot both see
+    the target free.
+    """
+    rows = home.query(
+        "SELECT r.run_id, r.state, r.created_by FROM dms.run r"
+        " WHERE r.target_conid IS NOT DISTINCT FROM $1::bigint AND r.target_schema = $2::text"
+        " AND r.target_table = $3::text AND r.state IN ('QUEUED', 'RUNNING', 'STOPPING')"
+        " AND (r.state = 'QUEUED'"
+        "      OR EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+        "                 WHERE a.pid = r.coordinator_pid)"
+        "      OR EXISTS (SELECT FROM dms.chunk c JOIN pg_catalog.pg_stat_activity a"
+        "                 ON a.pid = c.worker_pid WHERE c.run_id = r.run_id"
+        "                 AND c.state = 'RUNNING'))"
+        " ORDER BY r.run_id LIMIT 1",
+        [conid, schema, table],
+    )
+    return rows[0] if rows else None
+
+
+def lock_target(home: Session, conid: int | None, schema: str, table: str) -> None:
+    """Serialise planners of one target until the caller's transaction ends."""
+    home.query(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1::text, 7))",
+        [json.dumps([conid, schema, table])],
+    )
+
+
+def _busy_error(busy: dict[str, Any], target_name: str) -> DmsError:
+    return DmsError(
+        f"target {target_name} is being loaded by run {busy['run_id']} ({busy['state']}, "
+        f"started by {busy['created_by']})",
+        sqlstate="55006",
+        detail="two runs loading one table at once could interleave or undo each other",
+        hint=f"wait for run {busy['run_id']} (SELECT * FROM dms.run_progress WHERE run_id = "
+        f"{busy['run_id']}), stop it with CALL dms.stop_run({busy['run_id']}), or pass "
+        """p_params => '{"if_busy": "queue"}' to start when it is done""",
+    )
 
 
 def plan_source(

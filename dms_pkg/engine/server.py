@@ -9,6 +9,7 @@ loopback route a worker uses for COPY into or out of this database.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from psycopg import sql
@@ -65,9 +66,98 @@ def execute(plpy: Any, source_conid: int | None, source_sql: str, target_conid: 
         notify(_start_line(planned.run_id, planned.plan.strategy, len(planned.plan.chunks),
                            planned.workers, planned.spec.path, planned.note,
                            planned.plan.refused_reason))
+    if planned.queued:
+        _wait_for_turn(plpy, local, planned.run_id)
     outcome = coordinate(local, planned.run_id, planned.workers, login=login, notify=notify)
     _raise_unless_succeeded(outcome)
     return planned.run_id
+
+
+def _wait_for_turn(plpy: Any, local: Local, run_id: int) -> None:
+    """if_busy "queue": wait until the run loading the same target is done."""
+    session = local.session
+    said = False
+    while not session.query("SELECT run_id FROM dms.claim_queued_run($1::bigint)", [run_id]):
+        session.commit()
+        state = session.query("SELECT state FROM dms.run WHERE run_id = $1::bigint",
+                              [run_id])[0]["state"]
+        if state != "QUEUED":
+            raise DmsError(f"run {run_id} was {state.lower()} while it waited for its turn",
+                           sqlstate="55000")
+        if not said:
+            plpy.notice(f"run {run_id}: waiting for the run loading the same target to end")
+            said = True
+        time.sleep(1.0)
+    session.commit()
+
+
+def stop(plpy: Any, run_id: int, timeout: float = 60.0) -> None:
+    """``CALL dms.stop_run(run_id)``: stop handing out chunks, cancel running
+    statements (their chunks go back to the queue), wait until the run stops."""
+    local, _ = _local(plpy)
+    session = local.session
+    rows = session.query(
+        "SELECT chunk_no, source_pid, target_pid, state FROM dms.request_stop($1::bigint)",
+        [run_id])
+    session.commit()
+    state = rows[0]["state"] if rows else None
+    if state not in ("STOPPING",):
+        plpy.notice(f"run {run_id} is {str(state).lower()}: nothing to stop")
+        return
+    cancelled = _cancel_statements(local, run_id, rows)
+    plpy.notice(f"run {run_id}: stopping; cancelled {cancelled} running statement"
+                f"{'s' if cancelled != 1 else ''}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = session.query(
+            "SELECT r.state, EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
+            " WHERE a.pid = r.coordinator_pid) AS coordinated FROM dms.run r"
+            " WHERE r.run_id = $1::bigint", [run_id])[0]
+        session.commit()
+        if row["state"] != "STOPPING":
+            plpy.notice(f"run {run_id} is {row['state']}")
+            return
+        if not row["coordinated"]:
+            # Nobody coordinates the run (it crashed): wait for its last
+            # workers, then close it here.
+            busy = session.query(
+                "SELECT count(*) AS n FROM dms.chunk c JOIN pg_catalog.pg_stat_activity a"
+                " ON a.pid = c.worker_pid WHERE c.run_id = $1::bigint AND c.state = 'RUNNING'",
+                [run_id])[0]["n"]
+            if not busy:
+                session.query("SELECT dms.reap_chunks($1::bigint)", [run_id])
+                state = session.query("SELECT dms.finish_run($1::bigint) AS s",
+                                      [run_id])[0]["s"]
+                session.commit()
+                plpy.notice(f"run {run_id} is {state}")
+                return
+        time.sleep(0.2)
+    plpy.notice(f"run {run_id} is still stopping after {timeout:.0f} s; its workers stop "
+                "after their current statement")
+
+
+def _cancel_statements(local: Local, run_id: int, chunks: list[dict[str, Any]]) -> int:
+    """Cancel the run's statements: on this server by name, elsewhere by pid."""
+    session = local.session
+    cancelled = int(session.query("SELECT dms.cancel_run_statements($1::bigint) AS n",
+                                  [run_id])[0]["n"])
+    spec = session.query(
+        "SELECT (spec->>'source_conid')::bigint AS source, (spec->>'target_conid')::bigint"
+        " AS target FROM dms.run WHERE run_id = $1::bigint", [run_id])[0]
+    session.commit()
+    for conid, column in ((spec["source"], "source_pid"), (spec["target"], "target_pid")):
+        pids = [c[column] for c in chunks if c[column]]
+        if conid is None or not pids:
+            continue  # this server: cancelled above
+        info = connections.resolve(session, conid, local.conninfo.conninfo, "stop")
+        try:
+            with connections.connect(info, autocommit=True) as conn:
+                for pid in pids:
+                    row = conn.execute("SELECT pg_catalog.pg_cancel_backend(%s)", [pid]).fetchone()
+                    cancelled += int(bool(row and row[0]))
+        except DmsError:
+            pass  # unreachable server: its workers stop after their statement
+    return cancelled
 
 
 def submit(plpy: Any, source_conid: int | None, source_sql: str, target_conid: int | None,

@@ -29,6 +29,8 @@ class ChunkTask:
     params: dict[str, Any]
     attempts: int
     estimated_rows: int | None = None
+    run_uuid: str | None = None  # the ledger's key for the run
+    snapshot_id: str | None = None  # read the source as of this exported snapshot
 
 
 @dataclass
@@ -53,6 +55,9 @@ class ChunkRecord:
 class RunStore(Protocol):
     def claim(self, run_id: int) -> ChunkTask | None: ...
 
+    def started(self, task: ChunkTask, source_pid: int | None, target_pid: int | None) -> None:
+        ...
+
     def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None) -> None: ...
 
     def fail(
@@ -73,8 +78,8 @@ class SqlStore:
 
     def claim(self, run_id: int) -> ChunkTask | None:
         rows = self.home.query(
-            "SELECT chunk_no, query_sql, params::text AS params, attempts, estimated_rows"
-            " FROM dms.claim_chunk($1::bigint)",
+            "SELECT chunk_no, query_sql, params::text AS params, attempts, estimated_rows,"
+            " run_uuid::text AS run_uuid, snapshot_id FROM dms.claim_chunk($1::bigint)",
             [run_id],
         )
         self.home.commit()
@@ -83,7 +88,15 @@ class SqlStore:
         row = rows[0]
         return ChunkTask(run_id, int(row["chunk_no"]), row["query_sql"],
                          decode_params(json.loads(row["params"])), int(row["attempts"]),
-                         row["estimated_rows"])
+                         row["estimated_rows"], row["run_uuid"], row["snapshot_id"])
+
+    def started(self, task: ChunkTask, source_pid: int | None, target_pid: int | None) -> None:
+        """Record who reads and writes the chunk, so a stop can cancel them."""
+        self.home.query(
+            "SELECT dms.chunk_started($1::bigint, $2::int, $3::int, $4::int)",
+            [task.run_id, task.chunk_no, source_pid, target_pid],
+        )
+        self.home.commit()
 
     def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None) -> None:
         """Mark the chunk done and commit -- together with whatever the worker
@@ -127,6 +140,8 @@ class MemoryStore:
 
     chunks: list[ChunkRecord]
     run_id: int = 0
+    run_uuid: str | None = None
+    snapshot_id: str | None = None
     stopped: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -140,7 +155,7 @@ class MemoryStore:
                     c.state, c.attempts, c.retry_at = "RUNNING", c.attempts + 1, None
                     c.started_at = now
                     return ChunkTask(run_id, c.chunk_no, c.query_sql, dict(c.params), c.attempts,
-                                     c.estimated_rows)
+                                     c.estimated_rows, self.run_uuid, self.snapshot_id)
         return None
 
     def _get(self, chunk_no: int) -> ChunkRecord:
@@ -164,6 +179,9 @@ class MemoryStore:
             else:
                 c.state, c.retry_at = "PENDING", time.monotonic() + retry_in
             return c.state
+
+    def started(self, task: ChunkTask, source_pid: int | None, target_pid: int | None) -> None:
+        pass  # nobody outside this process cancels a Python API run
 
     def records(self) -> list[ChunkRecord]:
         """A consistent copy of every chunk, for progress and the result."""

@@ -16,17 +16,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from dms_pkg.db.base import Session
-from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.engine import connections, retry
 from dms_pkg.engine.columns import error_fields
 from dms_pkg.engine.connections import ConnInfo
-from dms_pkg.engine.movers import CopyMover, Mover, RowsMover, RunSpec, SameDbMover, Transform
+from dms_pkg.engine.movers import (
+    ConnectionSource,
+    Moved,
+    Mover,
+    RunSpec,
+    SnapshotGone,
+    Transform,
+)
 from dms_pkg.engine.store import ChunkTask, RunStore
 from dms_pkg.errors import DmsError
 
@@ -71,6 +77,7 @@ class WorkerReport:
     chunks_failed: int = 0
     chunks_retried: int = 0
     rows: int = 0
+    stopped_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,9 +88,16 @@ class Login:
     search_path: str | None
 
 
-def open_connection(info: ConnInfo, login: Login | None = None) -> psycopg.Connection[Any]:
-    """Connect and, for a loopback to this database, become the calling login."""
-    conn = connections.open_connection(info)
+def open_connection(
+    info: ConnInfo, login: Login | None = None, application_name: str | None = None
+) -> psycopg.Connection[Any]:
+    """Connect and, for a loopback to this database, become the calling login.
+
+    ``application_name`` names the connection in pg_stat_activity, which is
+    how a stop finds and cancels a run's statements.
+    """
+    extra = {"application_name": application_name} if application_name else {}
+    conn = connections.open_connection(info, **extra)
     if login is not None:
         with conn.cursor() as cur:
             if login.user:
@@ -96,14 +110,6 @@ def open_connection(info: ConnInfo, login: Login | None = None) -> psycopg.Conne
     return conn
 
 
-class ConnectionSource(Protocol):
-    """Hands a mover its connections, by connection id; a broken one is replaced."""
-
-    def get(self, conid: int | None) -> psycopg.Connection[Any]: ...
-
-    def close(self) -> None: ...
-
-
 class Connections:
     """Opens (and reopens after a broken connection) what a mover needs."""
 
@@ -111,16 +117,19 @@ class Connections:
         self,
         resolve: Callable[[int | None], ConnInfo],
         login: Login | None,
+        application_name: str | None = None,
     ) -> None:
         self.resolve = resolve
         self.login = login
+        self.application_name = application_name
         self._open: dict[int | None, psycopg.Connection[Any]] = {}
 
     def get(self, conid: int | None) -> psycopg.Connection[Any]:
         conn = self._open.get(conid)
         if conn is None or conn.closed or conn.broken:
             info = self.resolve(conid)
-            conn = open_connection(info, self.login if info.is_local else None)
+            conn = open_connection(info, self.login if info.is_local else None,
+                                   self.application_name)
             self._open[conid] = conn
         return conn
 
@@ -132,23 +141,15 @@ class Connections:
 
 def build_mover(
     spec: RunSpec,
-    home: Session,
     conns: ConnectionSource,
+    store: RunStore,
     *,
     transform: Transform | None = None,
     batch_size: int = 10_000,
     collect: Callable[[int, list[dict[str, Any]]], None] | None = None,
 ) -> Mover:
-    if spec.path == "same_db":
-        if spec.target_conid is None:
-            return SameDbMover(spec, home, own_session=True)
-        return SameDbMover(spec, PsycopgDatabase(conns.get(spec.target_conid)), own_session=False)
-    if spec.path in ("copy_binary", "copy_text"):
-        return CopyMover(spec, conns.get(spec.source_conid), conns.get(spec.target_conid),
-                         binary=spec.path == "copy_binary")
-    target = None if collect is not None else conns.get(spec.target_conid)
-    return RowsMover(spec, conns.get(spec.source_conid), target, transform=transform,
-                     batch_size=batch_size, collect=collect)
+    return Mover(spec, conns, on_start=store.started, transform=transform,
+                 batch_size=batch_size, collect=collect)
 
 
 class LazyMover:
@@ -158,7 +159,7 @@ class LazyMover:
         self.factory = factory
         self._mover: Mover | None = None
 
-    def move(self, task: ChunkTask) -> tuple[int, int | None]:
+    def move(self, task: ChunkTask) -> Moved:
         if self._mover is None:
             self._mover = self.factory()
         return self._mover.move(task)
@@ -194,8 +195,18 @@ def run_worker(
             time.sleep(min(max(wait, 0.05), MAX_IDLE_SLEEP))
             continue
         try:
-            rows, nbytes = mover.move(task)
-            store.finish(run_id, task.chunk_no, rows, nbytes)
+            moved = mover.move(task)
+            store.finish(run_id, task.chunk_no, moved.rows, moved.nbytes)
+        except SnapshotGone as exc:
+            # The run's snapshot ended with its coordinator: reading on would
+            # break the run's consistency.  Put the chunk back untouched and
+            # stop; resume_run takes a new snapshot.
+            if home is not None:
+                home.rollback()
+            mover.recover(False)
+            store.fail(run_id, task.chunk_no, "22023", f"snapshot gone: {exc}", 0.0)
+            report.stopped_by = f"snapshot gone: {exc}"
+            break
         except Exception as exc:  # every failure is recorded on its chunk
             sqlstate, message, database_error, broken = _classify(exc)
             if home is not None:
@@ -209,7 +220,7 @@ def run_worker(
                 report.chunks_retried += 1
         else:
             report.chunks_done += 1
-            report.rows += rows
+            report.rows += moved.rows
         on_chunk()
     return report
 

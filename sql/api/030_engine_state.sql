@@ -42,7 +42,7 @@ BEGIN
                          target_schema, target_table, params, config, spec, path, write_mode,
                          strategy, chunk_key, driving_table, refused_reason, parallel_note,
                          workers_requested, workers_planned, estimated_rows, state,
-                         coordinator_pid, search_path, started_at)
+                         coordinator_pid, search_path, started_at, staging_table)
     SELECT r.label, r.source_conid, r.source_dialect, r.source_sql, r.target_conid,
            r.target_schema, r.target_table, coalesce(r.params, '{}'), coalesce(r.config, '{}'),
            coalesce(r.spec, '{}'), r.path, r.write_mode, r.strategy, r.chunk_key,
@@ -50,14 +50,15 @@ BEGIN
            r.workers_planned, r.estimated_rows, r.state,
            CASE WHEN r.state = 'RUNNING' THEN pg_catalog.pg_backend_pid() END,
            r.search_path,
-           CASE WHEN r.state = 'RUNNING' THEN pg_catalog.clock_timestamp() END
+           CASE WHEN r.state = 'RUNNING' THEN pg_catalog.clock_timestamp() END,
+           r.staging_table
     FROM pg_catalog.jsonb_to_record(p_run) AS r(
         label text, source_conid bigint, source_dialect text, source_sql text,
         target_conid bigint, target_schema text, target_table text, params jsonb,
         config jsonb, spec jsonb, path text, write_mode text, strategy text, chunk_key text,
         driving_table text, refused_reason text, parallel_note text,
         workers_requested integer, workers_planned integer, estimated_rows bigint,
-        state text, search_path text)
+        state text, search_path text, staging_table text)
     RETURNING run_id INTO v_run_id;
 
     INSERT INTO dms.chunk (run_id, chunk_no, kind, predicate_sql, query_sql, params, lo, hi,
@@ -73,8 +74,10 @@ $fn$;
 COMMENT ON FUNCTION dms.record_run(jsonb, jsonb) IS
     'Internal (engine): record a planned run and its chunks; returns the run id (operator role)';
 
-CREATE OR REPLACE FUNCTION dms.claim_chunk(p_run_id bigint)
-RETURNS SETOF dms.chunk
+DROP FUNCTION IF EXISTS dms.claim_chunk(bigint);
+CREATE FUNCTION dms.claim_chunk(p_run_id bigint)
+RETURNS TABLE (chunk_no integer, query_sql text, params jsonb, attempts integer,
+               estimated_rows bigint, run_uuid uuid, snapshot_id text)
 LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER
@@ -84,23 +87,51 @@ BEGIN
     PERFORM dms._require_role('dms_operator');
     -- A run that is not RUNNING (stopping, stopped, finished) hands out nothing.
     RETURN QUERY
-    UPDATE dms.chunk c
-       SET state = 'RUNNING', attempts = c.attempts + 1, worker_pid = pg_catalog.pg_backend_pid(),
-           started_at = pg_catalog.clock_timestamp(), heartbeat_at = pg_catalog.clock_timestamp(),
-           ended_at = NULL, retry_at = NULL
-     WHERE (c.run_id, c.chunk_no) = (
-            SELECT p.run_id, p.chunk_no
-              FROM dms.chunk p JOIN dms.run r ON r.run_id = p.run_id
-             WHERE p.run_id = p_run_id AND p.state = 'PENDING' AND r.state = 'RUNNING'
-               AND (p.retry_at IS NULL OR p.retry_at <= pg_catalog.clock_timestamp())
-             ORDER BY p.chunk_no
-             LIMIT 1
-               FOR UPDATE OF p SKIP LOCKED)
-    RETURNING c.*;
+    WITH claimed AS (
+        UPDATE dms.chunk c
+           SET state = 'RUNNING', attempts = c.attempts + 1,
+               worker_pid = pg_catalog.pg_backend_pid(),
+               started_at = pg_catalog.clock_timestamp(),
+               heartbeat_at = pg_catalog.clock_timestamp(),
+               ended_at = NULL, retry_at = NULL, source_pid = NULL, target_pid = NULL
+         WHERE (c.run_id, c.chunk_no) = (
+                SELECT p.run_id, p.chunk_no
+                  FROM dms.chunk p JOIN dms.run r ON r.run_id = p.run_id
+                 WHERE p.run_id = p_run_id AND p.state = 'PENDING' AND r.state = 'RUNNING'
+                   AND (p.retry_at IS NULL OR p.retry_at <= pg_catalog.clock_timestamp())
+                 ORDER BY p.chunk_no
+                 LIMIT 1
+                   FOR UPDATE OF p SKIP LOCKED)
+        RETURNING c.run_id, c.chunk_no, c.query_sql, c.params, c.attempts, c.estimated_rows)
+    SELECT k.chunk_no, k.query_sql, k.params, k.attempts, k.estimated_rows, r.run_uuid,
+           r.snapshot_id
+      FROM claimed k JOIN dms.run r ON r.run_id = k.run_id;
 END
 $fn$;
 COMMENT ON FUNCTION dms.claim_chunk(bigint) IS
-    'Worker: take the next pending chunk of a running run (FOR UPDATE SKIP LOCKED), or nothing (operator role)';
+    'Worker: take the next pending chunk of a running run (FOR UPDATE SKIP LOCKED), with the run''s ledger key and snapshot, or nothing (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.chunk_started(p_run_id bigint, p_chunk_no integer,
+                                             p_source_pid integer, p_target_pid integer)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_state text;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    UPDATE dms.chunk SET source_pid = p_source_pid, target_pid = p_target_pid,
+                         heartbeat_at = pg_catalog.clock_timestamp()
+     WHERE run_id = p_run_id AND chunk_no = p_chunk_no;
+    SELECT state INTO v_state FROM dms.run WHERE run_id = p_run_id;
+    RETURN v_state;
+END
+$fn$;
+COMMENT ON FUNCTION dms.chunk_started(bigint, integer, integer, integer) IS
+    'Worker: record the backend pids reading and writing a chunk (so a stop can cancel them); returns the run''s state (operator role)';
 
 CREATE OR REPLACE FUNCTION dms.finish_chunk(p_run_id bigint, p_chunk_no integer,
                                             p_rows bigint, p_bytes bigint)
@@ -193,6 +224,8 @@ BEGIN
         v_message := v_message || pg_catalog.format(' (and %s more; see dms.chunk_progress)',
                                                     v_failed - 5);
     END IF;
+    v_message := v_message || coalesce('; ' || (SELECT snapshot_note FROM dms.run
+                                                 WHERE run_id = p_run_id), '');
     UPDATE dms.run SET state = v_state, message = v_message, ended_at = pg_catalog.clock_timestamp()
      WHERE run_id = p_run_id;
     RETURN v_state;
@@ -301,7 +334,9 @@ BEGIN
     v_conninfo := dms.loopback_conninfo()
                   || ' application_name=' || dms._conninfo_quote('dms worker run ' || p_run_id);
     FOR i IN 1 .. p_count LOOP
-        v_name := pg_catalog.format('dms_run_%s_worker_%s_%s', p_run_id, pg_catalog.pg_backend_pid(), i);
+        -- Unique per session: replacements for dead workers must not reuse a live name.
+        v_name := pg_catalog.format('dms_run_%s_worker_%s', p_run_id,
+                                    left(pg_catalog.gen_random_uuid()::text, 8));
         EXECUTE pg_catalog.format('SELECT %I.dblink_connect_u($1, $2)', v_schema) USING v_name, v_conninfo;
         EXECUTE pg_catalog.format('SELECT %I.dblink_exec($1, $2)', v_schema)
             USING v_name, pg_catalog.format('SET SESSION AUTHORIZATION %I', session_user);
@@ -419,6 +454,21 @@ BEGIN
            coordinator_pid = pg_catalog.pg_backend_pid()
      WHERE r.run_id = (SELECT q.run_id FROM dms.run q
                         WHERE q.state = 'QUEUED' AND (p_run_id IS NULL OR q.run_id = p_run_id)
+                          -- a run queued behind another on the same target waits for it
+                          AND NOT EXISTS (
+                              SELECT FROM dms.run b
+                               WHERE b.run_id <> q.run_id
+                                 AND b.target_conid IS NOT DISTINCT FROM q.target_conid
+                                 AND b.target_schema = q.target_schema
+                                 AND b.target_table = q.target_table
+                                 AND b.state IN ('RUNNING', 'STOPPING')
+                                 AND (EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+                                               WHERE a.pid = b.coordinator_pid)
+                                      OR EXISTS (SELECT FROM dms.chunk c
+                                                   JOIN pg_catalog.pg_stat_activity a
+                                                     ON a.pid = c.worker_pid
+                                                  WHERE c.run_id = b.run_id
+                                                    AND c.state = 'RUNNING')))
                         ORDER BY q.run_id LIMIT 1 FOR UPDATE SKIP LOCKED)
     RETURNING r.run_id, r.workers_planned, r.created_by, r.search_path;
 END
@@ -470,3 +520,135 @@ END
 $fn$;
 COMMENT ON FUNCTION dms.reopen_run(bigint) IS
     'Resume: put a run''s failed and orphaned chunks back in the queue and mark it running (operator role)';
+
+-- ---------------------------------------------------------------- recovery
+
+CREATE OR REPLACE FUNCTION dms.set_snapshot(p_run_id bigint, p_snapshot_id text)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    UPDATE dms.run
+       SET snapshot_note = CASE
+               WHEN snapshot_id IS NOT NULL AND snapshot_id IS DISTINCT FROM p_snapshot_id
+                    AND EXISTS (SELECT FROM dms.chunk c WHERE c.run_id = p_run_id AND c.state = 'DONE')
+               THEN pg_catalog.format('the snapshot of %s was gone when the run resumed; chunks '
+                                      'done since %s read the source as of then',
+                                      pg_catalog.to_char(snapshot_at, 'YYYY-MM-DD HH24:MI:SS'),
+                                      pg_catalog.to_char(pg_catalog.clock_timestamp(),
+                                                         'YYYY-MM-DD HH24:MI:SS'))
+               ELSE snapshot_note END,
+           snapshot_at = CASE WHEN snapshot_id IS NULL OR NOT EXISTS (
+                                   SELECT FROM dms.chunk c WHERE c.run_id = p_run_id AND c.state = 'DONE')
+                              THEN pg_catalog.clock_timestamp() ELSE snapshot_at END,
+           snapshot_id = p_snapshot_id
+     WHERE run_id = p_run_id;
+END
+$fn$;
+COMMENT ON FUNCTION dms.set_snapshot(bigint, text) IS
+    'Coordinator: record the snapshot the run''s workers read with; a replaced one is noted on the run (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.reap_chunks(p_run_id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_reaped integer;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    -- A chunk whose worker backend is gone goes back to the queue; whatever
+    -- that worker had not committed was rolled back with it, and what it had
+    -- committed is in the target's ledger, which the next attempt checks.
+    UPDATE dms.chunk c
+       SET state = 'PENDING', retry_at = NULL, sqlstate = '57P01',
+           last_error = pg_catalog.format('worker pid %s ended while moving the chunk', c.worker_pid)
+     WHERE c.run_id = p_run_id AND c.state = 'RUNNING'
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a WHERE a.pid = c.worker_pid);
+    GET DIAGNOSTICS v_reaped = ROW_COUNT;
+    RETURN v_reaped;
+END
+$fn$;
+COMMENT ON FUNCTION dms.reap_chunks(bigint) IS
+    'Coordinator: put chunks whose worker died back in the queue; returns how many (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.request_stop(p_run_id bigint)
+RETURNS TABLE (chunk_no integer, source_pid integer, target_pid integer, state text)
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_state text;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    SELECT r.state INTO v_state FROM dms.run r WHERE r.run_id = p_run_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'dms: run % does not exist', p_run_id
+            USING ERRCODE = '42704', HINT = 'SELECT * FROM dms.run_progress lists the runs';
+    END IF;
+    IF v_state = 'QUEUED' THEN
+        UPDATE dms.run SET state = 'STOPPED', message = 'stopped before it started',
+                           ended_at = pg_catalog.clock_timestamp()
+         WHERE run_id = p_run_id;
+        v_state := 'STOPPED';
+    ELSIF v_state = 'RUNNING' THEN
+        UPDATE dms.run SET state = 'STOPPING' WHERE run_id = p_run_id;
+        v_state := 'STOPPING';
+    END IF;
+    RETURN QUERY
+    SELECT c.chunk_no, c.source_pid, c.target_pid, v_state
+      FROM dms.chunk c WHERE c.run_id = p_run_id AND c.state = 'RUNNING';
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::integer, NULL::integer, NULL::integer, v_state;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION dms.request_stop(bigint) IS
+    'Stop: hand out no more chunks of the run; returns the chunks being moved and the run''s state (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.cancel_run_statements(p_run_id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_count integer;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    -- Only the run's own data connections on this server (they carry its
+    -- name); never a worker session itself, which must live on to put its
+    -- chunk back in the queue.
+    SELECT count(*) FILTER (WHERE pg_catalog.pg_cancel_backend(a.pid))::int INTO v_count
+      FROM pg_catalog.pg_stat_activity a
+     WHERE a.application_name = 'dms worker run ' || p_run_id || ' data'
+       AND a.state = 'active';
+    RETURN v_count;
+END
+$fn$;
+COMMENT ON FUNCTION dms.cancel_run_statements(bigint) IS
+    'Stop: cancel the statements the run''s workers are running on this server; returns how many (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.set_finalized(p_run_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    UPDATE dms.run SET finalized_at = pg_catalog.clock_timestamp() WHERE run_id = p_run_id;
+END
+$fn$;
+COMMENT ON FUNCTION dms.set_finalized(bigint) IS
+    'Coordinator: record that the run''s last step (staging swap, ledger clean-up) is done (operator role)';

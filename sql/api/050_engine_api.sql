@@ -61,3 +61,9 @@ LANGUAGE plpython3u
 AS $plpy$@plpy(resume_run)$plpy$;
 COMMENT ON PROCEDURE dms.resume_run(bigint) IS
     'Run the failed and unfinished chunks of a run again (done chunks stay done) and wait; raises unless every chunk is then loaded (operator role)';
+
+CREATE OR REPLACE PROCEDURE dms.stop_run(p_run_id bigint)
+LANGUAGE plpython3u
+AS $plpy$@plpy(stop_run)$plpy$;
+COMMENT ON PROCEDURE dms.stop_run(bigint) IS
+    'Stop a run: no more chunks are handed out, statements being run are cancelled (their chunks go back to the queue), and the call waits until the run is STOPPED. Resume it with dms.resume_run (operator role)';

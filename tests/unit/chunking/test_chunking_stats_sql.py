@@ -14,18 +14,21 @@ from dms_pkg.chunking.stats_sql import (
     sample_sql,
 )
 
-SQL = 'SELECT o.id FROM "Sales"."Orders" o JOIN c ON o.cid = c.id WHERE o.x > 0'
+# o.x > 0 reads the driving table alone and narrows its statistics; c.ok and
+# the subquery reach beyond it and are left out.
+SQL = ('SELECT o.id FROM "Sales"."Orders" o JOIN c ON o.cid = c.id '
+       "WHERE o.x > 0 AND c.ok AND o.y IN (SELECT 1)")
 
 
-def test_min_max_count_reads_the_driving_table_only() -> None:
+def test_min_max_count_reads_the_driving_table_with_its_own_filters() -> None:
     query = min_max_count_sql(analyze_query(SQL, "postgres", "id"))
     assert query.sql == (
-        'SELECT (SELECT o.id FROM "Sales"."Orders" AS o WHERE NOT o.id IS NULL '
+        'SELECT (SELECT o.id FROM "Sales"."Orders" AS o WHERE NOT o.id IS NULL AND o.x > 0 '
         "ORDER BY o.id ASC LIMIT 1) AS min_value, "
-        '(SELECT o.id FROM "Sales"."Orders" AS o WHERE NOT o.id IS NULL '
+        '(SELECT o.id FROM "Sales"."Orders" AS o WHERE NOT o.id IS NULL AND o.x > 0 '
         "ORDER BY o.id DESC LIMIT 1) AS max_value, dms_c.row_count, dms_c.null_count "
         "FROM (SELECT COUNT(*) AS row_count, COUNT(*) - COUNT(o.id) AS null_count "
-        'FROM "Sales"."Orders" AS o) AS dms_c'
+        'FROM "Sales"."Orders" AS o WHERE o.x > 0) AS dms_c'
     )
     assert query.params == {}
     assert query.columns == ("min_value", "max_value", "row_count", "null_count")
@@ -48,19 +51,20 @@ def test_min_max_count_of_a_derived_relation_keeps_its_ctes() -> None:
     [
         (
             "postgres",
-            'SELECT o.id FROM "Sales"."Orders" AS o TABLESAMPLE BERNOULLI (%(dms_percent)s)',
+            'SELECT o.id FROM "Sales"."Orders" AS o TABLESAMPLE BERNOULLI (%(dms_percent)s) '
+            "WHERE o.x > 0",
             {"dms_percent": 2.0},
         ),
-        ("oracle", 'SELECT o.id FROM "Sales"."Orders" SAMPLE (2.0) o', {}),
+        ("oracle", 'SELECT o.id FROM "Sales"."Orders" SAMPLE (2.0) o WHERE o.x > 0', {}),
         (
             "mysql",
-            "SELECT o.id FROM `Sales`.`Orders` AS o WHERE RAND() < %(dms_fraction)s",
+            "SELECT o.id FROM `Sales`.`Orders` AS o WHERE o.x > 0 AND RAND() < %(dms_fraction)s",
             {"dms_fraction": 0.02},
         ),
         (
             "sqlite",
             'SELECT o.id FROM "Sales"."Orders" AS o '
-            "WHERE ABS(RANDOM() % 1000000) < :dms_per_million",
+            "WHERE o.x > 0 AND ABS(RANDOM() % 1000000) < :dms_per_million",
             {"dms_per_million": 20000},
         ),
     ],
@@ -75,7 +79,8 @@ def test_postgres_quantiles_use_percentile_disc() -> None:
     query = quantiles_sql(analyze_query(SQL, "postgres", "id"), 4)
     assert query.sql == (
         "SELECT PERCENTILE_DISC(CAST(%(dms_fractions)s AS DOUBLE PRECISION[])) "
-        'WITHIN GROUP (ORDER BY o.id ASC) AS quantiles FROM "Sales"."Orders" AS o'
+        'WITHIN GROUP (ORDER BY o.id ASC) AS quantiles FROM "Sales"."Orders" AS o '
+        "WHERE o.x > 0"
     )
     assert query.params == {"dms_fractions": [0.25, 0.5, 0.75, 1.0]}
 
@@ -85,7 +90,7 @@ def test_quantiles_by_rank_elsewhere_and_for_composite_keys() -> None:
     assert query.sql == (
         "SELECT dms_k1, dms_k2 FROM (SELECT o.id AS dms_k1, o.x AS dms_k2, "
         "ROW_NUMBER() OVER (ORDER BY o.id ASC, o.x ASC) AS dms_rn, COUNT(*) OVER () AS dms_total "
-        'FROM "Sales"."Orders" o WHERE NOT o.id IS NULL AND NOT o.x IS NULL) dms_q '
+        'FROM "Sales"."Orders" o WHERE o.x > 0 AND (NOT o.id IS NULL AND NOT o.x IS NULL)) dms_q '
         "WHERE MOD(dms_rn * :dms_n, dms_total) < :dms_n ORDER BY dms_rn ASC"
     )
     assert query.params == {"dms_n": 4}

@@ -1,0 +1,133 @@
+"""What the engine keeps in the target database: the chunk ledger and staging tables.
+
+Truncate-and-load never empties the target until the new rows are all there
+(DESIGN §3): chunks load into a staging table next to the target, and when
+every chunk is done one target transaction empties the target and fills it
+from the staging table.  The target stays the same table -- its indexes,
+constraints, triggers, grants, comments and dependent views are untouched --
+and a failed or stopped run leaves its previous contents as they were.
+
+The staging table is ``UNLOGGED`` (no WAL for rows that are written again at
+the swap) and carries the target's defaults, NOT NULL and CHECK constraints,
+so a row the target would refuse fails its chunk, with the chunk's message,
+not the swap.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from psycopg import sql
+
+from dms_pkg.db.base import Session
+from dms_pkg.engine.columns import error_fields, table_name
+from dms_pkg.errors import DmsError
+
+_LEDGER_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS dms_ledger",
+    "CREATE TABLE IF NOT EXISTS dms_ledger.chunk_ledger ("
+    " run_uuid uuid NOT NULL, chunk_no integer NOT NULL, rows bigint NOT NULL,"
+    " committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+    " CONSTRAINT chunk_ledger_pk PRIMARY KEY (run_uuid, chunk_no))",
+)
+
+
+def _q(composable: sql.Composable) -> str:
+    return composable.as_string(None)
+
+
+def ensure_ledger(session: Session, where: str) -> None:
+    """The chunk ledger in the target database (dms install makes it in its own)."""
+    found = session.query(
+        "SELECT pg_catalog.to_regclass('dms_ledger.chunk_ledger') IS NOT NULL AS found")
+    if found and found[0]["found"]:
+        return
+    try:
+        for statement in _LEDGER_DDL:
+            session.execute(statement)
+    except Exception as exc:
+        sqlstate, message = error_fields(exc)
+        raise DmsError(
+            f"cannot create the chunk ledger dms_ledger.chunk_ledger in {where}: {message}",
+            sqlstate=sqlstate or "42501",
+            detail="the ledger records each loaded chunk in the same transaction as its rows, "
+            "so that no chunk is ever loaded twice",
+            hint="let the connection's user create it once (CREATE privilege on the database), "
+            "or create schema dms_ledger and the table as in migrations/0003_recovery.sql",
+        ) from None
+
+
+def staging_name(table: str) -> str:
+    """A per-run name beside the target, within PostgreSQL's 63-byte limit."""
+    return f"{table[:40]}__dms_stage_{uuid.uuid4().hex[:8]}"
+
+
+def create_staging(session: Session, schema: str, table: str) -> str:
+    """Create the staging table for a truncate-and-load; returns its bare name."""
+    name = staging_name(table)
+    statement = sql.SQL(
+        "CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+    ).format(sql.Identifier(schema, name), sql.Identifier(schema, table))
+    try:
+        session.execute(_q(statement))
+    except Exception as exc:
+        sqlstate, message = error_fields(exc)
+        raise DmsError(
+            f"cannot create the staging table for truncate-and-load of "
+            f"{table_name(schema, table)}: {message}",
+            sqlstate=sqlstate or "42501",
+            hint="write_mode truncate loads into a table beside the target first: the caller "
+            "needs CREATE on the target's schema (or use write_mode append)",
+        ) from None
+    return name
+
+
+def swap_in(session: Session, schema: str, table: str, staging: str,
+            columns: tuple[str, ...] | None) -> int:
+    """Replace the target's rows with the staging table's, in the caller's transaction.
+
+    ``columns`` are the loaded ones (None: every column the target does not
+    generate itself).  DELETE rather than TRUNCATE when other tables'
+    foreign keys point at the target (TRUNCATE refuses those).  Returns the
+    rows now in the target.
+    """
+    if columns is None:
+        columns = tuple(r["name"] for r in session.query(
+            "SELECT a.attname::text AS name FROM pg_catalog.pg_attribute a"
+            " WHERE a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text,"
+            " $2::text)) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''"
+            " ORDER BY a.attnum", [schema, table]))
+    target = sql.Identifier(schema, table)
+    referenced = session.query(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE contype = 'f' AND"
+        " confrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)))"
+        " AS fk",
+        [schema, table],
+    )[0]["fk"]
+    session.execute(_q(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(target)))
+    session.execute(_q(sql.SQL("DELETE FROM {}" if referenced else "TRUNCATE {}").format(target)))
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    rows = session.execute(_q(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+        target, names, names, sql.Identifier(schema, staging))))
+    session.execute(_q(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, staging))))
+    return rows
+
+
+def staging_exists(session: Session, schema: str, staging: str) -> bool:
+    rows = session.query(
+        "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text))"
+        " IS NOT NULL AS found",
+        [schema, staging],
+    )
+    return bool(rows and rows[0]["found"])
+
+
+def drop_staging(session: Session, schema: str, staging: str) -> None:
+    session.execute(_q(sql.SQL("DROP TABLE IF EXISTS {}").format(
+        sql.Identifier(schema, staging))))
+
+
+def forget_run(session: Session, run_uuid: str) -> None:
+    """The ledger rows of a finished run are no longer needed."""
+    session.execute(
+        "DELETE FROM dms_ledger.chunk_ledger WHERE run_uuid = $1::uuid", [run_uuid])
