@@ -296,7 +296,7 @@ def _target_spec(
 
 def _finish_target(target: ConnInfo, spec: RunSpec, store: MemoryStore, staging: str | None,
                    schema: str, table: str, *, transformed: bool) -> None:
-    """Every chunk loaded: swap the staging table in, forget the ledger rows."""
+    """Every chunk loaded: swap the staging table in, prune old ledger rows."""
     with open_connection(target) as conn:
         session = PsycopgDatabase(conn)
         if staging:
@@ -304,7 +304,7 @@ def _finish_target(target: ConnInfo, spec: RunSpec, store: MemoryStore, staging:
             columns = None if transformed else spec.columns
             stage.swap_in(session, schema, table, staging, columns)
         if spec.ledger and store.run_uuid:
-            stage.forget_run(session, store.run_uuid)
+            stage.prune_ledger(session)
         conn.commit()
 
 

@@ -276,7 +276,7 @@ def _poll(home: Session, sessions: list[str], errors: list[str]) -> list[str]:
 
 
 def _finalize(local: Local, run: RunInfo, login: Login | None) -> None:
-    """All chunks done: swap the staging table in, forget the ledger rows."""
+    """All chunks done: swap the staging table in, prune old ledger rows."""
     home = local.session
     counts = home.query(
         "SELECT count(*) FILTER (WHERE state <> 'DONE') AS open FROM dms.chunk"
@@ -295,7 +295,7 @@ def _finalize(local: Local, run: RunInfo, login: Login | None) -> None:
             stage.swap_in(target, run.target_schema, table, run.staging_table,
                           run.spec.columns)
         if run.spec.ledger:
-            stage.forget_run(target, run.run_uuid)
+            stage.prune_ledger(target)
         conn.commit()
     finally:
         conn.close()

@@ -127,7 +127,13 @@ def drop_staging(session: Session, schema: str, staging: str) -> None:
         sql.Identifier(schema, staging))))
 
 
-def forget_run(session: Session, run_uuid: str) -> None:
-    """The ledger rows of a finished run are no longer needed."""
+LEDGER_RETENTION_DAYS = 30
+
+
+def prune_ledger(session: Session) -> None:
+    """Ledger rows are kept as the record of what each run committed (a chunk
+    appears once); after a month they are no longer worth their space."""
     session.execute(
-        "DELETE FROM dms_ledger.chunk_ledger WHERE run_uuid = $1::uuid", [run_uuid])
+        "DELETE FROM dms_ledger.chunk_ledger"
+        f" WHERE committed_at < pg_catalog.clock_timestamp() - interval '{LEDGER_RETENTION_DAYS}"
+        " days'")
