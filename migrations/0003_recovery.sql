@@ -23,10 +23,11 @@ COMMENT ON COLUMN dms.chunk.target_pid IS 'Backend pid, on the target server, of
 -- as the chunk's rows, in the target database.  A retried or resumed chunk
 -- that finds its row is not loaded again; two workers racing on one chunk
 -- cannot both commit (primary key).  Target databases without dms get the
--- same schema and table from the engine when a run first loads into them.
-CREATE SCHEMA dms_ledger;
+-- same schema and table from the engine when a run first loads into them --
+-- which may be before dms is installed here, hence IF NOT EXISTS.
+CREATE SCHEMA IF NOT EXISTS dms_ledger;
 COMMENT ON SCHEMA dms_ledger IS 'DMS chunk ledger: which chunks of which runs are committed in this database';
-CREATE TABLE dms_ledger.chunk_ledger (
+CREATE TABLE IF NOT EXISTS dms_ledger.chunk_ledger (
     run_uuid      uuid        NOT NULL,
     chunk_no      integer     NOT NULL,
     rows          bigint      NOT NULL,

@@ -131,8 +131,13 @@ def plan_chunks(
 
     physical = key is None and strategy in ("auto", "ctid", "rowid")
     analysis = analyze_query(sql, dialect, None if physical else key, columns=columns)
-    if strategy == "offset" and analysis.refused_reason is None and table is not None:
-        _require_unique_key(catalog.unique_keys(table), analysis)
+    unique = False
+    if analysis.refused_reason is None and table is not None and (
+        strategy == "offset" or (strategy == "auto" and analysis.key is not None)
+    ):
+        unique = _covers_unique_key(catalog.unique_keys(table), analysis)
+        if strategy == "offset" and not unique:
+            raise _not_unique(analysis)
     kwargs: dict[str, Any] = {
         "columns": columns,
         "rows_per_chunk": rows_per_chunk,
@@ -142,7 +147,7 @@ def plan_chunks(
         return plan_query(sql, dialect.NAME, key, n_chunks, strategy, **kwargs)
 
     stats, chosen = _measure(
-        source, analysis, strategy, physical, n_chunks, rows_per_chunk, sample_rows
+        source, analysis, strategy, physical, n_chunks, rows_per_chunk, sample_rows, unique
     )
     plan = plan_query(sql, dialect.NAME, key, n_chunks, chosen, stats, **kwargs)
     if strategy == "auto" and plan.strategy == "quantile" and stats.key_kind in bnd.WIDTH_KINDS:
@@ -151,18 +156,23 @@ def plan_chunks(
     return plan
 
 
-def _require_unique_key(unique_keys: list[list[str]], analysis: QueryAnalysis) -> None:
-    """OFFSET windows are exact only when ORDER BY key has no ties."""
+def _covers_unique_key(unique_keys: list[list[str]], analysis: QueryAnalysis) -> bool:
+    """Whether the chunk key contains a primary key or unique NOT NULL index."""
     dialect = analysis.dialect
     key = analysis.paths[0].target.key or []
     wanted = {dialect.normalize(column.this) for column in key}
-    for columns in unique_keys:
-        names = {dialect.normalize(exp.to_identifier(c, quoted=True)) for c in columns}
-        if names <= wanted:
-            return
-    raise DmsError(
+    return any(
+        {dialect.normalize(exp.to_identifier(c, quoted=True)) for c in columns} <= wanted
+        for columns in unique_keys
+    )
+
+
+def _not_unique(analysis: QueryAnalysis) -> DmsError:
+    """OFFSET windows are exact only when ORDER BY key has no ties."""
+    key = analysis.key or analysis.paths[0].target.key or []
+    return DmsError(
         safety.OFFSET_NOT_UNIQUE.format(
-            key=safety.key_sql(analysis.key or key, dialect), table=analysis.driving_table
+            key=safety.key_sql(key, analysis.dialect), table=analysis.driving_table
         ),
         sqlstate=INVALID_PARAMETER_VALUE,
         hint="name the primary key as the chunk key, or use strategy key_range, quantile "
@@ -178,6 +188,7 @@ def _measure(
     n_chunks: int | None,
     rows_per_chunk: int,
     sample_rows: int,
+    unique: bool = False,
 ) -> tuple[BoundsInput, str]:
     """Run the statistics the strategy needs; return them and the strategy to plan."""
     style = source.style
@@ -208,8 +219,10 @@ def _measure(
 
     if analysis.key is None:  # SQLite without a key: plan_query splits on rowid
         implicit = analyze_query(analysis.sql, analysis.dialect, analysis.dialect.IMPLICIT_ROW_KEY)
-        return _measure_one(source, implicit, strategy, n_chunks, rows_per_chunk, sample_rows)
-    return _measure_one(source, analysis, strategy, n_chunks, rows_per_chunk, sample_rows)
+        return _measure_one(source, implicit, strategy, n_chunks, rows_per_chunk, sample_rows,
+                            unique=True)  # SQLite's rowid is unique
+    return _measure_one(source, analysis, strategy, n_chunks, rows_per_chunk, sample_rows,
+                        unique=unique)
 
 
 def _count(source: SourceConnection, analysis: QueryAnalysis) -> int:
@@ -228,6 +241,8 @@ def _measure_one(
     n_chunks: int | None,
     rows_per_chunk: int,
     sample_rows: int,
+    *,
+    unique: bool = False,
 ) -> tuple[BoundsInput, str]:
     style = source.style
     query = stats_sql.min_max_count_sql(analysis, style=style)
@@ -247,6 +262,11 @@ def _measure_one(
         return stats, "key_range" if kind in bnd.WIDTH_KINDS or strategy == "key_range" else (
             "quantile"
         )
+    if strategy == "auto" and unique and kind == "int" and _dense(lo, hi, count - nulls):
+        # A unique integer key that (nearly) fills its range -- a sequence-fed
+        # primary key -- cannot be skewed: equal widths hold equal row counts,
+        # and a sample (a scan of the table) would only confirm it.
+        return stats, "key_range"
     sample = _sample(source, analysis, count, sample_rows)
     stats = replace(stats, sample=sample)
     if strategy == "quantile":
@@ -261,6 +281,17 @@ def _measure_one(
         if not estimates or max(estimates) <= SKEW_TOLERANCE * max(mean, 1.0):
             return replace(stats, sample=()), "key_range"
     return stats, "quantile"
+
+
+DENSE_FILL = 0.9
+
+
+def _dense(lo: Any, hi: Any, rows: int) -> bool:
+    """At least DENSE_FILL of the integers from lo to hi are present (with a unique key)."""
+    if lo is None or hi is None or rows <= 0:
+        return False
+    span = int(hi) - int(lo) + 1
+    return span > 0 and DENSE_FILL * span <= rows <= span
 
 
 def _sample(

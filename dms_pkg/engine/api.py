@@ -34,6 +34,7 @@ from dms_pkg.engine import target as stage
 from dms_pkg.engine.connections import ConnInfo, open_connection
 from dms_pkg.engine.movers import RunSpec, Transform
 from dms_pkg.engine.planning import choose_path, choose_workers, plan_source
+from dms_pkg.engine.psql_reader import SourceSession
 from dms_pkg.engine.store import ChunkRecord, MemoryStore
 from dms_pkg.engine.worker import LazyMover, RetryPolicy, build_mover, run_worker
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
@@ -153,7 +154,7 @@ def execute_query_parallel(
             )
             path = spec.path
     if spec is None:  # no target: the rows come back to the caller
-        spec = RunSpec(0, "rows", "*", "", "", "", tuple(c.name for c in source_columns),
+        spec = RunSpec(0, "rows", None, "", "", "", tuple(c.name for c in source_columns),
                        SOURCE, TARGET, ledger=False)
     estimated = (query_rows if query_rows is not None
                  else sum(c.estimated_rows or 0 for c in plan.chunks))
@@ -176,12 +177,13 @@ def execute_query_parallel(
     pools = {key: _pool(info, workers) for key, info in infos.items()}
 
     def worker() -> None:
-        conns = PooledConnections(pools)
+        conns = PooledConnections(pools, infos)
         try:
             mover = LazyMover(lambda: build_mover(
                 spec, conns, store, transform=transformation_func,
                 batch_size=min(int(config["chunk_size"]), 10_000),
                 collect=collect if target is None else None,
+                copy_reader=config["copy_reader"],
             ))
             run_worker(0, store, mover, policy)
         except BaseException as exc:  # reported after the join
@@ -243,8 +245,9 @@ def _pool(info: ConnInfo, size: int) -> ConnectionPool:
 class PooledConnections:
     """A worker thread's connections, checked out of the run's pools."""
 
-    def __init__(self, pools: dict[int, ConnectionPool]) -> None:
+    def __init__(self, pools: dict[int, ConnectionPool], infos: dict[int, ConnInfo]) -> None:
         self.pools = pools
+        self.infos = infos
         self._held: dict[int, psycopg.Connection[Any]] = {}
 
     def get(self, conid: int | None) -> psycopg.Connection[Any]:
@@ -256,6 +259,9 @@ class PooledConnections:
             conn = self.pools[key].getconn(timeout=60)
             self._held[key] = conn
         return conn
+
+    def session(self, conid: int | None) -> SourceSession:
+        return SourceSession(self.infos[conid or SOURCE], None, None, None)
 
     def close(self) -> None:
         for key, conn in self._held.items():

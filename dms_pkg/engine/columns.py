@@ -266,8 +266,11 @@ def require_table(columns: list[TargetColumn] | None, schema: str, table: str) -
 # -- the statements a worker runs -----------------------------------------------
 
 
-def select_list(columns: ColumnMap) -> str:
-    """``dms_q."a", CAST(dms_q."b" AS integer), ...`` over the chunk query."""
+def select_list(columns: ColumnMap) -> str | None:
+    """``dms_q."a", CAST(dms_q."b" AS integer), ...`` over the chunk query; None when no
+    column needs a cast (the chunk query then runs as it is: no extra projection)."""
+    if not any(columns.casts):
+        return None
     parts = []
     for source, cast in zip(columns.source, columns.casts, strict=True):
         column = sql.Identifier(QUERY_ALIAS, source.name)

@@ -82,6 +82,9 @@ SETTINGS: dict[str, Setting] = {
                 help="number of chunks; default: estimated rows / chunk_size"),
         Setting("if_busy", str, "refuse", choices=("refuse", "queue"),
                 help="when another run is loading the target: refuse, or queue behind it"),
+        Setting("copy_reader", str, "auto", choices=("auto", "psql", "psycopg"),
+                help="who reads a COPY stream from the source: psql (no per-row Python; "
+                "auto uses it when installed) or psycopg"),
         Setting("snapshot", bool, True,
                 help="read the whole source as of one moment (an exported snapshot)"),
     )

@@ -107,7 +107,8 @@ def work(local: Local, run_id: int, login: Login | None,
     store = SqlStore(home)
     conns = Connections(resolver(local), login, f"dms worker run {run_id} data")
     try:
-        mover = LazyMover(lambda: build_mover(run.spec, conns, store))
+        reader = str(_setting(run.config, "copy_reader", "auto"))
+        mover = LazyMover(lambda: build_mover(run.spec, conns, store, copy_reader=reader))
         run_worker(run_id, store, mover, RetryPolicy.from_config(run.config), home=home,
                    on_chunk=on_chunk)
     finally:
@@ -124,12 +125,12 @@ def coordinate(
 ) -> RunOutcome:
     """See ``run_id`` through with ``workers`` sessions and set its final state."""
     home = local.session
-    run = load_run(home, run_id)
-    home.commit()
     progress = _Progress(home, run_id, notify)
     errors: list[str] = []
     snapshot: psycopg.Connection[Any] | None = None
     try:
+        run = load_run(home, run_id)
+        home.commit()
         if _setting(run.config, "snapshot", True):
             snapshot = _export_snapshot(local, run, login)
         _drive(local, run_id, workers, login, progress, errors)

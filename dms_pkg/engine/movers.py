@@ -34,6 +34,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.rows import dict_row
 
 from dms_pkg.db.binds import escape_pyformat, pyformat_to_numeric
+from dms_pkg.engine.psql_reader import SnapshotImportError, SourceSession, copy_out
 from dms_pkg.engine.store import ChunkTask
 
 Transform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -51,7 +52,7 @@ class RunSpec:
 
     run_id: int
     path: str
-    select_list: str
+    select_list: str | None  # casts over the chunk query, or None: the query as it is
     insert_target: str  # "schema"."table" ("a", "b") of load_table
     target_table: str  # "schema"."table": the run's target
     load_table: str  # "schema"."table" the chunks load into: the target, or its staging table
@@ -79,7 +80,7 @@ class RunSpec:
         return cls(
             run_id=run_id,
             path=spec["path"],
-            select_list=spec["select_list"],
+            select_list=spec.get("select_list"),
             insert_target=spec["insert_target"],
             target_table=spec["target_table"],
             load_table=spec["load_table"],
@@ -102,6 +103,10 @@ class ConnectionSource(Protocol):
     """Hands a mover its connections, by connection id; a broken one is replaced."""
 
     def get(self, conid: int | None) -> psycopg.Connection[Any]: ...
+
+    def session(self, conid: int | None) -> SourceSession:
+        """How a separate process (psql) would open the same session."""
+        ...
 
     def close(self) -> None: ...
 
@@ -136,9 +141,11 @@ class Mover:
         transform: Transform | None = None,
         batch_size: int = 10_000,
         collect: Callable[[int, list[dict[str, Any]]], None] | None = None,
+        psql: str | None = None,
     ) -> None:
         self.spec = spec
         self.conns = conns
+        self.psql = psql  # read COPY streams with this psql (no per-row Python)
         self.on_start = on_start
         self.transform = transform
         self.batch_size = batch_size
@@ -153,7 +160,9 @@ class Mover:
             committed = self._ledger_rows(target, task)
             if committed is not None:
                 return Moved(committed, None, already=True)
-        source = self._conn(self.spec.source_conid) if self.spec.path != "same_db" else None
+        piped = self.psql is not None and self.spec.path in ("copy_binary", "copy_text")
+        source = (self._conn(self.spec.source_conid)
+                  if self.spec.path != "same_db" and not piped else None)
         if self.on_start is not None:
             self.on_start(task, source.info.backend_pid if source else None,
                           target.info.backend_pid if target else None)
@@ -161,6 +170,9 @@ class Mover:
             if self.spec.path == "same_db":
                 assert target is not None
                 moved = self._same_db(target, task)
+            elif piped:
+                assert target is not None
+                moved = self._copy_piped(target, task)
             elif self.spec.path in ("copy_binary", "copy_text"):
                 assert source is not None and target is not None
                 moved = self._copy(source, target, task)
@@ -222,11 +234,17 @@ class Mover:
 
     # -- the paths -------------------------------------------------------------
 
+    def _select(self, task: ChunkTask) -> str:
+        """The chunk's query, with the casts to the target's types when any are needed."""
+        if self.spec.select_list is None:
+            return task.query_sql
+        return (f"SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql})"
+                " AS dms_q")
+
     def _same_db(self, conn: psycopg.Connection[Any], task: ChunkTask) -> Moved:
         self._pin(conn, task.snapshot_id, read_only=False)
         query, params = _bindable(
-            f"INSERT INTO {escape_pyformat(self.spec.insert_target)} "
-            f"SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql}) AS dms_q",
+            f"INSERT INTO {escape_pyformat(self.spec.insert_target)} {self._select(task)}",
             task.params,
         )
         cur = conn.execute(query.encode(), params)
@@ -239,10 +257,7 @@ class Mover:
               task: ChunkTask) -> Moved:
         fmt = "binary" if self.spec.path == "copy_binary" else "text"
         out_sql, params = _bindable(
-            f"COPY (SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql})"
-            f" AS dms_q) TO STDOUT (FORMAT {fmt})",
-            task.params,
-        )
+            f"COPY ({self._select(task)}) TO STDOUT (FORMAT {fmt})", task.params)
         in_sql = f"COPY {self.spec.insert_target} FROM STDIN (FORMAT {fmt})"
         self._pin(source, task.snapshot_id, read_only=True)
         _end(target)
@@ -263,12 +278,38 @@ class Mover:
         source.rollback()  # read-only: end the snapshot
         return Moved(rows, nbytes)
 
+    def _copy_piped(self, target: psycopg.Connection[Any], task: ChunkTask) -> Moved:
+        """Like ``_copy``, with psql reading the source: Python moves blocks, not rows."""
+        assert self.psql is not None
+        fmt = "binary" if self.spec.path == "copy_binary" else "text"
+        out_sql, params = _bindable(
+            f"COPY ({self._select(task)}) TO STDOUT (FORMAT {fmt})", task.params)
+        if params is not None:  # COPY takes no parameters: psycopg quotes the bounds
+            out_sql = psycopg.ClientCursor(target).mogrify(out_sql, params)
+        _end(target)
+        target.isolation_level = IsolationLevel.READ_COMMITTED
+        target.read_only = False
+        nbytes = 0
+        session = self.conns.session(self.spec.source_conid)
+        try:
+            with target.cursor() as tgt:
+                with tgt.copy(f"COPY {self.spec.insert_target} FROM STDIN (FORMAT {fmt})"
+                              ) as sink, copy_out(self.psql, session, out_sql,
+                                                  task.snapshot_id) as feed:
+                    for block in feed:
+                        sink.write(block)
+                        nbytes += len(block)
+                rows = tgt.rowcount
+        except SnapshotImportError as exc:
+            raise SnapshotGone(str(exc)) from None
+        self._write_ledger(target, task, rows)
+        target.commit()
+        return Moved(rows, nbytes)
+
     def _rows(self, source: psycopg.Connection[Any], target: psycopg.Connection[Any] | None,
               task: ChunkTask) -> Moved:
-        select = (
-            f"SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql}) AS dms_q"
-            if self.transform is None else task.query_sql
-        )
+        # A transformation gets the source's own rows and types.
+        select = self._select(task) if self.transform is None else task.query_sql
         query, params = _bindable(select, task.params)
         self._pin(source, task.snapshot_id, read_only=True)
         if target is not None:

@@ -33,6 +33,7 @@ from dms_pkg.engine.movers import (
     SnapshotGone,
     Transform,
 )
+from dms_pkg.engine.psql_reader import SourceError, SourceSession, find_psql
 from dms_pkg.engine.store import ChunkTask, RunStore
 from dms_pkg.errors import DmsError
 
@@ -133,6 +134,12 @@ class Connections:
             self._open[conid] = conn
         return conn
 
+    def session(self, conid: int | None) -> SourceSession:
+        info = self.resolve(conid)
+        login = self.login if info.is_local else None
+        return SourceSession(info, login.user if login else None,
+                             login.search_path if login else None, self.application_name)
+
     def close(self) -> None:
         for conn in self._open.values():
             conn.close()
@@ -147,9 +154,15 @@ def build_mover(
     transform: Transform | None = None,
     batch_size: int = 10_000,
     collect: Callable[[int, list[dict[str, Any]]], None] | None = None,
+    copy_reader: str = "auto",
 ) -> Mover:
+    psql = find_psql() if copy_reader in ("auto", "psql") else None
+    if copy_reader == "psql" and psql is None:
+        raise DmsError("copy_reader psql: no psql program found",
+                       sqlstate="58P01", hint="install postgresql-client, set DMS_PSQL, or use "
+                       'copy_reader "psycopg"')
     return Mover(spec, conns, on_start=store.started, transform=transform,
-                 batch_size=batch_size, collect=collect)
+                 batch_size=batch_size, collect=collect, psql=psql)
 
 
 class LazyMover:
@@ -229,6 +242,8 @@ def _classify(exc: BaseException) -> tuple[str | None, str, bool, bool]:
     """(sqlstate, message, is a database error, the connection is gone)."""
     if isinstance(exc, DmsError):
         return exc.sqlstate, exc.message, exc.sqlstate.startswith("08"), False
+    if isinstance(exc, SourceError):  # psql reading the source: no SQLSTATE = no connection
+        return exc.sqlstate, str(exc), True, False
     if isinstance(exc, psycopg.Error):
         sqlstate, message = error_fields(exc)
         broken = isinstance(exc, psycopg.OperationalError) and sqlstate is None
