@@ -29,14 +29,16 @@ GRANT EXECUTE ON FUNCTION dms.submit_query_parallel(bigint, text, bigint, text, 
 GRANT EXECUTE ON PROCEDURE dms.work(bigint) TO dms_operator;
 GRANT EXECUTE ON PROCEDURE dms.dispatch(integer) TO dms_operator;
 GRANT EXECUTE ON FUNCTION dms.record_run(jsonb, jsonb), dms.claim_chunk(bigint),
-    dms.finish_chunk(bigint, integer, bigint, bigint),
+    dms.finish_chunk(bigint, integer, bigint, bigint, jsonb),
+    dms.record_rejects(bigint, integer, jsonb),
     dms.fail_chunk(bigint, integer, text, text, double precision),
     dms.finish_run(bigint), dms.set_run_state(bigint, text, text),
     dms.start_workers(bigint, integer), dms.poll_workers(text[]),
     dms.stop_workers(text[], boolean), dms.connection_headroom(), dms.loopback_conninfo(),
     dms.claim_queued_run(bigint), dms.reopen_run(bigint), dms.chunk_started(bigint, integer, integer, integer),
     dms.set_snapshot(bigint, text), dms.reap_chunks(bigint), dms.request_stop(bigint),
-    dms.cancel_run_statements(bigint), dms.set_finalized(bigint)
+    dms.cancel_run_statements(bigint), dms.set_finalized(bigint),
+    dms.set_checkpoint_value(bigint, text)
     TO dms_operator;
 GRANT EXECUTE ON PROCEDURE dms.run_queued(bigint), dms.resume_run(bigint), dms.stop_run(bigint)
     TO dms_operator;

@@ -22,6 +22,7 @@ server's ``format_type()``, which quotes them itself.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -139,8 +140,13 @@ def table_name(schema: str, table: str) -> str:
     return _q(sql.Identifier(schema, table))
 
 
-def match(source: list[SourceColumn], target: list[TargetColumn], target_name: str) -> ColumnMap:
-    """Pair each source column with the target column of its name, or refuse."""
+def match(source: list[SourceColumn], target: list[TargetColumn], target_name: str,
+          managed: Sequence[str] = ()) -> ColumnMap:
+    """Pair each source column with the target column of its name, or refuse.
+
+    ``managed`` target columns are filled by the load itself (a merge's row
+    hash or validity dates), so they need not come from the source.
+    """
     if not source:
         raise DmsError("the source query returns no columns", sqlstate=INVALID_PARAMETER_VALUE)
     twice = [name for name, count in Counter(c.name for c in source).items() if count > 1]
@@ -173,7 +179,7 @@ def match(source: list[SourceColumn], target: list[TargetColumn], target_name: s
             sqlstate=INVALID_PARAMETER_VALUE,
             hint="leave the column out of the source query",
         )
-    provided = {c.name for c in source}
+    provided = {c.name for c in source} | set(managed)
     required = [
         c.name for c in target
         if c.not_null and not c.has_default and not c.generated and c.name not in provided
@@ -225,7 +231,9 @@ def check_assignable(target_db: Session, columns: ColumnMap, schema: str, table:
 def error_fields(exc: BaseException) -> tuple[str | None, str]:
     """SQLSTATE and primary message of a psycopg or PL/Python database error."""
     if isinstance(exc, psycopg.Error):
-        return exc.diag.sqlstate, exc.diag.message_primary or str(exc)
+        # An error class raised by us rather than the server has no diag, only
+        # the class's SQLSTATE.
+        return exc.diag.sqlstate or exc.sqlstate, exc.diag.message_primary or str(exc)
     # plpy.SPIError carries .sqlstate; its first argument is the message.
     return getattr(exc, "sqlstate", None), str(exc.args[0]) if exc.args else str(exc)
 

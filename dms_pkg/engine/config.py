@@ -14,6 +14,7 @@ the run, each with its origin, so "why did it use 2 workers?" has an answer.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ class Setting:
             return "true or false"
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        if self.kind is dict:
+            return "a JSON object"
         if self.low is not None and self.high is not None:
             return f"from {self.low:g} to {self.high:g}"
         return f"a {self.kind.__name__}"
@@ -85,6 +88,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("copy_reader", str, "auto", choices=("auto", "psql", "psycopg"),
                 help="who reads a COPY stream from the source: psql (no per-row Python; "
                 "auto uses it when installed) or psycopg"),
+        Setting("merge", dict, None,
+                help="load through a staging table and merge: {\"kind\": \"append\" | "
+                "\"scd\", \"keys\": [...], \"scd2\": [...], ...} (see docs/engine.md)"),
+        Setting("checkpoint_column", str, None,
+                help="incremental loads: record the largest value of this output column "
+                "the run reads (dms.run.checkpoint_value)"),
         Setting("snapshot", bool, True,
                 help="read the whole source as of one moment (an exported snapshot)"),
     )
@@ -142,6 +151,15 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
         if setting.high is not None and number > setting.high:
             raise bad()
         value = number
+    elif setting.kind is dict:
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raise bad("not JSON") from None
+        if not isinstance(raw, dict):
+            raise bad("not a JSON object")
+        value = raw
     else:
         if not isinstance(raw, str) or not raw.strip():
             raise bad()

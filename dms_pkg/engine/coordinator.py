@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import IsolationLevel
+from psycopg import IsolationLevel, sql
 
 from dms_pkg.db.base import Session
 from dms_pkg.db.psycopg_db import PsycopgDatabase
@@ -192,6 +192,17 @@ def _export_snapshot(local: Local, run: RunInfo, login: Login | None
     assert row is not None
     local.session.query("SELECT dms.set_snapshot($1::bigint, $2::text)",
                         [run.spec.run_id, row[0]])
+    column = _setting(run.config, "checkpoint_column", None)
+    if column:
+        # The checkpoint moves to the largest value this run reads: read it in
+        # the run's own snapshot, so rows committed later are left for the next run.
+        source_sql = local.session.query(
+            "SELECT source_sql FROM dms.run WHERE run_id = $1::bigint",
+            [run.spec.run_id])[0]["source_sql"]
+        value = conn.execute(sql.SQL("SELECT max(q.{})::text FROM ({}) AS q").format(
+            sql.Identifier(column), sql.SQL(source_sql))).fetchone()
+        local.session.query("SELECT dms.set_checkpoint_value($1::bigint, $2::text)",
+                            [run.spec.run_id, value[0] if value else None])
     local.session.commit()
     return conn
 

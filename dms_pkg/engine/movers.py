@@ -24,7 +24,7 @@ chunk sees the source as it was when the run started.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +34,8 @@ from psycopg import IsolationLevel, sql
 from psycopg.rows import dict_row
 
 from dms_pkg.db.binds import escape_pyformat, pyformat_to_numeric
+from dms_pkg.engine import merge as merge_mod
+from dms_pkg.engine.merge import MergePlan
 from dms_pkg.engine.psql_reader import SnapshotImportError, SourceSession, copy_out
 from dms_pkg.engine.store import ChunkTask
 
@@ -61,6 +63,8 @@ class RunSpec:
     target_conid: int | None
     search_path: str | None = None
     ledger: bool = True
+    merge: dict[str, Any] | None = None  # a MergePlan: stage, then merge with SQL
+    merge_keys: tuple[str, ...] = ()  # the business key, to name refused rows
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +77,8 @@ class RunSpec:
             "source_conid": self.source_conid,
             "target_conid": self.target_conid,
             "ledger": self.ledger,
+            "merge": self.merge,
+            "merge_keys": list(self.merge_keys),
         }
 
     @classmethod
@@ -89,6 +95,8 @@ class RunSpec:
             target_conid=spec["target_conid"],
             search_path=search_path,
             ledger=bool(spec.get("ledger", True)),
+            merge=spec.get("merge"),
+            merge_keys=tuple(spec.get("merge_keys") or ()),
         )
 
 
@@ -97,6 +105,35 @@ class Moved:
     rows: int
     nbytes: int | None
     already: bool = False  # found in the ledger: committed by an earlier attempt
+    stats: dict[str, int] | None = None  # merge counts: inserted, updated, expired
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A staged row the target refused, for the error log."""
+
+    key: str
+    sqlstate: str | None
+    message: str
+
+
+MAX_REJECTS = 1000  # rows a failed chunk reports at most
+# SQLSTATE classes of errors a single row can cause: cardinality (a key twice),
+# data exception (bad value), integrity constraint violation.
+ROW_ERROR_CLASSES = frozenset({"21", "22", "23"})
+
+
+class DuplicateKey(psycopg.errors.CardinalityViolation):
+    """The source returned one business key twice in a chunk: the merge would be ambiguous.
+
+    Raised by us, not the server: its SQLSTATE is the class's (21000)."""
+
+    def __init__(self, key: Sequence[Any]) -> None:
+        super().__init__(f"the source returns business key ({_show_key(key)}) more than once")
+
+
+def _show_key(values: Sequence[Any]) -> str:
+    return ", ".join("NULL" if v is None else str(v) for v in values)
 
 
 class ConnectionSource(Protocol):
@@ -114,6 +151,8 @@ class ConnectionSource(Protocol):
 # Called when a chunk starts, with the backend pids of the source and target
 # connections, so that stop_run and the reaper can cancel them.
 OnStart = Callable[[ChunkTask, int | None, int | None], None]
+# Called with the rows of a chunk the target refused.
+OnRejects = Callable[[ChunkTask, list["Reject"]], None]
 
 
 def _bindable(statement: str, params: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -138,6 +177,7 @@ class Mover:
         conns: ConnectionSource,
         *,
         on_start: OnStart | None = None,
+        on_rejects: OnRejects | None = None,
         transform: Transform | None = None,
         batch_size: int = 10_000,
         collect: Callable[[int, list[dict[str, Any]]], None] | None = None,
@@ -147,47 +187,49 @@ class Mover:
         self.conns = conns
         self.psql = psql  # read COPY streams with this psql (no per-row Python)
         self.on_start = on_start
+        self.on_rejects = on_rejects
         self.transform = transform
         self.batch_size = batch_size
         self.collect = collect
+        self.merge = MergePlan.from_json(spec.merge) if spec.merge else None
         self._opened: list[psycopg.Connection[Any]] = []
 
     # -- the shared protocol -------------------------------------------------
 
     def move(self, task: ChunkTask) -> Moved:
-        target = None if self.collect is not None else self._conn(self.spec.target_conid)
-        if target is not None and self.spec.ledger:
+        if self.collect is not None:  # no target: the rows go back to the caller
+            rows, _ = self._rows(self._conn(self.spec.source_conid), None, task)
+            return Moved(rows, None)
+        target = self._conn(self.spec.target_conid)
+        if self.spec.ledger:
             committed = self._ledger_rows(target, task)
             if committed is not None:
                 return Moved(committed, None, already=True)
-        piped = self.psql is not None and self.spec.path in ("copy_binary", "copy_text")
-        source = (self._conn(self.spec.source_conid)
-                  if self.spec.path != "same_db" and not piped else None)
+        source = self._source()
         if self.on_start is not None:
             self.on_start(task, source.info.backend_pid if source else None,
-                          target.info.backend_pid if target else None)
+                          target.info.backend_pid)
         try:
-            if self.spec.path == "same_db":
-                assert target is not None
-                moved = self._same_db(target, task)
-            elif piped:
-                assert target is not None
-                moved = self._copy_piped(target, task)
-            elif self.spec.path in ("copy_binary", "copy_text"):
-                assert source is not None and target is not None
-                moved = self._copy(source, target, task)
-            else:
-                assert source is not None
-                moved = self._rows(source, target, task)
+            rows, nbytes = self._load(source, target, task)
+            stats = self._merge(target) if self.merge else None
+            self._write_ledger(target, task, rows)
+            target.commit()
+            if source is not None:
+                source.rollback()  # read-only: end the snapshot
         except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.table_name == "chunk_ledger" and target is not None:
+            if exc.diag.table_name == "chunk_ledger":
                 # Another attempt committed this chunk first; ours rolled back.
                 _end(target)
                 committed = self._ledger_rows(target, task)
                 if committed is not None:
                     return Moved(committed, None, already=True)
+            self._report_rejects(exc, task)
             raise
-        return moved
+        except psycopg.Error as exc:
+            if (exc.diag.sqlstate or exc.sqlstate or "")[:2] in ROW_ERROR_CLASSES:
+                self._report_rejects(exc, task)
+            raise
+        return Moved(rows, nbytes, stats=stats)
 
     def recover(self) -> None:
         for conn in self._opened:
@@ -198,6 +240,111 @@ class Mover:
         if conn not in self._opened:
             self._opened.append(conn)
         return conn
+
+    @property
+    def _piped(self) -> bool:
+        return self.psql is not None and self.spec.path in ("copy_binary", "copy_text")
+
+    def _source(self) -> psycopg.Connection[Any] | None:
+        """The psycopg source connection, when the path reads through one."""
+        if self.spec.path == "same_db" or self._piped:
+            return None
+        return self._conn(self.spec.source_conid)
+
+    def _load(self, source: psycopg.Connection[Any] | None, target: psycopg.Connection[Any],
+              task: ChunkTask) -> tuple[int, int | None]:
+        """Write the chunk into the load table in an open target transaction."""
+        if self.spec.path == "same_db":
+            return self._same_db(target, task)
+        if self._piped:
+            return self._copy_piped(target, task)
+        assert source is not None
+        if self.spec.path in ("copy_binary", "copy_text"):
+            return self._copy(source, target, task)
+        return self._rows(source, target, task)
+
+    def _begin_target(self, target: psycopg.Connection[Any]) -> None:
+        _end(target)
+        target.isolation_level = IsolationLevel.READ_COMMITTED
+        target.read_only = False
+        self._prepare_stage(target)
+
+    def _prepare_stage(self, target: psycopg.Connection[Any]) -> None:
+        if self.merge is not None:
+            for statement in self.merge.prepare:
+                target.execute(statement)
+
+    def _merge(self, target: psycopg.Connection[Any], rows: tuple[int, int] | None = None
+               ) -> dict[str, int]:
+        """Merge the staged chunk into the target; counts per statement."""
+        assert self.merge is not None
+        if self.merge.check:
+            twice = target.execute(self.merge.check).fetchone()
+            if twice is not None:
+                raise DuplicateKey(twice)
+        stats: dict[str, int] = {}
+        for label, statement in self.merge.statements:
+            text = merge_mod.restrict(statement, *rows) if rows else statement
+            stats[label] = stats.get(label, 0) + max(target.execute(text).rowcount, 0)
+        return stats
+
+    def _report_rejects(self, exc: Exception, task: ChunkTask) -> None:
+        """A chunk the target refused: find the rows it refuses, for the error log."""
+        if self.merge is None or self.on_rejects is None:
+            return
+        target = self._conn(self.spec.target_conid)
+        try:
+            self.on_rejects(task, self._find_rejects(target, task))
+        except Exception:
+            _end(target)
+
+    def _find_rejects(self, target: psycopg.Connection[Any], task: ChunkTask
+                      ) -> list[Reject]:
+        """Load the chunk again and merge it in halves, down to single rows, each
+        under a savepoint; everything is rolled back afterwards."""
+        assert self.merge is not None
+        source = self._source()
+        staged, _ = self._load(source, target, task)
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.spec.merge_keys)
+        rejects: list[Reject] = []
+        if self.spec.merge_keys:
+            twice = sql.SQL(
+                "SELECT {}, count(*) FROM {} GROUP BY {} HAVING count(*) > 1 LIMIT {}"
+            ).format(keys, sql.Identifier("pg_temp", merge_mod.STAGE), keys,
+                     sql.Literal(MAX_REJECTS))
+            for row in target.execute(twice).fetchall():
+                rejects.append(Reject(_show_key(row[:-1]), merge_mod.CARDINALITY_VIOLATION,
+                                      f"the source returns this key {row[-1]} times"))
+        pending = [] if rejects or not staged else [(1, staged)]
+        while pending and len(rejects) < MAX_REJECTS:
+            lo, hi = pending.pop()
+            try:
+                with target.transaction():  # a savepoint
+                    self._merge_rows(target, lo, hi)
+            except psycopg.Error as exc:
+                if lo < hi:
+                    middle = (lo + hi) // 2
+                    pending += [(middle + 1, hi), (lo, middle)]
+                else:
+                    rejects.append(Reject(self._key_of(target, lo), exc.diag.sqlstate,
+                                          exc.diag.message_primary or str(exc)))
+        target.rollback()
+        if source is not None:
+            source.rollback()
+        return rejects
+
+    def _merge_rows(self, target: psycopg.Connection[Any], lo: int, hi: int) -> None:
+        assert self.merge is not None
+        for _label, statement in self.merge.statements:
+            target.execute(merge_mod.restrict(statement, lo, hi))
+
+    def _key_of(self, target: psycopg.Connection[Any], rn: int) -> str:
+        if not self.spec.merge_keys:
+            return f"staged row {rn}"
+        row = target.execute(sql.SQL("SELECT {} FROM {} WHERE dms_rn = %s").format(
+            sql.SQL(", ").join(sql.Identifier(k) for k in self.spec.merge_keys),
+            sql.Identifier("pg_temp", merge_mod.STAGE)), [rn]).fetchone()
+        return _show_key(row) if row else "?"
 
     def _ledger_rows(self, target: psycopg.Connection[Any], task: ChunkTask) -> int | None:
         """Rows of the chunk if the ledger says it committed (read committed, fresh)."""
@@ -241,44 +388,37 @@ class Mover:
         return (f"SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql})"
                 " AS dms_q")
 
-    def _same_db(self, conn: psycopg.Connection[Any], task: ChunkTask) -> Moved:
+    def _same_db(self, conn: psycopg.Connection[Any], task: ChunkTask
+                 ) -> tuple[int, int | None]:
         self._pin(conn, task.snapshot_id, read_only=False)
+        self._prepare_stage(conn)
         query, params = _bindable(
             f"INSERT INTO {escape_pyformat(self.spec.insert_target)} {self._select(task)}",
             task.params,
         )
-        cur = conn.execute(query.encode(), params)
-        rows = max(cur.rowcount, 0)
-        self._write_ledger(conn, task, rows)
-        conn.commit()
-        return Moved(rows, None)
+        return max(conn.execute(query.encode(), params).rowcount, 0), None
 
     def _copy(self, source: psycopg.Connection[Any], target: psycopg.Connection[Any],
-              task: ChunkTask) -> Moved:
+              task: ChunkTask) -> tuple[int, int | None]:
         fmt = "binary" if self.spec.path == "copy_binary" else "text"
         out_sql, params = _bindable(
             f"COPY ({self._select(task)}) TO STDOUT (FORMAT {fmt})", task.params)
-        in_sql = f"COPY {self.spec.insert_target} FROM STDIN (FORMAT {fmt})"
         self._pin(source, task.snapshot_id, read_only=True)
-        _end(target)
-        target.isolation_level = IsolationLevel.READ_COMMITTED
-        target.read_only = False
+        self._begin_target(target)
         nbytes = 0
         with source.cursor() as src, target.cursor() as tgt:
             # The target COPY is opened first and closed last: if the source
             # fails mid-stream, leaving the inner block with an exception makes
             # psycopg abort the target COPY, so no partial chunk is kept.
-            with tgt.copy(in_sql) as sink, src.copy(out_sql.encode(), params) as feed:
+            with tgt.copy(f"COPY {self.spec.insert_target} FROM STDIN (FORMAT {fmt})"
+                          ) as sink, src.copy(out_sql.encode(), params) as feed:
                 for block in feed:
                     sink.write(block)
                     nbytes += len(block)
-            rows = tgt.rowcount
-        self._write_ledger(target, task, rows)
-        target.commit()
-        source.rollback()  # read-only: end the snapshot
-        return Moved(rows, nbytes)
+            return tgt.rowcount, nbytes
 
-    def _copy_piped(self, target: psycopg.Connection[Any], task: ChunkTask) -> Moved:
+    def _copy_piped(self, target: psycopg.Connection[Any], task: ChunkTask
+                    ) -> tuple[int, int | None]:
         """Like ``_copy``, with psql reading the source: Python moves blocks, not rows."""
         assert self.psql is not None
         fmt = "binary" if self.spec.path == "copy_binary" else "text"
@@ -286,9 +426,7 @@ class Mover:
             f"COPY ({self._select(task)}) TO STDOUT (FORMAT {fmt})", task.params)
         if params is not None:  # COPY takes no parameters: psycopg quotes the bounds
             out_sql = psycopg.ClientCursor(target).mogrify(out_sql, params)
-        _end(target)
-        target.isolation_level = IsolationLevel.READ_COMMITTED
-        target.read_only = False
+        self._begin_target(target)
         nbytes = 0
         session = self.conns.session(self.spec.source_conid)
         try:
@@ -299,23 +437,18 @@ class Mover:
                     for block in feed:
                         sink.write(block)
                         nbytes += len(block)
-                rows = tgt.rowcount
+                return tgt.rowcount, nbytes
         except SnapshotImportError as exc:
             raise SnapshotGone(str(exc)) from None
-        self._write_ledger(target, task, rows)
-        target.commit()
-        return Moved(rows, nbytes)
 
     def _rows(self, source: psycopg.Connection[Any], target: psycopg.Connection[Any] | None,
-              task: ChunkTask) -> Moved:
+              task: ChunkTask) -> tuple[int, int | None]:
         # A transformation gets the source's own rows and types.
         select = self._select(task) if self.transform is None else task.query_sql
         query, params = _bindable(select, task.params)
         self._pin(source, task.snapshot_id, read_only=True)
         if target is not None:
-            _end(target)
-            target.isolation_level = IsolationLevel.READ_COMMITTED
-            target.read_only = False
+            self._begin_target(target)
         written = 0
         collected: list[dict[str, Any]] = []
         with ExitStack() as stack:
@@ -345,10 +478,8 @@ class Mover:
                     assert sink is not None
                     sink.write_row([row.get(c) for c in columns])
                     written += 1
-        if target is not None:
-            self._write_ledger(target, task, written)
-            target.commit()
-        source.rollback()
-        if self.collect is not None:
-            self.collect(task.chunk_no, collected)
-        return Moved(written, None)
+        if target is None:
+            source.rollback()
+            if self.collect is not None:
+                self.collect(task.chunk_no, collected)
+        return written, None

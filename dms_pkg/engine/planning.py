@@ -27,7 +27,7 @@ from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.db.sources import PsycopgSource, SourceConnection
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
-from dms_pkg.engine import connections
+from dms_pkg.engine import connections, merge
 from dms_pkg.engine import target as stage
 from dms_pkg.engine.codec import encode_params
 from dms_pkg.engine.connections import ConnInfo
@@ -166,8 +166,9 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
                 cols.TargetColumn(c.name, c.type_oid, c.type_name, False, False, False)
                 for c in source_columns
             ]
+        merge_spec = _merge_spec(config)
         cmap = cols.match(source_columns, cols.require_table(target_columns, schema, table),
-                          target_name)
+                          target_name, merge_spec.managed() if merge_spec else ())
         if not create:
             cols.check_assignable(target_session, cmap, schema, table)
         path = "rows" if transform_given else choose_path(
@@ -197,12 +198,21 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
             source_session.rollback()
 
     load_table = cols.table_name(schema, staging) if staging else target_name
+    insert_target = cols.insert_columns(cmap, schema, staging or table)
+    merge_plan = None
+    if merge_spec is not None:
+        assert target_columns is not None
+        merge.check_spec(merge_spec, cmap.names, [c.name for c in target_columns], target_name)
+        merge_plan = merge.plan(merge_spec, schema, table, cmap.names,
+                                {c.name: c.type_name for c in cmap.target})
+        load_table, insert_target = merge.STAGE_TABLE, merge.stage_target(cmap.names)
     spec = RunSpec(
         run_id=0, path=path, select_list=cols.select_list(cmap),
-        insert_target=cols.insert_columns(cmap, schema, staging or table),
-        target_table=target_name, load_table=load_table,
+        insert_target=insert_target, target_table=target_name, load_table=load_table,
         columns=tuple(cmap.names), source_conid=source.conid, target_conid=target.conid,
         search_path=local.search_path,
+        merge=merge_plan.as_json() if merge_plan else None,
+        merge_keys=merge_spec.keys if merge_spec else (),
     )
     run = {
         "label": f"{_short(plan.driving_table or 'query')} -> {schema}.{table}",
@@ -279,6 +289,18 @@ def _busy_error(busy: dict[str, Any], target_name: str) -> DmsError:
         f"{busy['run_id']}), stop it with CALL dms.stop_run({busy['run_id']}), or pass "
         """p_params => '{"if_busy": "queue"}' to start when it is done""",
     )
+
+
+def _merge_spec(config: cfg.EngineConfig) -> merge.MergeSpec | None:
+    if not config["merge"]:
+        return None
+    if config["write_mode"] == "truncate":
+        raise DmsError(
+            "write_mode truncate and merge cannot be combined",
+            sqlstate=INVALID_PARAMETER_VALUE,
+            hint="a merge compares with what the target holds; empty it first if you mean to",
+        )
+    return merge.MergeSpec.from_json(config["merge"])
 
 
 def plan_source(

@@ -58,7 +58,12 @@ class RunStore(Protocol):
     def started(self, task: ChunkTask, source_pid: int | None, target_pid: int | None) -> None:
         ...
 
-    def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None) -> None: ...
+    def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None,
+               stats: dict[str, int] | None = None) -> None: ...
+
+    def rejected(self, task: ChunkTask, rejects: list[Any]) -> None:
+        """Rows of a failed chunk that the target refused (key, sqlstate, message)."""
+        ...
 
     def fail(
         self, run_id: int, chunk_no: int, sqlstate: str | None, message: str,
@@ -98,12 +103,19 @@ class SqlStore:
         )
         self.home.commit()
 
-    def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None) -> None:
-        """Mark the chunk done and commit -- together with whatever the worker
-        wrote in this same transaction (the same-database path)."""
+    def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None,
+               stats: dict[str, int] | None = None) -> None:
         self.home.query(
-            "SELECT dms.finish_chunk($1::bigint, $2::int, $3::bigint, $4::bigint)",
-            [run_id, chunk_no, rows, nbytes],
+            "SELECT dms.finish_chunk($1::bigint, $2::int, $3::bigint, $4::bigint, $5::jsonb)",
+            [run_id, chunk_no, rows, nbytes, json.dumps(stats) if stats is not None else None],
+        )
+        self.home.commit()
+
+    def rejected(self, task: ChunkTask, rejects: list[Any]) -> None:
+        self.home.rollback()
+        self.home.query(
+            "SELECT dms.record_rejects($1::bigint, $2::int, $3::jsonb)",
+            [task.run_id, task.chunk_no, json.dumps([r.__dict__ for r in rejects])],
         )
         self.home.commit()
 
@@ -143,6 +155,7 @@ class MemoryStore:
     run_uuid: str | None = None
     snapshot_id: str | None = None
     stopped: bool = False
+    rejects: dict[int, list[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def claim(self, run_id: int) -> ChunkTask | None:
@@ -161,7 +174,12 @@ class MemoryStore:
     def _get(self, chunk_no: int) -> ChunkRecord:
         return self.chunks[chunk_no - 1]
 
-    def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None) -> None:
+    def rejected(self, task: ChunkTask, rejects: list[Any]) -> None:
+        with self._lock:
+            self.rejects[task.chunk_no] = list(rejects)
+
+    def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None,
+               stats: dict[str, int] | None = None) -> None:
         with self._lock:
             c = self._get(chunk_no)
             c.state, c.rows, c.bytes, c.ended_at = "DONE", rows, nbytes, time.monotonic()

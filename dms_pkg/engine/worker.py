@@ -161,8 +161,8 @@ def build_mover(
         raise DmsError("copy_reader psql: no psql program found",
                        sqlstate="58P01", hint="install postgresql-client, set DMS_PSQL, or use "
                        'copy_reader "psycopg"')
-    return Mover(spec, conns, on_start=store.started, transform=transform,
-                 batch_size=batch_size, collect=collect, psql=psql)
+    return Mover(spec, conns, on_start=store.started, on_rejects=store.rejected,
+                 transform=transform, batch_size=batch_size, collect=collect, psql=psql)
 
 
 class LazyMover:
@@ -209,7 +209,7 @@ def run_worker(
             continue
         try:
             moved = mover.move(task)
-            store.finish(run_id, task.chunk_no, moved.rows, moved.nbytes)
+            store.finish(run_id, task.chunk_no, moved.rows, moved.nbytes, moved.stats)
         except SnapshotGone as exc:
             # The run's snapshot ended with its coordinator: reading on would
             # break the run's consistency.  Put the chunk back untouched and

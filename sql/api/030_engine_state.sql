@@ -133,8 +133,10 @@ $fn$;
 COMMENT ON FUNCTION dms.chunk_started(bigint, integer, integer, integer) IS
     'Worker: record the backend pids reading and writing a chunk (so a stop can cancel them); returns the run''s state (operator role)';
 
+DROP FUNCTION IF EXISTS dms.finish_chunk(bigint, integer, bigint, bigint);
 CREATE OR REPLACE FUNCTION dms.finish_chunk(p_run_id bigint, p_chunk_no integer,
-                                            p_rows bigint, p_bytes bigint)
+                                            p_rows bigint, p_bytes bigint,
+                                            p_stats jsonb DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
@@ -144,13 +146,34 @@ AS $fn$
 BEGIN
     PERFORM dms._require_role('dms_operator');
     UPDATE dms.chunk
-       SET state = 'DONE', rows = p_rows, bytes = p_bytes, ended_at = pg_catalog.clock_timestamp(),
+       SET state = 'DONE', rows = p_rows, bytes = p_bytes, stats = p_stats,
+           ended_at = pg_catalog.clock_timestamp(),
            heartbeat_at = pg_catalog.clock_timestamp(), sqlstate = NULL, last_error = NULL
      WHERE run_id = p_run_id AND chunk_no = p_chunk_no;
 END
 $fn$;
-COMMENT ON FUNCTION dms.finish_chunk(bigint, integer, bigint, bigint) IS
-    'Worker: mark a chunk done with its row and byte counts (operator role)';
+COMMENT ON FUNCTION dms.finish_chunk(bigint, integer, bigint, bigint, jsonb) IS
+    'Worker: mark a chunk done with its row and byte counts (and merge counts) (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.record_rejects(p_run_id bigint, p_chunk_no integer,
+                                              p_rejects jsonb)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    -- The rows of the chunk's latest attempt replace those of earlier ones.
+    DELETE FROM dms.chunk_reject WHERE run_id = p_run_id AND chunk_no = p_chunk_no;
+    INSERT INTO dms.chunk_reject (run_id, chunk_no, seq, key_value, sqlstate, message)
+    SELECT p_run_id, p_chunk_no, r.ord::int, r.v->>'key', r.v->>'sqlstate', r.v->>'message'
+      FROM pg_catalog.jsonb_array_elements(p_rejects) WITH ORDINALITY AS r(v, ord);
+END
+$fn$;
+COMMENT ON FUNCTION dms.record_rejects(bigint, integer, jsonb) IS
+    'Worker: record the rows the target refused in a chunk, with their keys and messages (operator role)';
 
 CREATE OR REPLACE FUNCTION dms.fail_chunk(p_run_id bigint, p_chunk_no integer, p_sqlstate text,
                                           p_message text, p_retry_in double precision)
@@ -652,3 +675,20 @@ END
 $fn$;
 COMMENT ON FUNCTION dms.set_finalized(bigint) IS
     'Coordinator: record that the run''s last step (staging swap, ledger clean-up) is done (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.set_checkpoint_value(p_run_id bigint, p_value text)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    -- Set once, from the run's first snapshot: a resumed run keeps it.
+    UPDATE dms.run SET checkpoint_value = coalesce(checkpoint_value, p_value)
+     WHERE run_id = p_run_id;
+END
+$fn$;
+COMMENT ON FUNCTION dms.set_checkpoint_value(bigint, text) IS
+    'Coordinator: record the largest checkpoint-column value the run reads (operator role)';

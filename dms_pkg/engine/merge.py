@@ -1,0 +1,222 @@
+"""Set-based loading of a chunk: stage it, then merge it into the target with SQL.
+
+A chunk's rows go into a session temp table (``pg_temp.dms_stage``: the
+target's types, no WAL, no indexes) and a few statements move them into the
+target -- in the same transaction as the chunk's ledger row, so a chunk is
+merged exactly once.  Nothing is looked up row by row.
+
+* ``append`` (NRM, FCT, MRT tables): insert every staged row.
+* ``scd`` (DIM tables), per business key, comparing the staged row with the
+  current version of the target:
+
+  1. a type-2 column changed: the current version is closed (current flag
+     'N', valid-to now) ...
+  2. only type-1 columns changed (the row hash differs): the current version
+     is updated in place;
+  3. ... and every staged key without a current version -- new keys and the
+     keys closed in step 1 -- gets a new current version.
+
+  Unchanged keys are not touched.  A key staged twice is refused (the merge
+  would be ambiguous); chunks are cut on the business key, so a key is never
+  split over two chunks.
+
+Column names are target column names; identifiers are quoted by psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from dms_pkg.errors import INVALID_PARAMETER_VALUE, UNDEFINED_COLUMN, DmsError
+
+STAGE = "dms_stage"
+ROWS_FILTER = "/*dms_rows*/TRUE"  # replaced by a row-number range while finding bad rows
+CARDINALITY_VIOLATION = "21000"
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    kind: str  # "append" or "scd"
+    keys: tuple[str, ...] = ()
+    scd2: tuple[str, ...] = ()
+    scd1: tuple[str, ...] = ()
+    hash_column: str | None = None
+    created_column: str | None = None
+    updated_column: str | None = None
+    current_column: str | None = None  # 'Y' / 'N'
+    valid_from_column: str | None = None
+    valid_to_column: str | None = None
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> MergeSpec:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise DmsError(
+                f'unknown key "{unknown[0]}" in merge',
+                sqlstate=INVALID_PARAMETER_VALUE,
+                detail="known keys: " + ", ".join(sorted(known)),
+            )
+        kind = value.get("kind")
+        if kind not in ("append", "scd"):
+            raise DmsError(f"merge kind must be append or scd, got {kind!r}",
+                           sqlstate=INVALID_PARAMETER_VALUE)
+        def names(key: str) -> tuple[str, ...]:
+            return tuple(str(v) for v in value.get(key) or ())
+
+        def name(key: str) -> str | None:
+            return str(value[key]) if value.get(key) else None
+
+        spec = cls(str(kind), names("keys"), names("scd2"), names("scd1"), name("hash_column"),
+                   name("created_column"), name("updated_column"), name("current_column"),
+                   name("valid_from_column"), name("valid_to_column"))
+        if spec.kind == "scd" and not spec.keys:
+            raise DmsError("merge kind scd needs the business key columns (keys)",
+                           sqlstate=INVALID_PARAMETER_VALUE)
+        if spec.kind == "scd" and not spec.current_column:
+            raise DmsError("merge kind scd needs current_column (the current-version flag)",
+                           sqlstate=INVALID_PARAMETER_VALUE)
+        return spec
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    def managed(self) -> list[str]:
+        """Target columns the merge fills itself (not loaded from the source)."""
+        return [c for c in (self.hash_column, self.created_column, self.updated_column,
+                            self.current_column, self.valid_from_column, self.valid_to_column)
+                if c]
+
+
+@dataclass
+class MergePlan:
+    """The statements a worker runs for every chunk, in order."""
+
+    prepare: list[str]  # create the stage (idempotent)
+    check: str | None  # refuses a key staged twice
+    statements: list[tuple[str, str]] = field(default_factory=list)  # (count label, SQL)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"prepare": self.prepare, "check": self.check,
+                "statements": [list(s) for s in self.statements]}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> MergePlan:
+        return cls(list(value["prepare"]), value.get("check"),
+                   [(str(a), str(b)) for a, b in value["statements"]])
+
+
+def _q(composable: sql.Composable) -> str:
+    return composable.as_string(None)
+
+
+def _ids(names: Sequence[str], prefix: str | None = None) -> sql.Composable:
+    return sql.SQL(", ").join(
+        sql.Identifier(prefix, n) if prefix else sql.Identifier(n) for n in names)
+
+
+def check_spec(spec: MergeSpec, loaded: Sequence[str], target_columns: Sequence[str],
+               target_name: str) -> None:
+    """The merge's columns must exist: keys and SCD columns among the loaded ones,
+    the managed ones in the target."""
+    for column in spec.keys + spec.scd2 + spec.scd1:
+        if column not in loaded:
+            raise DmsError(
+                f'merge column "{column}" is not among the columns the source query returns',
+                sqlstate=UNDEFINED_COLUMN, detail="the source returns: " + ", ".join(loaded))
+    for column in spec.managed():
+        if column not in target_columns:
+            raise DmsError(f'merge column "{column}" does not exist in target {target_name}',
+                           sqlstate=UNDEFINED_COLUMN)
+
+
+def plan(spec: MergeSpec, schema: str, table: str, loaded: Sequence[str],
+         types: dict[str, str]) -> MergePlan:
+    """The stage's DDL and the merge statements for loaded columns ``loaded``."""
+    target = sql.Identifier(schema, table)
+    stage = sql.Identifier("pg_temp", STAGE)
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in loaded)
+    # ON COMMIT DELETE ROWS: a worker's connection keeps one stage for all its
+    # chunks; a chunk that fails takes its stage rows with its rollback.
+    prepare = [_q(sql.SQL(
+        "CREATE TEMP TABLE IF NOT EXISTS {} ({}, dms_rn bigint GENERATED ALWAYS AS IDENTITY)"
+        " ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE), columns))]
+    now = sql.SQL("pg_catalog.transaction_timestamp()")
+    rows = sql.SQL(ROWS_FILTER)
+    value_columns = [c for c in loaded if c not in spec.keys]
+    row_hash = sql.SQL("pg_catalog.md5(ROW({})::text)").format(_ids(value_columns, "s"))
+    insert_cols = list(loaded)
+    insert_vals: list[sql.Composable] = [sql.Identifier("s", c) for c in loaded]
+    for column, value in ((spec.hash_column, row_hash), (spec.created_column, now),
+                          (spec.updated_column, now)):
+        if column:
+            insert_cols.append(column)
+            insert_vals.append(value)
+    if spec.kind == "append":
+        return MergePlan(prepare, None, [("inserted", _q(sql.SQL(
+            "INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {}").format(
+                target, _ids(insert_cols), sql.SQL(", ").join(insert_vals), stage, rows)))])
+
+    assert spec.current_column is not None
+    key_match = sql.SQL(" AND ").join(
+        sql.SQL("t.{} = s.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in spec.keys)
+    current = sql.SQL("t.{} = 'Y'").format(sql.Identifier(spec.current_column))
+    check = _q(sql.SQL(
+        "SELECT {} FROM {} AS s GROUP BY {} HAVING count(*) > 1 LIMIT 1").format(
+            _ids(spec.keys, "s"), stage, _ids(spec.keys, "s")))
+    statements: list[tuple[str, str]] = []
+    if spec.scd2:
+        closing = [sql.SQL("{} = 'N'").format(sql.Identifier(spec.current_column))]
+        if spec.valid_to_column:
+            closing.append(sql.SQL("{} = {}").format(sql.Identifier(spec.valid_to_column), now))
+        if spec.updated_column:
+            closing.append(sql.SQL("{} = {}").format(sql.Identifier(spec.updated_column), now))
+        statements.append(("expired", _q(sql.SQL(
+            "UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {} AND {}"
+            " AND ({}) IS DISTINCT FROM ({})").format(
+                target, sql.SQL(", ").join(closing), stage, key_match, current, rows,
+                _ids(spec.scd2, "t"), _ids(spec.scd2, "s")))))
+    in_place = [c for c in value_columns if c not in spec.scd2]
+    if in_place:
+        sets = [sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c))
+                for c in in_place]
+        if spec.hash_column:
+            sets.append(sql.SQL("{} = {}").format(sql.Identifier(spec.hash_column), row_hash))
+            changed = sql.SQL("t.{} IS DISTINCT FROM {}").format(
+                sql.Identifier(spec.hash_column), row_hash)
+        else:
+            changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
+                _ids(in_place, "t"), _ids(in_place, "s"))
+        if spec.updated_column:
+            sets.append(sql.SQL("{} = {}").format(sql.Identifier(spec.updated_column), now))
+        statements.append(("updated", _q(sql.SQL(
+            "UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {} AND {} AND {}").format(
+                target, sql.SQL(", ").join(sets), stage, key_match, current, rows, changed))))
+    insert_cols.append(spec.current_column)
+    insert_vals.append(sql.SQL("'Y'"))
+    if spec.valid_from_column:
+        insert_cols.append(spec.valid_from_column)
+        insert_vals.append(now)
+    statements.append(("inserted", _q(sql.SQL(
+        "INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {} AND NOT EXISTS"
+        " (SELECT FROM {} AS t WHERE {} AND {})").format(
+            target, _ids(insert_cols), sql.SQL(", ").join(insert_vals), stage, rows,
+            target, key_match, current))))
+    return MergePlan(prepare, check, statements)
+
+
+def restrict(statement: str, lo: int, hi: int) -> str:
+    """The statement for staged rows ``lo..hi`` only (finding the rows a target refuses)."""
+    return statement.replace(ROWS_FILTER, f"s.dms_rn BETWEEN {int(lo)} AND {int(hi)}")
+
+
+STAGE_TABLE = _q(sql.Identifier("pg_temp", STAGE))
+
+
+def stage_target(loaded: Sequence[str]) -> str:
+    return _q(sql.SQL("{} ({})").format(sql.Identifier("pg_temp", STAGE), _ids(loaded)))
