@@ -49,3 +49,21 @@ REVOKE ALL ON ALL TABLES IN SCHEMA dms_ledger FROM PUBLIC;
 GRANT USAGE ON SCHEMA dms_ledger TO dms_viewer;
 GRANT SELECT ON dms_ledger.chunk_ledger TO dms_viewer;
 GRANT INSERT, DELETE ON dms_ledger.chunk_ledger TO dms_operator;
+
+-- The mapper packages.  dms._write is their only way into the DMS tables;
+-- it checks the role of each operation itself, so operators may call it.
+GRANT EXECUTE ON FUNCTION dms._write(text, jsonb) TO dms_operator;
+GRANT EXECUTE ON FUNCTION pkgdwjob.version(), pkgdwprc.next_run_dates(text, integer)
+    TO dms_viewer;
+GRANT EXECUTE ON PROCEDURE pkgdwjob.run_job(text, jsonb, bigint),
+    pkgdwprc.process_job_flow(text, text, text, text, text, text, text, text, text, text, text, bigint),
+    pkgdwprc.process_historical_data(text, date, date, text, bigint),
+    pkgdwprc.stop_running_job(text), pkgdwprc.dispatch(integer)
+    TO dms_operator;
+GRANT EXECUTE ON FUNCTION pkgdwprc.schedule_job_immediate(text) TO dms_operator;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pkgdwmapr TO dms_admin;
+GRANT EXECUTE ON FUNCTION pkgdwjob.create_update_job(text), pkgdwjob.create_target_table(text),
+    pkgdwjob.create_job_flow(text), pkgdwjob.create_all_jobs(),
+    pkgdwprc.create_job_schedule(text, text, text, integer, integer, timestamptz, timestamptz),
+    pkgdwprc.create_job_dependency(text, text), pkgdwprc.enable_disable_schedule(text, text)
+    TO dms_admin;

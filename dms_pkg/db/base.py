@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 Row = dict[str, Any]
@@ -35,3 +36,7 @@ class Session(Database, Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """A block whose writes are undone if it raises (the transaction goes on)."""
+        ...

@@ -89,6 +89,9 @@ class PlpyDatabase:
     def rollback(self) -> None:
         self._plpy.rollback()
 
+    def savepoint(self) -> Any:
+        return self._plpy.subtransaction()
+
 
 _ERROR_CLASSES: dict[int, type[Exception]] = {}
 

@@ -50,3 +50,6 @@ class PsycopgDatabase:
 
     def rollback(self) -> None:
         self.conn.rollback()
+
+    def savepoint(self) -> Any:
+        return self.conn.transaction()

@@ -50,6 +50,11 @@ class MergeSpec:
     current_column: str | None = None  # 'Y' / 'N'
     valid_from_column: str | None = None
     valid_to_column: str | None = None
+    carry: tuple[str, ...] = ()  # target columns another load fills: kept across versions
+    # Versions whose valid-from is at or after this time were made by the
+    # current job (an earlier combination of the same mapping run): a change
+    # updates them in place, so one job run makes at most one version per key.
+    since: str | None = None
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> MergeSpec:
@@ -73,7 +78,11 @@ class MergeSpec:
 
         spec = cls(str(kind), names("keys"), names("scd2"), names("scd1"), name("hash_column"),
                    name("created_column"), name("updated_column"), name("current_column"),
-                   name("valid_from_column"), name("valid_to_column"))
+                   name("valid_from_column"), name("valid_to_column"), names("carry"),
+                   name("since"))
+        if spec.since and not spec.valid_from_column:
+            raise DmsError("merge since needs valid_from_column (it compares version starts)",
+                           sqlstate=INVALID_PARAMETER_VALUE)
         if spec.kind == "scd" and not spec.keys:
             raise DmsError("merge kind scd needs the business key columns (keys)",
                            sqlstate=INVALID_PARAMETER_VALUE)
@@ -88,8 +97,8 @@ class MergeSpec:
     def managed(self) -> list[str]:
         """Target columns the merge fills itself (not loaded from the source)."""
         return [c for c in (self.hash_column, self.created_column, self.updated_column,
-                            self.current_column, self.valid_from_column, self.valid_to_column)
-                if c]
+                            self.current_column, self.valid_from_column, self.valid_to_column,
+                            *self.carry) if c]
 
 
 @dataclass
@@ -128,7 +137,7 @@ def check_spec(spec: MergeSpec, loaded: Sequence[str], target_columns: Sequence[
             raise DmsError(
                 f'merge column "{column}" is not among the columns the source query returns',
                 sqlstate=UNDEFINED_COLUMN, detail="the source returns: " + ", ".join(loaded))
-    for column in spec.managed():
+    for column in [*spec.managed(), *spec.carry]:
         if column not in target_columns:
             raise DmsError(f'merge column "{column}" does not exist in target {target_name}',
                            sqlstate=UNDEFINED_COLUMN)
@@ -146,66 +155,122 @@ def plan(spec: MergeSpec, schema: str, table: str, loaded: Sequence[str],
     prepare = [_q(sql.SQL(
         "CREATE TEMP TABLE IF NOT EXISTS {} ({}, dms_rn bigint GENERATED ALWAYS AS IDENTITY)"
         " ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE), columns))]
-    now = sql.SQL("pg_catalog.transaction_timestamp()")
-    rows = sql.SQL(ROWS_FILTER)
-    value_columns = [c for c in loaded if c not in spec.keys]
-    row_hash = sql.SQL("pg_catalog.md5(ROW({})::text)").format(_ids(value_columns, "s"))
-    insert_cols = list(loaded)
-    insert_vals: list[sql.Composable] = [sql.Identifier("s", c) for c in loaded]
-    for column, value in ((spec.hash_column, row_hash), (spec.created_column, now),
-                          (spec.updated_column, now)):
-        if column:
-            insert_cols.append(column)
-            insert_vals.append(value)
     if spec.kind == "append":
-        return MergePlan(prepare, None, [("inserted", _q(sql.SQL(
-            "INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {}").format(
-                target, _ids(insert_cols), sql.SQL(", ").join(insert_vals), stage, rows)))])
+        return MergePlan(prepare, None, [_append(spec, target, stage, loaded)])
+    return _scd(spec, target, stage, loaded, prepare)
 
+
+_NOW = sql.SQL("pg_catalog.transaction_timestamp()")
+_ROWS = sql.SQL(ROWS_FILTER)
+
+
+def _row_hash(values: Sequence[sql.Composable]) -> sql.Composable:
+    return sql.SQL("pg_catalog.md5(ROW({})::text)").format(sql.SQL(", ").join(values))
+
+
+def _append(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
+            loaded: Sequence[str]) -> tuple[str, str]:
+    columns = list(loaded)
+    values: list[sql.Composable] = [sql.Identifier("s", c) for c in loaded]
+    value_columns = [c for c in loaded if c not in spec.keys]
+    for column, value in ((spec.hash_column,
+                           _row_hash([sql.Identifier("s", c) for c in value_columns])),
+                          (spec.created_column, _NOW), (spec.updated_column, _NOW)):
+        if column:
+            columns.append(column)
+            values.append(value)
+    return ("inserted", _q(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {}").format(
+        target, _ids(columns), sql.SQL(", ").join(values), stage, _ROWS)))
+
+
+def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
+         loaded: Sequence[str], prepare: list[str]) -> MergePlan:
+    """Statements 1-3 of the module docstring.
+
+    ``carry`` columns belong to the row but not to this load (another
+    combination of a mapping fills them): they count in the row hash, and a
+    new version takes them over from the version it replaces.  A *fresh*
+    current version -- its loaded columns all NULL (another combination
+    inserted the key), or made by the same job run (valid-from at or after
+    ``since``) -- is completed in place, not replaced: a job run makes at most
+    one new version per key, whatever its combinations change.
+    """
     assert spec.current_column is not None
+    value = [c for c in loaded if c not in spec.keys]
     key_match = sql.SQL(" AND ").join(
         sql.SQL("t.{} = s.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in spec.keys)
     current = sql.SQL("t.{} = 'Y'").format(sql.Identifier(spec.current_column))
+    # A current version that this load may complete in place rather than
+    # replace: one whose loaded columns were never filled (another
+    # combination inserted the key), or one the same job run made.
+    fresh: list[sql.Composable] = []
+    if value:
+        fresh.append(sql.SQL("({})").format(sql.SQL(" AND ").join(
+            sql.SQL("t.{} IS NULL").format(sql.Identifier(c)) for c in value)))
+    if spec.since and spec.valid_from_column:
+        fresh.append(sql.SQL("t.{} >= {}::timestamptz").format(
+            sql.Identifier(spec.valid_from_column), sql.Literal(spec.since)))
+    is_fresh = sql.SQL("coalesce({}, false)").format(
+        sql.SQL(" OR ").join(fresh)) if fresh else sql.SQL("false")
+    # One column order for the row hash, whichever combination computes it.
+    every = sorted({*value, *spec.carry})
+    new_hash = _row_hash([sql.Identifier("s" if c in value else "t", c) for c in every])
     check = _q(sql.SQL(
         "SELECT {} FROM {} AS s GROUP BY {} HAVING count(*) > 1 LIMIT 1").format(
             _ids(spec.keys, "s"), stage, _ids(spec.keys, "s")))
     statements: list[tuple[str, str]] = []
     if spec.scd2:
         closing = [sql.SQL("{} = 'N'").format(sql.Identifier(spec.current_column))]
-        if spec.valid_to_column:
-            closing.append(sql.SQL("{} = {}").format(sql.Identifier(spec.valid_to_column), now))
-        if spec.updated_column:
-            closing.append(sql.SQL("{} = {}").format(sql.Identifier(spec.updated_column), now))
+        for column in (spec.valid_to_column, spec.updated_column):
+            if column:
+                closing.append(sql.SQL("{} = {}").format(sql.Identifier(column), _NOW))
         statements.append(("expired", _q(sql.SQL(
             "UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {} AND {}"
-            " AND ({}) IS DISTINCT FROM ({})").format(
-                target, sql.SQL(", ").join(closing), stage, key_match, current, rows,
-                _ids(spec.scd2, "t"), _ids(spec.scd2, "s")))))
-    in_place = [c for c in value_columns if c not in spec.scd2]
-    if in_place:
-        sets = [sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c))
-                for c in in_place]
+            " AND ({}) IS DISTINCT FROM ({}) AND NOT {}").format(
+                target, sql.SQL(", ").join(closing), stage, key_match, current, _ROWS,
+                _ids(spec.scd2, "t"), _ids(spec.scd2, "s"), is_fresh))))
+    if value:
+        sets = [sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in value]
         if spec.hash_column:
-            sets.append(sql.SQL("{} = {}").format(sql.Identifier(spec.hash_column), row_hash))
+            sets.append(sql.SQL("{} = {}").format(sql.Identifier(spec.hash_column), new_hash))
             changed = sql.SQL("t.{} IS DISTINCT FROM {}").format(
-                sql.Identifier(spec.hash_column), row_hash)
+                sql.Identifier(spec.hash_column), new_hash)
         else:
             changed = sql.SQL("({}) IS DISTINCT FROM ({})").format(
-                _ids(in_place, "t"), _ids(in_place, "s"))
+                _ids(value, "t"), _ids(value, "s"))
         if spec.updated_column:
-            sets.append(sql.SQL("{} = {}").format(sql.Identifier(spec.updated_column), now))
-        statements.append(("updated", _q(sql.SQL(
-            "UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {} AND {} AND {}").format(
-                target, sql.SQL(", ").join(sets), stage, key_match, current, rows, changed))))
-    insert_cols.append(spec.current_column)
-    insert_vals.append(sql.SQL("'Y'"))
-    if spec.valid_from_column:
-        insert_cols.append(spec.valid_from_column)
-        insert_vals.append(now)
+            sets.append(sql.SQL("{} = {}").format(sql.Identifier(spec.updated_column), _NOW))
+        update = sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {} AND {} AND {}").format(
+            target, sql.SQL(", ").join(sets), stage, key_match, current, _ROWS, changed)
+        # Completing a fresh version is counted apart: it is not a change of the
+        # target's content that the job log reports as an update.
+        statements.append(("updated", _q(sql.SQL("{} AND NOT {}").format(update, is_fresh))))
+        if fresh:
+            statements.append(("completed", _q(sql.SQL("{} AND {}").format(update, is_fresh))))
+
+    columns = list(loaded) + list(spec.carry)
+    values: list[sql.Composable] = [sql.Identifier("s", c) for c in loaded]
+    values += [sql.Identifier("p", c) for c in spec.carry]
+    in_row = {c: "s" if c in value else "p" for c in every}
+    for column, expr in ((spec.hash_column, _row_hash(
+            [sql.Identifier(in_row[c], c) for c in every])),
+            (spec.created_column, _NOW), (spec.updated_column, _NOW),
+            (spec.current_column, sql.SQL("'Y'")), (spec.valid_from_column, _NOW)):
+        if column:
+            columns.append(column)
+            values.append(expr)
+    previous: sql.Composable = sql.SQL("")
+    if spec.carry:
+        # The version this one replaces: the latest closed one, if any.
+        order = sql.Identifier(spec.valid_to_column or spec.updated_column or spec.keys[0])
+        previous = sql.SQL(
+            " LEFT JOIN LATERAL (SELECT {} FROM {} AS t WHERE {} ORDER BY t.{} DESC NULLS LAST"
+            " LIMIT 1) AS p ON true").format(
+                _ids(spec.carry, "t"), target, key_match, order)
     statements.append(("inserted", _q(sql.SQL(
-        "INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {} AND NOT EXISTS"
+        "INSERT INTO {} ({}) SELECT {} FROM {} AS s{} WHERE {} AND NOT EXISTS"
         " (SELECT FROM {} AS t WHERE {} AND {})").format(
-            target, _ids(insert_cols), sql.SQL(", ").join(insert_vals), stage, rows,
+            target, _ids(columns), sql.SQL(", ").join(values), stage, previous, _ROWS,
             target, key_match, current))))
     return MergePlan(prepare, check, statements)
 

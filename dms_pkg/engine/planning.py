@@ -48,6 +48,9 @@ class RunRequest:
     target_conid: int | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     queued: bool = False  # submit: record it QUEUED for a dispatcher
+    prcid: int | None = None  # the mapper job process the run is a step of
+    mapcmbcd: str | None = None  # the mapping combination it loads
+    label: str | None = None
 
 
 @dataclass
@@ -203,7 +206,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
     if merge_spec is not None:
         assert target_columns is not None
         merge.check_spec(merge_spec, cmap.names, [c.name for c in target_columns], target_name)
-        merge_plan = merge.plan(merge_spec, schema, table, cmap.names,
+        # Truncate-and-load appends into the staging table, swapped in at the end.
+        merge_plan = merge.plan(merge_spec, schema, staging or table, cmap.names,
                                 {c.name: c.type_name for c in cmap.target})
         load_table, insert_target = merge.STAGE_TABLE, merge.stage_target(cmap.names)
     spec = RunSpec(
@@ -215,7 +219,7 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         merge_keys=merge_spec.keys if merge_spec else (),
     )
     run = {
-        "label": f"{_short(plan.driving_table or 'query')} -> {schema}.{table}",
+        "label": request.label or f"{_short(plan.driving_table or 'query')} -> {schema}.{table}",
         "source_conid": source.conid, "source_dialect": source.dialect,
         "source_sql": request.source_sql, "target_conid": target.conid,
         "target_schema": schema, "target_table": table, "params": dict(request.params),
@@ -226,6 +230,7 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         "workers_planned": workers, "estimated_rows": estimated,
         "state": "QUEUED" if request.queued else "RUNNING",
         "search_path": local.search_path, "staging_table": staging,
+        "prcid": request.prcid, "mapcmbcd": request.mapcmbcd,
     }
     chunks = [
         {
@@ -294,13 +299,15 @@ def _busy_error(busy: dict[str, Any], target_name: str) -> DmsError:
 def _merge_spec(config: cfg.EngineConfig) -> merge.MergeSpec | None:
     if not config["merge"]:
         return None
-    if config["write_mode"] == "truncate":
+    spec = merge.MergeSpec.from_json(config["merge"])
+    if config["write_mode"] == "truncate" and spec.kind != "append":
         raise DmsError(
-            "write_mode truncate and merge cannot be combined",
+            "write_mode truncate and a merge of kind scd cannot be combined",
             sqlstate=INVALID_PARAMETER_VALUE,
-            hint="a merge compares with what the target holds; empty it first if you mean to",
+            hint="an SCD merge compares with what the target holds: emptying it first would "
+            "drop its history",
         )
-    return merge.MergeSpec.from_json(config["merge"])
+    return spec
 
 
 def plan_source(

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from psycopg import sql
 
+from dms_pkg.db.base import Session
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.db.sources import PlpySource
-from dms_pkg.engine import connections
+from dms_pkg.engine import connections, stopping
 from dms_pkg.engine.coordinator import RunOutcome, coordinate, work
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.worker import Login
@@ -26,9 +29,9 @@ from dms_pkg.security import OPERATOR, require_role
 RUN_FAILED = "P0001"
 
 
-def _local(plpy: Any) -> tuple[Local, Login]:
+def local_login(plpy: Any, role: str = OPERATOR) -> tuple[Local, Login]:
     session = PlpyDatabase(plpy)
-    require_role(session, OPERATOR)
+    require_role(session, role)
     row = session.query(
         "SELECT dms.loopback_conninfo() AS conninfo, session_user::text AS login,"
         " pg_catalog.current_setting('search_path') AS search_path"
@@ -56,7 +59,7 @@ def execute(plpy: Any, source_conid: int | None, source_sql: str, target_conid: 
     """``CALL dms.execute_query_parallel(...)``: plan, run, wait; raise if not all loaded."""
     from dms_pkg.engine.planning import RunRequest, plan_run
 
-    local, login = _local(plpy)
+    local, login = local_login(plpy)
     request = RunRequest(source_sql, target_schema, target_table, source_conid, target_conid,
                          parse_params(p_params))
     planned = plan_run(local, request)
@@ -91,73 +94,10 @@ def _wait_for_turn(plpy: Any, local: Local, run_id: int) -> None:
     session.commit()
 
 
-def stop(plpy: Any, run_id: int, timeout: float = 60.0) -> None:
-    """``CALL dms.stop_run(run_id)``: stop handing out chunks, cancel running
-    statements (their chunks go back to the queue), wait until the run stops."""
-    local, _ = _local(plpy)
-    session = local.session
-    rows = session.query(
-        "SELECT chunk_no, source_pid, target_pid, state FROM dms.request_stop($1::bigint)",
-        [run_id])
-    session.commit()
-    state = rows[0]["state"] if rows else None
-    if state not in ("STOPPING",):
-        plpy.notice(f"run {run_id} is {str(state).lower()}: nothing to stop")
-        return
-    cancelled = _cancel_statements(local, run_id, rows)
-    plpy.notice(f"run {run_id}: stopping; cancelled {cancelled} running statement"
-                f"{'s' if cancelled != 1 else ''}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = session.query(
-            "SELECT r.state, EXISTS (SELECT FROM pg_catalog.pg_stat_activity a"
-            " WHERE a.pid = r.coordinator_pid) AS coordinated FROM dms.run r"
-            " WHERE r.run_id = $1::bigint", [run_id])[0]
-        session.commit()
-        if row["state"] != "STOPPING":
-            plpy.notice(f"run {run_id} is {row['state']}")
-            return
-        if not row["coordinated"]:
-            # Nobody coordinates the run (it crashed): wait for its last
-            # workers, then close it here.
-            busy = session.query(
-                "SELECT count(*) AS n FROM dms.chunk c JOIN pg_catalog.pg_stat_activity a"
-                " ON a.pid = c.worker_pid WHERE c.run_id = $1::bigint AND c.state = 'RUNNING'",
-                [run_id])[0]["n"]
-            if not busy:
-                session.query("SELECT dms.reap_chunks($1::bigint)", [run_id])
-                state = session.query("SELECT dms.finish_run($1::bigint) AS s",
-                                      [run_id])[0]["s"]
-                session.commit()
-                plpy.notice(f"run {run_id} is {state}")
-                return
-        time.sleep(0.2)
-    plpy.notice(f"run {run_id} is still stopping after {timeout:.0f} s; its workers stop "
-                "after their current statement")
-
-
-def _cancel_statements(local: Local, run_id: int, chunks: list[dict[str, Any]]) -> int:
-    """Cancel the run's statements: on this server by name, elsewhere by pid."""
-    session = local.session
-    cancelled = int(session.query("SELECT dms.cancel_run_statements($1::bigint) AS n",
-                                  [run_id])[0]["n"])
-    spec = session.query(
-        "SELECT (spec->>'source_conid')::bigint AS source, (spec->>'target_conid')::bigint"
-        " AS target FROM dms.run WHERE run_id = $1::bigint", [run_id])[0]
-    session.commit()
-    for conid, column in ((spec["source"], "source_pid"), (spec["target"], "target_pid")):
-        pids = [c[column] for c in chunks if c[column]]
-        if conid is None or not pids:
-            continue  # this server: cancelled above
-        info = connections.resolve(session, conid, local.conninfo.conninfo, "stop")
-        try:
-            with connections.connect(info, autocommit=True) as conn:
-                for pid in pids:
-                    row = conn.execute("SELECT pg_catalog.pg_cancel_backend(%s)", [pid]).fetchone()
-                    cancelled += int(bool(row and row[0]))
-        except DmsError:
-            pass  # unreachable server: its workers stop after their statement
-    return cancelled
+def stop(plpy: Any, run_id: int) -> None:
+    """``CALL dms.stop_run(run_id)``."""
+    local, _ = local_login(plpy)
+    stopping.stop_run(local, run_id, plpy.notice)
 
 
 def submit(plpy: Any, source_conid: int | None, source_sql: str, target_conid: int | None,
@@ -165,7 +105,7 @@ def submit(plpy: Any, source_conid: int | None, source_sql: str, target_conid: i
     """``SELECT dms.submit_query_parallel(...)``: plan and queue; a dispatcher runs it."""
     from dms_pkg.engine.planning import RunRequest, plan_run
 
-    local, _ = _local(plpy)
+    local, _ = local_login(plpy)
     request = RunRequest(source_sql, target_schema, target_table, source_conid, target_conid,
                          parse_params(p_params), queued=True)
     return plan_run(local, request).run_id
@@ -173,13 +113,13 @@ def submit(plpy: Any, source_conid: int | None, source_sql: str, target_conid: i
 
 def run_work(plpy: Any, run_id: int) -> None:
     """``CALL dms.work(run_id)``: one worker."""
-    local, login = _local(plpy)
+    local, login = local_login(plpy)
     work(local, run_id, login)
 
 
 def dispatch(plpy: Any, max_runs: int | None) -> int:
     """``CALL dms.dispatch()``: run queued runs one after another; returns how many."""
-    local, _ = _local(plpy)
+    local, _ = local_login(plpy)
     done = 0
     while (max_runs is None or done < max_runs) and _run_next_queued(plpy, local, None):
         done += 1
@@ -188,7 +128,7 @@ def dispatch(plpy: Any, max_runs: int | None) -> int:
 
 def run_queued(plpy: Any, run_id: int) -> None:
     """``CALL dms.run_queued(run_id)``: carry out this queued run now, and wait."""
-    local, _ = _local(plpy)
+    local, _ = local_login(plpy)
     outcome = _run_next_queued(plpy, local, run_id)
     if outcome is None:
         state = local.session.query("SELECT state FROM dms.run WHERE run_id = $1::bigint",
@@ -215,19 +155,27 @@ def _run_next_queued(plpy: Any, local: Local, run_id: int | None) -> RunOutcome 
     row = rows[0]
     # The run goes with the privileges of whoever submitted it, not the
     # dispatcher's (pg_cron runs it as the superuser that scheduled it).
+    with acting_as(session, row["created_by"]):
+        return coordinate(local, int(row["run_id"]), int(row["workers_planned"]),
+                          login=Login(row["created_by"], row["search_path"]),
+                          notify=plpy.notice)
+
+
+@contextmanager
+def acting_as(session: Session, login: str) -> Iterator[None]:
+    """Run the block as ``login`` when this session is a superuser's that is not
+    ``login`` (a dispatcher started by pg_cron); otherwise as the session is."""
     switch = session.query(
         "SELECT session_user::text <> $1::text AS differs,"
         " (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user) AS su",
-        [row["created_by"]],
+        [login],
     )[0]
     become = bool(switch["differs"] and switch["su"])
     if become:
         session.execute(sql.SQL("SET SESSION AUTHORIZATION {}").format(
-            sql.Identifier(row["created_by"])).as_string(None))
+            sql.Identifier(login)).as_string(None))
     try:
-        return coordinate(local, int(row["run_id"]), int(row["workers_planned"]),
-                          login=Login(row["created_by"], row["search_path"]),
-                          notify=plpy.notice)
+        yield
     finally:
         if become:
             session.execute("RESET SESSION AUTHORIZATION")
@@ -235,7 +183,7 @@ def _run_next_queued(plpy: Any, local: Local, run_id: int | None) -> RunOutcome 
 
 def resume(plpy: Any, run_id: int) -> None:
     """``CALL dms.resume_run(run_id)``: queue the unfinished chunks again and run them."""
-    local, login = _local(plpy)
+    local, login = local_login(plpy)
     session = local.session
     reopened = session.query("SELECT dms.reopen_run($1::bigint) AS n", [run_id])[0]["n"]
     workers = session.query("SELECT workers_planned FROM dms.run WHERE run_id = $1::bigint",

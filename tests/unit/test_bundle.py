@@ -32,9 +32,25 @@ def test_each_body_compiles_as_a_plpython_function(body: Path) -> None:
 
 def test_every_body_file_is_used() -> None:
     sql_text = "".join(p.read_text() for p in (resource_dir("sql") / "api").glob("*.sql"))
-    used = set(bundle._MARKER.findall(sql_text))
+    used = {name for name, _ in bundle._MARKER.findall(sql_text)}
     files = {p.stem for p in resource_dir("plpy").glob("*.py")}
     assert used == files
+
+
+def test_every_mapper_entry_has_a_sql_function_and_back() -> None:
+    """The shared body dispatches on DMS_ENTRY: each SQL function names an entry
+    that exists, and no entry is left without its SQL function."""
+    from dms_pkg.mapper.entry import ENTRIES
+
+    sql_text = "".join(p.read_text() for p in (resource_dir("sql") / "api").glob("*.sql"))
+    named = {entry for name, entry in bundle._MARKER.findall(sql_text) if name == "mapper"}
+    assert named == set(ENTRIES)
+
+
+def test_an_entry_is_set_before_the_body() -> None:
+    text = bundle.render_sql("AS $plpy$@plpy(mapper:pkgdwjob.version)$plpy$;",
+                             resource_dir("plpy"))
+    assert "DMS_ENTRY = 'pkgdwjob.version'\n# Body of every pkgdwmapr" in text
 
 
 def test_missing_body_is_a_build_error(tmp_path: Path) -> None:

@@ -1,0 +1,70 @@
+"""What the mapper packages work with: the local database, the engine, the writer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from dms_pkg.db.base import Session
+from dms_pkg.db.psycopg_db import PsycopgDatabase
+from dms_pkg.engine import connections
+from dms_pkg.engine.local import Local
+from dms_pkg.engine.worker import Login
+from dms_pkg.errors import UNDEFINED_OBJECT, DmsError
+
+
+@dataclass
+class Context:
+    local: Local
+    login: Login | None = None
+    notify: Callable[[str], None] | None = None
+
+    @property
+    def db(self) -> Session:
+        return self.local.session
+
+    def write(self, op: str, **args: Any) -> dict[str, Any]:
+        """A write to the DMS tables, through the SECURITY DEFINER ``dms._write``."""
+        row = self.db.query("SELECT dms._write($1::text, $2::jsonb)::text AS result",
+                            [op, json.dumps(args, default=str)])
+        result: dict[str, Any] = json.loads(row[0]["result"])
+        return result
+
+    def rows(self, sql_text: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        return self.db.query(sql_text, params or [])
+
+    def say(self, message: str) -> None:
+        if self.notify is not None:
+            self.notify(message)
+
+    def connection(self, conid: int | None) -> connections.ConnInfo:
+        return connections.resolve(self.db, conid, self.local.conninfo.conninfo, "source")
+
+    @contextmanager
+    def session_on(self, conid: int | None) -> Iterator[Session]:
+        """The database of connection ``conid`` (this one when None), as the caller sees it."""
+        if conid is None:
+            yield self.db
+            return
+        with connections.connect(self.connection(conid), autocommit=False) as conn:
+            try:
+                yield PsycopgDatabase(conn)
+            finally:
+                if not conn.closed:
+                    conn.rollback()
+
+
+def database_type(ctx: Context, conid: int | None) -> str:
+    """DBTYP of a connection; this database is POSTGRESQL."""
+    if conid is None:
+        return "POSTGRESQL"
+    rows = ctx.rows("SELECT dbtyp FROM dms.dms_dbcondtls WHERE conid = $1::bigint AND curflg = 'Y'",
+                    [conid])
+    if not rows:
+        raise DmsError(f"connection {conid} does not exist in DMS_DBCONDTLS",
+                       sqlstate=UNDEFINED_OBJECT)
+    return str(rows[0]["dbtyp"])
+

@@ -1,0 +1,485 @@
+"""PKGDWPRC: run job flows on the parallel engine, schedule them, stop them.
+
+A job run is a process (DMS_PRCLOG, IP -> PC or FL).  Each combination of
+the job flow is one engine run (``dms.run.prcid`` points back at the
+process), read in parallel chunks cut on the business key and merged into
+the target with SQL; the combinations run one after the other, and the first
+that does not fully load ends the process FL with its message.  The process
+then writes one DMS_JOBLOG row with exact counts from the engine's chunk
+records, the rows the target refused (DMS_JOBERR), and -- only when it
+succeeded -- the new checkpoint.
+
+Counts in DMS_JOBLOG:
+
+* SRCROWS: rows read from the sources (each combination's rows, summed);
+* TRGROWS: target rows written -- new rows and new versions inserted, old
+  versions expired, rows updated in place (a version the same run created
+  and another combination completes is not counted twice);
+* ERRROWS: rows the target refused (listed in DMS_JOBERR).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dms_pkg.engine import stopping
+from dms_pkg.engine.columns import error_fields
+from dms_pkg.engine.connections import DIALECTS
+from dms_pkg.engine.coordinator import RunOutcome, coordinate
+from dms_pkg.engine.planning import RunRequest, plan_run
+from dms_pkg.engine.worker import Login
+from dms_pkg.errors import (
+    INVALID_PARAMETER_VALUE,
+    OBJECT_NOT_IN_PREREQUISITE_STATE,
+    DmsError,
+)
+from dms_pkg.mapper import flow, schedule
+from dms_pkg.mapper.context import Context, database_type
+
+JOB_FAILED = "P0001"
+PARAM_COUNT = flow.PARAM_COUNT
+# Engine settings the job flow decides; a caller may not override them.
+FLOW_SETTINGS = ("merge", "key", "write_mode", "checkpoint_column", "create_target", "path")
+
+
+def _upper(value: str | None) -> str:
+    return (value or "").strip().upper()
+
+
+@dataclass
+class Totals:
+    srcrows: int = 0
+    trgrows: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: str | None = None
+
+
+# -- running ------------------------------------------------------------------------
+
+def _runnable(ctx: Context, mapref: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    jobs = ctx.rows("SELECT * FROM dms.dms_job WHERE mapref = $1 AND curflg = 'Y'", [mapref])
+    if not jobs:
+        raise DmsError(f"mapping {mapref} has no job", sqlstate="42704",
+                       hint=f"create it with SELECT pkgdwjob.create_update_job('{mapref}')")
+    job = jobs[0]
+    if str(job["stflg"]).strip() != "A":
+        raise DmsError(f"job {mapref} is not active", sqlstate=OBJECT_NOT_IN_PREREQUISITE_STATE,
+                       hint=f"SELECT pkgdwmapr.activate_deactivate_mapping('{mapref}', 'A')")
+    flows = ctx.rows("SELECT jobflwid, dwlogic FROM dms.dms_jobflw WHERE mapref = $1"
+                     " AND curflg = 'Y'", [mapref])
+    if not flows:
+        raise DmsError(f"job {mapref} has no job flow", sqlstate="42704",
+                       hint=f"SELECT pkgdwjob.create_job_flow('{mapref}')")
+    return job, flows[0]
+
+
+def split_params(p_params: Mapping[str, Any] | None) -> tuple[list[str | None], dict[str, Any]]:
+    """``run_job``'s p_params: DWT_PARAM values (``params`` list or ``param1``..``param10``)
+    and engine settings (max_workers, chunk_size, ...)."""
+    given = dict(p_params or {})
+    values: list[str | None] = [None] * PARAM_COUNT
+    listed = given.pop("params", None)
+    if listed is not None:
+        if not isinstance(listed, list) or len(listed) > PARAM_COUNT:
+            raise DmsError(f"params must be a list of at most {PARAM_COUNT} values",
+                           sqlstate=INVALID_PARAMETER_VALUE,
+                           hint="""for example p_params => '{"params": ["2026-01-01"]}'""")
+        for i, value in enumerate(listed):
+            values[i] = None if value is None else str(value)
+    for i in range(1, PARAM_COUNT + 1):
+        if f"param{i}" in given:
+            value = given.pop(f"param{i}")
+            values[i - 1] = None if value is None else str(value)
+    for name in FLOW_SETTINGS:
+        if name in given:
+            raise DmsError(f"setting {name} is decided by the job flow and cannot be given "
+                           "to a job run", sqlstate=INVALID_PARAMETER_VALUE,
+                           hint="run settings: max_workers, chunk_size, min_rows_for_parallel, "
+                           "enable_parallel, enable_retry, max_retries")
+    return values, given
+
+
+def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (), *,
+                     prctyp: str = "REGULAR", settings: Mapping[str, Any] | None = None,
+                     truncate: bool = False, use_checkpoint: bool = True) -> int:
+    """Run a job: every combination of its flow on the engine; returns the process id.
+
+    Raises (after recording the failure) unless every combination loaded.
+    """
+    mapref = _upper(mapref)
+    job, jobflw = _runnable(ctx, mapref)
+    job_flow = flow.parse(str(jobflw["dwlogic"]))
+    if truncate and job_flow.target["type"] == "DIM":
+        raise DmsError(
+            f"job {mapref} loads a dimension: emptying it first would drop its history",
+            sqlstate=INVALID_PARAMETER_VALUE,
+            hint="call process_historical_data with p_tl_flg => 'N' for a DIM")
+    values = [None if p is None else str(p) for p in list(params)[:PARAM_COUNT]]
+    started = ctx.write("start_process", jobid=job["jobid"], jobflwid=jobflw["jobflwid"],
+                        mapref=mapref, prctyp=prctyp, params=values)
+    prcid = int(started["id"])
+    ctx.db.commit()  # watchers see the process from now on
+    ctx.say(f"process {prcid}: job {mapref} started, {len(job_flow.combinations)} "
+            f"combination{'s' if len(job_flow.combinations) != 1 else ''}")
+    status, message = "PC", None
+    totals = Totals()
+    try:
+        for index, combination in enumerate(job_flow.combinations):
+            outcome = _run_combination(
+                ctx, job, job_flow, combination, prcid, values, str(started["strtdt"]),
+                settings or {}, truncate=truncate and index == 0,
+                last=job.get("chkpntval") if use_checkpoint else None,
+                use_checkpoint=use_checkpoint)
+            if outcome.state != "SUCCEEDED":
+                status = "FL"
+                message = (f"combination {combination.code or '(default)'}: run "
+                           f"{outcome.run_id} {outcome.state}: {outcome.message}")
+                break
+    except Exception as exc:  # recorded as the process's failure, then raised below
+        ctx.db.rollback()
+        status = "FL"
+        message = exc.message if isinstance(exc, DmsError) else (
+            f"{type(exc).__name__}: {error_fields(exc)[1]}")
+    _count(ctx, prcid, totals)
+    ctx.write("end_process", prcid=prcid, status=status, msg=message,
+              srcrows=totals.srcrows, trgrows=totals.trgrows, errrows=len(totals.errors),
+              errors=totals.errors,
+              checkpoint=totals.checkpoint if use_checkpoint else None)
+    ctx.db.commit()
+    if status == "PC":
+        children = ctx.write("queue_children", mapref=mapref, prcid=prcid)["queued"]
+        ctx.db.commit()
+        ctx.say(f"process {prcid}: job {mapref} PC, {totals.srcrows} source rows, "
+                f"{totals.trgrows} target rows written"
+                + (f"; queued child job{'s' if len(children) != 1 else ''} "
+                   + ", ".join(children) if children else ""))
+        return prcid
+    raise DmsError(
+        f"job {mapref} failed (process {prcid}): {message}", sqlstate=JOB_FAILED,
+        detail=f"SELECT * FROM dms.dms_joberr WHERE prcid = {prcid}; SELECT * FROM "
+        f"dms.run_progress WHERE run_id IN (SELECT run_id FROM dms.run WHERE prcid = {prcid})",
+        hint="fix the cause and run the job again; rows already merged are compared again, "
+        "so a rerun does not duplicate them")
+
+
+def _run_combination(ctx: Context, job: Mapping[str, Any], job_flow: flow.JobFlow,
+                     combination: flow.Combination, prcid: int, params: list[str | None],
+                     started: str, settings: Mapping[str, Any], *, truncate: bool,
+                     last: str | None, use_checkpoint: bool) -> RunOutcome:
+    dialect = DIALECTS.get(database_type(ctx, combination.source_conid), "postgres")
+    text = flow.with_params(combination.sql, params, dialect)
+    column = job_flow.checkpoint.get("column") if (
+        use_checkpoint and job_flow.checkpoint.get("strategy") == "KEY") else None
+    text = flow.source_query(text, column, last if column else None, dialect)
+    engine: dict[str, Any] = {"key": ",".join(job_flow.keys),
+                              "merge": merge_spec(job_flow, combination, started)}
+    if job_flow.chunk_size:
+        engine["chunk_size"] = int(job_flow.chunk_size)
+    if column:
+        engine["checkpoint_column"] = column
+    if truncate:
+        engine["write_mode"] = "truncate"
+    engine.update(settings)
+    target = job_flow.target
+    planned = plan_run(ctx.local, RunRequest(
+        text, target["schema"], target["table"], combination.source_conid, target["conid"],
+        engine, prcid=prcid, mapcmbcd=combination.code,
+        label=f"{job_flow.mapref} {combination.code or ''}".strip()))
+    ctx.db.commit()  # the workers must see the run and its chunks
+    ctx.say(f"process {prcid}: combination {combination.code or '(default)'} is run "
+            f"{planned.run_id}, {len(planned.plan.chunks)} chunk"
+            f"{'s' if len(planned.plan.chunks) != 1 else ''}, {planned.workers} worker"
+            f"{'s' if planned.workers != 1 else ''}")
+    return coordinate(ctx.local, planned.run_id, planned.workers, login=ctx.login,
+                      notify=ctx.notify)
+
+
+def merge_spec(job_flow: flow.JobFlow, combination: flow.Combination, started: str
+               ) -> dict[str, Any]:
+    """How a combination's staged chunk goes into the target (see dms_pkg.engine.merge)."""
+    common = {"keys": job_flow.keys, "hash_column": "rwhkey", "created_column": "reccrdt",
+              "updated_column": "recupdt"}
+    if job_flow.target["type"] != "DIM":
+        return {"kind": "append", **common}
+    others = [c for other in job_flow.combinations if other is not combination
+              for c in other.columns]
+    return {"kind": "scd", **common, "scd2": combination.scd2, "scd1": combination.scd1,
+            "carry": others, "current_column": "curflg", "valid_from_column": "fromdt",
+            "valid_to_column": "todt", "since": started}
+
+
+def _count(ctx: Context, prcid: int, totals: Totals) -> None:
+    """The process's counts, from the engine's records of its runs."""
+    row = ctx.rows(
+        "SELECT coalesce(sum(c.rows) FILTER (WHERE c.state = 'DONE'), 0)::bigint AS srcrows,"
+        " coalesce(sum(coalesce((c.stats->>'inserted')::bigint, 0)"
+        " + coalesce((c.stats->>'updated')::bigint, 0)"
+        " + coalesce((c.stats->>'expired')::bigint, 0)) FILTER (WHERE c.state = 'DONE'),"
+        " 0)::bigint AS trgrows"
+        " FROM dms.run r JOIN dms.chunk c ON c.run_id = r.run_id WHERE r.prcid = $1::bigint",
+        [prcid])[0]
+    totals.srcrows = int(row["srcrows"])
+    totals.trgrows = int(row["trgrows"])
+    totals.errors = [
+        {"key": r["key_value"], "sqlstate": r["sqlstate"], "message": r["message"],
+         "trgtbnm": r["target_table"], "errtyp": "REJECTED"}
+        for r in ctx.rows(
+            "SELECT j.key_value, j.sqlstate, j.message, r.target_table FROM dms.run r"
+            " JOIN dms.chunk_reject j ON j.run_id = r.run_id WHERE r.prcid = $1::bigint"
+            " ORDER BY j.run_id, j.chunk_no, j.seq", [prcid])
+    ]
+    values = ctx.rows("SELECT checkpoint_value FROM dms.run WHERE prcid = $1::bigint"
+                      " AND checkpoint_value IS NOT NULL ORDER BY run_id LIMIT 1", [prcid])
+    totals.checkpoint = values[0]["checkpoint_value"] if values else None
+
+
+def process_historical_data(ctx: Context, mapref: str, strtdt: Any, enddt: Any,
+                            tl_flg: str | None, settings: Mapping[str, Any] | None = None
+                            ) -> int:
+    """Reload a period: DWT_PARAM1 = start date, DWT_PARAM2 = end date.  With
+    p_tl_flg 'Y' the target is emptied first (truncate-and-load: it is swapped in
+    only when every chunk loaded).  The checkpoint is neither used nor moved."""
+    flag = _upper(tl_flg) or "N"
+    if flag not in ("Y", "N"):
+        raise DmsError(f"p_tl_flg must be Y (empty the target first) or N, got {tl_flg!r}",
+                       sqlstate=INVALID_PARAMETER_VALUE)
+    if strtdt is None or enddt is None:
+        raise DmsError("a historical load needs its period: p_strtdt and p_enddt",
+                       sqlstate=INVALID_PARAMETER_VALUE,
+                       hint="the job's queries read them as DWT_PARAM1 and DWT_PARAM2")
+    if str(enddt) < str(strtdt):
+        raise DmsError(f"p_enddt {enddt} is before p_strtdt {strtdt}",
+                       sqlstate=INVALID_PARAMETER_VALUE)
+    return process_job_flow(ctx, mapref, [str(strtdt), str(enddt)], prctyp="HISTORY",
+                            settings=settings, truncate=flag == "Y", use_checkpoint=False)
+
+
+def stop_running_job(ctx: Context, mapref: str) -> str:
+    """Stop the job's running process: its engine runs stop (chunks being loaded are
+    cancelled and roll back), and the process ends FL."""
+    mapref = _upper(mapref)
+    processes = ctx.rows("SELECT prcid FROM dms.dms_prclog WHERE mapref = $1 AND status = 'IP'"
+                         " ORDER BY prcid", [mapref])
+    if not processes:
+        return f"job {mapref} is not running"
+    stopped = []
+    for process in processes:
+        runs = ctx.rows("SELECT run_id FROM dms.run WHERE prcid = $1::bigint AND state IN"
+                        " ('RUNNING', 'QUEUED')", [process["prcid"]])
+        for run in runs:
+            stopping.stop_run(ctx.local, int(run["run_id"]), ctx.say)
+        result = ctx.write("abandon_process", prcid=process["prcid"],
+                           msg=f"stopped by {ctx.login.user if ctx.login else 'a user'}")
+        ctx.db.commit()
+        stopped.append(f"process {process['prcid']}"
+                       + (" (its session had already ended)" if result["abandoned"] else ""))
+    return f"job {mapref}: stopped " + ", ".join(stopped)
+
+
+# -- scheduling ------------------------------------------------------------------------
+
+def _zone(ctx: Context) -> str:
+    return str(ctx.rows("SELECT pg_catalog.current_setting('TimeZone') AS tz")[0]["tz"])
+
+
+def _now(ctx: Context) -> datetime:
+    value = ctx.rows("SELECT pg_catalog.clock_timestamp()::text AS now")[0]["now"]
+    return parse_time(value)
+
+
+def parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    text = str(value).strip()
+    if len(text) >= 3 and text[-3] in "+-" and text[-2:].isdigit():
+        text += ":00"  # PostgreSQL writes +01 for a whole-hour offset
+    return datetime.fromisoformat(text)
+
+
+def _aware(ctx: Context, value: Any) -> datetime | None:
+    """A timestamptz argument, read by PostgreSQL (so any input it accepts works)."""
+    if value is None:
+        return None
+    row = ctx.rows("SELECT ($1::text)::timestamptz::text AS t", [str(value)])
+    return parse_time(row[0]["t"])
+
+
+def create_job_schedule(ctx: Context, mapref: str, frqcd: str | None, frqdd: str | None,
+                        frqhh: int | None, frqmi: int | None, strtdt: Any, enddt: Any) -> int:
+    mapref = _upper(mapref)
+    _, jobflw = _runnable(ctx, mapref)
+    now = _now(ctx)
+    plan = schedule.Schedule(_upper(frqcd) or "NA", (frqdd or "").strip().upper() or None,
+                             frqhh, frqmi, _aware(ctx, strtdt) or now, _aware(ctx, enddt))
+    nxt = schedule.next_run(plan, now, _zone(ctx))
+    current = ctx.rows("SELECT dpnd_jobschid, stflg FROM dms.dms_jobsch WHERE mapref = $1"
+                       " AND curflg = 'Y'", [mapref])
+    result = ctx.write(
+        "save_schedule", mapref=mapref, jobflwid=jobflw["jobflwid"], frqcd=plan.frqcd,
+        frqdd=plan.frqdd, frqhh=frqhh, frqmi=frqmi,
+        strtdt=plan.strtdt.isoformat() if plan.strtdt else None,
+        enddt=plan.enddt.isoformat() if plan.enddt else None,
+        stflg=current[0]["stflg"] if current else "A",
+        dpnd_jobschid=current[0]["dpnd_jobschid"] if current else None,
+        nxtrundt=nxt.isoformat() if nxt else None)
+    ctx.say(f"job {mapref}: schedule {plan.frqcd}, next run "
+            + (nxt.isoformat() if nxt else "none (on demand or after its parent)"))
+    return int(result["id"])
+
+
+def _schedule_row(ctx: Context, mapref: str) -> dict[str, Any] | None:
+    rows = ctx.rows("SELECT * FROM dms.dms_jobsch WHERE mapref = $1 AND curflg = 'Y'", [mapref])
+    return rows[0] if rows else None
+
+
+def create_job_dependency(ctx: Context, parent_mapref: str, child_mapref: str) -> int:
+    """The child runs after each successful run of the parent."""
+    parent, child = _upper(parent_mapref), _upper(child_mapref)
+    if parent == child:
+        raise DmsError(f"job {parent} cannot depend on itself", sqlstate=INVALID_PARAMETER_VALUE)
+    for mapref in (parent, child):
+        _runnable(ctx, mapref)
+        if _schedule_row(ctx, mapref) is None:  # a job without schedule runs on demand
+            create_job_schedule(ctx, mapref, "NA", None, None, None, None, None)
+    # Walking up from the parent must not reach the child: no cycles.
+    seen, current = [parent], parent
+    while True:
+        rows = ctx.rows("SELECT p.mapref FROM dms.dms_jobsch c JOIN dms.dms_jobsch p"
+                        " ON p.jobschid = c.dpnd_jobschid WHERE c.mapref = $1 AND"
+                        " c.curflg = 'Y'", [current])
+        if not rows:
+            break
+        current = str(rows[0]["mapref"])
+        if current == child or current in seen:
+            raise DmsError(
+                f"job {child} cannot depend on {parent}: {parent} already runs after "
+                + " after ".join([*seen[1:], current]), sqlstate=INVALID_PARAMETER_VALUE,
+                hint="dependencies must form a tree; remove the other dependency first")
+        seen.append(current)
+    parent_row, child_row = _schedule_row(ctx, parent), _schedule_row(ctx, child)
+    assert parent_row is not None and child_row is not None
+    ctx.write("set_schedule", jobschid=child_row["jobschid"],
+              dpnd_jobschid=parent_row["jobschid"])
+    return int(child_row["jobschid"])
+
+
+def enable_disable_schedule(ctx: Context, mapref: str, action: str | None) -> str:
+    mapref = _upper(mapref)
+    flag = {"E": "A", "ENABLE": "A", "A": "A", "D": "N", "DISABLE": "N", "N": "N"}.get(
+        _upper(action))
+    if flag is None:
+        raise DmsError(f"p_action must be ENABLE (E) or DISABLE (D), got {action!r}",
+                       sqlstate=INVALID_PARAMETER_VALUE)
+    row = _schedule_row(ctx, mapref)
+    if row is None:
+        raise DmsError(f"job {mapref} has no schedule", sqlstate="42704",
+                       hint="create one with pkgdwprc.create_job_schedule")
+    changes: dict[str, Any] = {"stflg": flag}
+    if flag == "A":  # runs missed while disabled are not made up: the next is from now
+        nxt = schedule.next_run(plan_of(row), _now(ctx), _zone(ctx))
+        changes["nxtrundt"] = nxt.isoformat() if nxt else None
+    ctx.write("set_schedule", jobschid=row["jobschid"], **changes)
+    return "ENABLED" if flag == "A" else "DISABLED"
+
+
+def plan_of(row: Mapping[str, Any]) -> schedule.Schedule:
+    return schedule.Schedule(
+        str(row["frqcd"]), row.get("frqdd"), row.get("frqhh"), row.get("frqmi"),
+        parse_time(row["strtdt"]) if row.get("strtdt") is not None else None,
+        parse_time(row["enddt"]) if row.get("enddt") is not None else None)
+
+
+def schedule_job_immediate(ctx: Context, mapref: str) -> int:
+    """Queue a run now; the dispatcher (pg_cron, every minute) or CALL
+    pkgdwprc.dispatch() carries it out.  Returns the request id."""
+    mapref = _upper(mapref)
+    _runnable(ctx, mapref)
+    reqid = int(ctx.write("queue_request", mapref=mapref, reqtyp="IMMEDIATE")["id"])
+    ctx.say(f"request {reqid}: job {mapref} is queued; CALL pkgdwprc.dispatch() runs it now, "
+            "the scheduler within a minute")
+    return reqid
+
+
+# -- the dispatcher ---------------------------------------------------------------
+
+def queue_due(ctx: Context) -> int:
+    """Schedules whose next run has come: queue a request and move them on."""
+    now = _now(ctx)
+    zone = _zone(ctx)
+    queued = 0
+    for row in ctx.rows("SELECT * FROM dms.dms_jobsch WHERE curflg = 'Y' AND stflg = 'A'"
+                        " AND nxtrundt <= pg_catalog.clock_timestamp() ORDER BY nxtrundt"):
+        try:
+            nxt = schedule.next_run(plan_of(row), now, zone)
+        except DmsError as exc:  # a schedule that can no longer be computed stops
+            ctx.write("set_schedule", jobschid=row["jobschid"], stflg="N", nxtrundt=None)
+            ctx.say(f"schedule of {row['mapref']} disabled: {exc.message}")
+            continue
+        taken = ctx.write("take_schedule", jobschid=row["jobschid"],
+                          due=str(row["nxtrundt"]), nxtrundt=nxt.isoformat() if nxt else None)
+        queued += int(taken["queued"])
+    ctx.db.commit()
+    return queued
+
+
+def dispatch(ctx: Context, max_requests: int | None = None) -> int:
+    """``CALL pkgdwprc.dispatch()``: queue due schedules, then carry out the
+    queued requests one after another, each as the login that asked for it.
+    Returns how many requests were carried out."""
+    from dms_pkg.engine.server import acting_as
+
+    queue_due(ctx)
+    done = 0
+    while max_requests is None or done < max_requests:
+        request = ctx.write("claim_request")
+        ctx.db.commit()
+        if not request:
+            break
+        done += 1
+        prcid, status, message = None, "DONE", None
+        dispatcher = ctx.login
+        # The request runs as the login that asked for it, workers included.
+        ctx.login = Login(str(request["reqby"]), dispatcher.search_path if dispatcher else None)
+        try:
+            with acting_as(ctx.db, str(request["reqby"])):
+                prcid, message = _carry_out(ctx, request)
+        except DmsError as exc:
+            ctx.db.rollback()
+            status, message = "FAILED", exc.message
+            prcid = _last_process(ctx, str(request["mapref"]), int(request["reqid"]))
+        finally:
+            ctx.login = dispatcher
+        ctx.write("end_request", reqid=request["reqid"], status=status, msg=message,
+                  prcid=prcid)
+        ctx.db.commit()
+    return done
+
+
+def _carry_out(ctx: Context, request: Mapping[str, Any]) -> tuple[int | None, str]:
+    kind = str(request["reqtyp"])
+    prm = json.loads(request["reqprm"]) if isinstance(request["reqprm"], str) else (
+        request["reqprm"] or {})
+    mapref = str(request["mapref"])
+    if kind == "STOP":
+        return None, stop_running_job(ctx, mapref)
+    if kind == "HISTORY":
+        prcid = process_historical_data(ctx, mapref, prm.get("strtdt"), prm.get("enddt"),
+                                        prm.get("tl_flg"))
+    else:
+        values, settings = split_params(prm)
+        prcid = process_job_flow(ctx, mapref, values, settings=settings,
+                                 prctyp="IMMEDIATE" if kind == "IMMEDIATE" else "REGULAR")
+    return prcid, f"process {prcid} PC"
+
+
+def _last_process(ctx: Context, mapref: str, reqid: int) -> int | None:
+    """The process a failed request started, if it got that far."""
+    rows = ctx.rows("SELECT max(p.prcid) AS prcid FROM dms.dms_prclog p, dms.dms_prcreq r"
+                    " WHERE p.mapref = $1 AND r.reqid = $2::bigint AND p.strtdt >= r.clmdt"
+                    " AND p.sessionid = pg_catalog.pg_backend_pid()", [mapref, reqid])
+    value = rows[0]["prcid"] if rows else None
+    return int(value) if value is not None else None
