@@ -204,6 +204,9 @@ class Sandbox:
         settings = dict(_SETTINGS)
         settings["port"] = str(self.port)
         settings["unix_socket_directories"] = f"'{self.sockdir}'"
+        # pg_cron connects like a client: through the socket, where the
+        # sandbox trusts local logins (TCP asks for a password).
+        settings["cron.host"] = f"'{self.sockdir}'"
         settings[PYTHON_LIB_DIR_GUC] = f"'{self.pylib_root}'"
         lines = [
             "# Written by 'dms sandbox start'; edits are overwritten.",

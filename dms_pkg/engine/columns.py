@@ -21,6 +21,7 @@ server's ``format_type()``, which quotes them itself.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ class ColumnMap:
     def casts(self) -> list[str | None]:
         """The target type to cast each source column to, or None when equal."""
         return [
-            None if s.type_name == t.type_name else t.type_name
+            None if s.type_name == t.type_name else checked_cast(t.type_name)
             for s, t in zip(self.source, self.target, strict=True)
         ]
 
@@ -85,6 +86,26 @@ class ColumnMap:
     def binary_safe(self) -> bool:
         """Binary COPY needs identical, built-in types on both ends."""
         return all(t.type_oid < FIRST_USER_OID for t in self.target)
+
+
+_LENGTH_LIMITED = re.compile(r"^(character varying|character|bit varying|bit)\(\d+\)(\[\])?$")
+_UNLIMITED = {"character varying": "character varying", "character": "pg_catalog.bpchar",
+              "bit varying": "bit varying", "bit": "bit varying"}
+
+
+def checked_cast(type_name: str) -> str:
+    """The type to CAST a source column to on its way into ``type_name``.
+
+    An explicit CAST to varchar(n) or char(n) silently cuts a longer value
+    (PostgreSQL's rule for explicit casts); storing it into the column checks
+    the length and refuses it.  So the cast goes to the type without its
+    length and the target column does the checking: too long is an error
+    (22001), never a quietly shortened value.
+    """
+    match = _LENGTH_LIMITED.match(type_name)
+    if match is None:
+        return type_name
+    return _UNLIMITED[match.group(1)] + (match.group(2) or "")
 
 
 def _q(composable: sql.Composable) -> str:

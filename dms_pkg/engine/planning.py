@@ -208,7 +208,10 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         merge.check_spec(merge_spec, cmap.names, [c.name for c in target_columns], target_name)
         # Truncate-and-load appends into the staging table, swapped in at the end.
         merge_plan = merge.plan(merge_spec, schema, staging or table, cmap.names,
-                                {c.name: c.type_name for c in cmap.target})
+                                # The stage takes any length: the target refuses a
+                                # value too long in the merge, where the refused
+                                # rows can be found one by one.
+                                {c.name: cols.checked_cast(c.type_name) for c in cmap.target})
         load_table, insert_target = merge.STAGE_TABLE, merge.stage_target(cmap.names)
     spec = RunSpec(
         run_id=0, path=path, select_list=cols.select_list(cmap),

@@ -470,6 +470,7 @@ def _carry_out(ctx: Context, request: Mapping[str, Any]) -> tuple[int | None, st
         prcid = process_historical_data(ctx, mapref, prm.get("strtdt"), prm.get("enddt"),
                                         prm.get("tl_flg"))
     else:
+        prm.pop("after_prcid", None)  # the parent run that queued it: a record only
         values, settings = split_params(prm)
         prcid = process_job_flow(ctx, mapref, values, settings=settings,
                                  prctyp="IMMEDIATE" if kind == "IMMEDIATE" else "REGULAR")
