@@ -45,7 +45,7 @@ from dms_pkg.engine.worker import (
 )
 from dms_pkg.errors import UNDEFINED_OBJECT, DmsError
 
-POLL_INTERVAL = 0.2
+POLL_INTERVAL = 0.1  # the end of a run is seen within this; each poll is 3 small queries
 PROGRESS_INTERVAL = 5.0
 RESTARTS_PER_WORKER = 3
 

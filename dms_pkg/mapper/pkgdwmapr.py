@@ -25,6 +25,11 @@ INVALID = INVALID_PARAMETER_VALUE
 DATATYPE_FALLBACK = "DATATYPE"  # DMS_PARAMS.PRTYP of datatype codes for every database type
 
 
+def _shown(name: Any) -> str:
+    """A name for a message; a missing one must not read as Python's None."""
+    return str(name) if name else "(no name)"
+
+
 def _raise(what: str, problems: list[Problem]) -> None:
     if problems:
         raise DmsError(
@@ -57,7 +62,7 @@ def create_update_sql(ctx: Context, maprsqlcd: str, maprsql: str, sqlconid: int 
                             _connection_problem(ctx, sqlconid, "source connection")) if p]
     if not problems:
         problems += _parse_problems(ctx, maprsql, sqlconid, None)
-    _raise(f"SQL {code}", problems)
+    _raise(f"SQL {_shown(code)}", problems)
     return int(ctx.write("save_sql", maprsqlcd=code, maprsql=maprsql.strip(),
                          sqlconid=sqlconid)["id"])
 
@@ -109,10 +114,11 @@ def create_update_mapping(ctx: Context, values: Mapping[str, Any]) -> int:
         if m[key] is None:
             m[key] = default
     problems = rules.mapping_problems(m)
+    problems += [p for p in (rules.given_verification(m),) if p]
     problem = _connection_problem(ctx, m["trgconid"], "target connection")
     if problem:
         problems.append(problem)
-    _raise(f"mapping {m['mapref']}", problems)
+    _raise(f"mapping {_shown(m['mapref'])}", problems)
     return int(ctx.write("save_mapping", **m)["id"])
 
 
@@ -138,10 +144,11 @@ def create_update_mapping_detail(ctx: Context, values: Mapping[str, Any]) -> int
     d["scdtyp"] = 1 if d["scdtyp"] is None else d["scdtyp"]
     mapping = _mapping(ctx, str(d["mapref"] or ""))
     problems = rules.detail_problems(d)
+    problems += [p for p in (rules.given_verification(d, d["trgclnm"]),) if p]
     if not problems:
         problems += _datatype_problems(ctx, mapping, [d])
         problems += _logic_problems(ctx, d, explain=False)
-    _raise(f"mapping detail {d['mapref']}.{d['trgclnm']}", problems)
+    _raise(f"mapping detail {_shown(d['mapref'])}.{_shown(d['trgclnm'])}", problems)
     return int(ctx.write("save_detail", **d)["id"])
 
 
@@ -196,8 +203,8 @@ def explain_logic(ctx: Context, query: flow.Query, keys: list[str] | None = None
         return exc.message
     except Exception as exc:  # the database's own words: what the DBA must fix
         return f"the query fails on its connection: {error_fields(exc)[1]}"
-    missing = [c for c in [*(keys or []), *([value] if value else [])]
-               if c.lower() not in {n.lower() for n in names}]
+    wanted = list(dict.fromkeys([*(keys or []), *([value] if value else [])]))  # once each
+    missing = [c for c in wanted if c.lower() not in {n.lower() for n in names}]
     if missing:
         return ("the query returns no column " + ", ".join(missing)
                 + " (it returns " + ", ".join(sorted(names)) + ")")
@@ -241,7 +248,8 @@ def validate_mapping_details(ctx: Context, mapref: str) -> list[Problem]:
                                 "(DMS_MAPRDTL)"))
     for d in details:
         problems += rules.detail_problems(d)
-    problems += rules.details_problems(details)
+    if details:  # with no column at all, "no key column" would only repeat it
+        problems += rules.details_problems(details)
     problems += rules.combination_problems(mapping, details)
     problems += _datatype_problems(ctx, mapping, details)
     for d in details:

@@ -27,6 +27,18 @@ NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 RESERVED = ("SKEY", "RWHKEY", "CURFLG", "FROMDT", "TODT", "RECCRDT", "RECUPDT")
 
 
+SET_BY_VALIDATION = ("the logic verified flag (LGVRFYFLG) is set by "
+                     "pkgdwmapr.validate_mapping_details, not given: pass N or leave it out")
+
+
+def given_verification(values: Mapping[str, Any], column: str | None = None
+                       ) -> Problem | None:
+    """A definition may not declare itself verified (only validation does)."""
+    if values.get("lgvrfyflg") == "Y":
+        return Problem(column, "VALUE", SET_BY_VALIDATION)
+    return None
+
+
 @dataclass(frozen=True)
 class Problem:
     column: str | None
@@ -97,8 +109,15 @@ def detail_problems(d: Mapping[str, Any]) -> list[Problem]:
         problems.append(Problem(column, "LOGIC", f"column {column}: the mapping logic "
                                 "(MAPLOGIC) is required: a query or the code of a "
                                 "DMS_MAPRSQL row"))
-    for key, what in (("keyclnm", "key column (KEYCLNM)"), ("valclnm", "value column (VALCLNM)")):
-        problems.append(name_problem(d.get(key), f"column {column}: source {what}", column))
+    # KEYCLNM names the query's business key column(s): a comma-separated list
+    # for a composite key, in TRGKEYSEQ order.
+    keys = [k.strip() for k in str(d.get("keyclnm") or "").split(",")]
+    for key in keys if any(keys) else [None]:
+        problems.append(name_problem(key, f"column {column}: source key column (KEYCLNM)",
+                                     column))
+    problems.append(name_problem(d.get("valclnm"), f"column {column}: source value column "
+                                 "(VALCLNM)", column))
+
     if d.get("mapcmbcd") is not None:
         problems.append(name_problem(d.get("mapcmbcd"), "combination code (MAPCMBCD)", column))
     if d.get("trgkeyflg") == "Y" and d.get("trgkeyseq") is None:

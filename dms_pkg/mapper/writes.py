@@ -93,11 +93,12 @@ def _fields(args: Args, names: Sequence[str]) -> dict[str, Any]:
 
 
 MAPRSQL_FIELDS = ("maprsql", "sqlconid")
-MAPR_FIELDS = ("mapdesc", "trgschm", "trgtbtyp", "trgtbnm", "frqcd", "srcsystm", "lgvrfyflg",
-               "lgvrfydt", "stflg", "blkprcrows", "trgconid", "chkpntstrtgy", "chkpntclnm",
-               "chkpntenbld")
+# LGVRFYFLG / LGVRFYDT are not among them: only validation sets them; an
+# unchanged definition keeps its verification, a changed one starts unverified.
+MAPR_FIELDS = ("mapdesc", "trgschm", "trgtbtyp", "trgtbnm", "frqcd", "srcsystm", "stflg",
+               "blkprcrows", "trgconid", "chkpntstrtgy", "chkpntclnm", "chkpntenbld")
 MAPRDTL_FIELDS = ("trgcldtyp", "trgkeyflg", "trgkeyseq", "trgcldesc", "maplogic", "keyclnm",
-                  "valclnm", "mapcmbcd", "excseq", "scdtyp", "lgvrfyflg", "lgvrfydt")
+                  "valclnm", "mapcmbcd", "excseq", "scdtyp")
 JOB_FIELDS = ("mapid", "frqcd", "trgschm", "trgtbtyp", "trgtbnm", "srcsystm", "stflg",
               "blkprcrows", "trgconid", "chkpntstrtgy", "chkpntclnm", "chkpntenbld")
 JOBDTL_FIELDS = ("mapdtlid", "trgcldtyp", "trgkeyflg", "trgkeyseq", "trgcldesc", "maplogic",
