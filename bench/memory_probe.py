@@ -4,9 +4,11 @@
 
 Each size: an orders table of that many rows in database ``dms_bench_src``,
 moved with ``CALL dms.execute_query_parallel`` (2 workers, binary COPY path)
-into ``dms_bench`` -- where dms is installed -- while this script samples
-every worker backend (``application_name = 'dms worker run N'``) and the
-coordinator every 20 ms from ``/proc``:
+into ``dms_bench`` -- where dms is installed -- while ``procmem.RunSampler``
+(bench/procmem.py, shared with bench/run.py) samples every process of the
+run every 20 ms from ``/proc``.  The table shows the worker backends
+(``application_name = 'dms worker run N'``) and their sessions; the JSON
+also has the CALL's backend (the coordinator) and the workers' psql children:
 
 * ``peak private MB``: the largest anonymous resident memory (``RssAnon``)
   seen, i.e. what the worker itself allocated -- the number that would grow
@@ -23,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import procmem
 import psycopg
 
 from dms_pkg.install.installer import install
@@ -35,40 +37,7 @@ from dms_pkg.sample_data import checksum, create_empty_orders, create_orders
 from dms_pkg.sandbox import Sandbox
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _status_kb(pid: int) -> dict[str, int]:
-    values: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmHWM", "RssAnon", "VmRSS"):
-                values[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    return values
-
-
-class Sampler(threading.Thread):
-    def __init__(self, dsn: str, label: str) -> None:
-        super().__init__(daemon=True)
-        self.dsn, self.label = dsn, label
-        self.stop = threading.Event()
-        self.peak_anon: dict[int, int] = {}
-        self.peak_hwm: dict[int, int] = {}
-
-    def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.stop.is_set():
-                pids = [r[0] for r in conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s",
-                    [self.label])]
-                for pid in pids:
-                    kb = _status_kb(pid)
-                    if kb:
-                        self.peak_anon[pid] = max(self.peak_anon.get(pid, 0), kb.get("RssAnon", 0))
-                        self.peak_hwm[pid] = max(self.peak_hwm.get(pid, 0), kb.get("VmHWM", 0))
-                time.sleep(0.02)
+WORKER_ROLES = ("worker", "worker data session")
 
 
 def probe(box: Sandbox, rows: int) -> dict[str, Any]:
@@ -85,23 +54,28 @@ def probe(box: Sandbox, rows: int) -> dict[str, Any]:
                 "INSERT INTO dms.dms_dbcondtls (connm, dbtyp, constr) VALUES ('bench_src',"
                 " 'POSTGRESQL', %s) RETURNING conid", [box.dsn("dms_bench_src")]).fetchone()
         assert conid is not None
-        sampler = Sampler(box.dsn("dms_bench"), "dms worker run %")
+        sampler = procmem.RunSampler(box.dsn("dms_bench"), caller_pid=home.info.backend_pid,
+                                     databases=("dms_bench", "dms_bench_src"))
         sampler.start()
         started = time.monotonic()
-        home.execute(
-            "CALL dms.execute_query_parallel(%s, 'SELECT * FROM orders', NULL, 'public',"
-            " 'orders', '{\"max_workers\": 2}')", [conid[0]])
+        try:
+            home.execute(
+                "CALL dms.execute_query_parallel(%s, 'SELECT * FROM orders', NULL, 'public',"
+                " 'orders', '{\"max_workers\": 2}')", [conid[0]])
+        finally:
+            sampler.finish()
         seconds = time.monotonic() - started
-        sampler.stop.set()
-        sampler.join()
         target_sum = checksum(home, "public", "orders")
+    # The worker backends and their sessions (what "dms worker run %" names).
+    workers = sampler.largest(WORKER_ROLES)
     return {
         "rows": rows,
         "seconds": round(seconds, 2),
         "verified": target_sum == source_sum,
-        "workers": len(sampler.peak_anon),
-        "peak_private_mb": round(max(sampler.peak_anon.values(), default=0) / 1024, 1),
-        "peak_rss_mb": round(max(sampler.peak_hwm.values(), default=0) / 1024, 1),
+        "workers": len(sampler.peaks.get("worker", procmem.RolePeak()).pids),
+        "peak_private_mb": procmem.mb(workers.private_kb),
+        "peak_rss_mb": procmem.mb(workers.hwm_kb),
+        "processes": sampler.summary(),
     }
 
 

@@ -30,3 +30,11 @@ INSERT INTO dms.dms_params (prtyp, prcd, prdesc, prval) VALUES
     ('POSTGRESQL', 'JSON',       'JSON document',                       'jsonb'),
     ('POSTGRESQL', 'UUID',       'UUID',                                'uuid')
 ON CONFLICT (prtyp, prcd) DO NOTHING;
+
+-- DMS_JOBLOG holds one summary row per job run (process); the per-combination
+-- and per-chunk detail is in dms.run / dms.chunk (dms.run.prcid, mapcmbcd).
+COMMENT ON TABLE dms.dms_joblog IS 'DMS job log (JOBLOG): one summary row per job run (process) with its row counts; per-combination and per-chunk detail in dms.run and dms.chunk (dms.run.prcid)';
+COMMENT ON COLUMN dms.dms_joblog.mapcmbcd IS 'Mapping combination code (MAPCMBCD): NULL on the summary row of a job run';
+COMMENT ON COLUMN dms.dms_joblog.srcrows IS 'Source rows (SRCROWS): rows read by the chunks that loaded, summed over the combinations';
+COMMENT ON COLUMN dms.dms_joblog.trgrows IS 'Target rows (TRGROWS): rows written: inserted rows and new versions, expired versions, rows updated in place';
+COMMENT ON COLUMN dms.dms_joblog.errrows IS 'Error rows (ERRROWS): rows the target refused, listed in DMS_JOBERR';

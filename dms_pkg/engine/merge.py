@@ -55,6 +55,9 @@ class MergeSpec:
     # current job (an earlier combination of the same mapping run): a change
     # updates them in place, so one job run makes at most one version per key.
     since: str | None = None
+    # append: insert only rows whose key the target does not hold yet, so a
+    # load run again after a partial failure adds what is missing, nothing twice.
+    only_new: bool = False
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> MergeSpec:
@@ -79,7 +82,10 @@ class MergeSpec:
         spec = cls(str(kind), names("keys"), names("scd2"), names("scd1"), name("hash_column"),
                    name("created_column"), name("updated_column"), name("current_column"),
                    name("valid_from_column"), name("valid_to_column"), names("carry"),
-                   name("since"))
+                   name("since"), bool(value.get("only_new")))
+        if spec.only_new and not spec.keys:
+            raise DmsError("merge only_new needs the business key columns (keys)",
+                           sqlstate=INVALID_PARAMETER_VALUE)
         if spec.since and not spec.valid_from_column:
             raise DmsError("merge since needs valid_from_column (it compares version starts)",
                            sqlstate=INVALID_PARAMETER_VALUE)
@@ -179,8 +185,29 @@ def _append(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
         if column:
             columns.append(column)
             values.append(value)
-    return ("inserted", _q(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {}").format(
-        target, _ids(columns), sql.SQL(", ").join(values), stage, _ROWS)))
+    absent: sql.Composable = sql.SQL("")
+    if spec.only_new:
+        absent = sql.SQL(" AND NOT EXISTS (SELECT FROM {} AS t WHERE {} AND {})").format(
+            target, _key_match(spec), _key_slice(spec, stage))
+    return ("inserted", _q(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s WHERE {}{}")
+                           .format(target, _ids(columns), sql.SQL(", ").join(values), stage,
+                                   _ROWS, absent)))
+
+
+def _key_match(spec: MergeSpec) -> sql.Composable:
+    return sql.SQL(" AND ").join(
+        sql.SQL("t.{} = s.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in spec.keys)
+
+
+def _key_slice(spec: MergeSpec, stage: sql.Identifier) -> sql.Composable:
+    """Chunks are cut on the business key, so the target rows a chunk can touch
+    lie between its smallest and largest first key column: saying so lets the
+    planner read that slice through the key index instead of hashing every
+    row of the target for each statement of each chunk."""
+    return sql.SQL(
+        "t.{k} >= (SELECT min(r.{k}) FROM {stage} AS r)"
+        " AND t.{k} <= (SELECT max(r.{k}) FROM {stage} AS r)").format(
+            k=sql.Identifier(spec.keys[0]), stage=stage)
 
 
 def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
@@ -197,17 +224,9 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
     """
     assert spec.current_column is not None
     value = [c for c in loaded if c not in spec.keys]
-    key_match = sql.SQL(" AND ").join(
-        sql.SQL("t.{} = s.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in spec.keys)
-    # Chunks are cut on the business key, so the target rows a chunk can touch
-    # lie between its smallest and largest first key column: saying so lets
-    # the planner read that slice through the key index instead of hashing
-    # every current row of the target for each statement of each chunk.
-    first = sql.Identifier(spec.keys[0])
-    current = sql.SQL(
-        "t.{cur} = 'Y' AND t.{k} >= (SELECT min(r.{k}) FROM {stage} AS r)"
-        " AND t.{k} <= (SELECT max(r.{k}) FROM {stage} AS r)").format(
-            cur=sql.Identifier(spec.current_column), k=first, stage=stage)
+    key_match = _key_match(spec)
+    current = sql.SQL("t.{} = 'Y' AND {}").format(sql.Identifier(spec.current_column),
+                                                  _key_slice(spec, stage))
     # A current version that this load may complete in place rather than
     # replace: one whose loaded columns were never filled (another
     # combination inserted the key), or one the same job run made.

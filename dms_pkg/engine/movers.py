@@ -315,7 +315,14 @@ class Mover:
             for row in target.execute(twice).fetchall():
                 rejects.append(Reject(_show_key(row[:-1]), merge_mod.CARDINALITY_VIOLATION,
                                       f"the source returns this key {row[-1]} times"))
-        pending = [] if rejects or not staged else [(1, staged)]
+        # The stage's row numbers go on from chunk to chunk in one session (ON
+        # COMMIT DELETE ROWS keeps the identity's position): bisect the range
+        # this chunk's rows really have.
+        bounds = target.execute(sql.SQL("SELECT min(dms_rn), max(dms_rn) FROM {}").format(
+            sql.Identifier("pg_temp", merge_mod.STAGE))).fetchone()
+        pending: list[tuple[int, int]] = []
+        if not rejects and staged and bounds is not None and bounds[0] is not None:
+            pending = [(int(bounds[0]), int(bounds[1]))]
         while pending and len(rejects) < MAX_REJECTS:
             lo, hi = pending.pop()
             try:

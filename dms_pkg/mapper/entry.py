@@ -64,7 +64,7 @@ def _preview(ctx: Context, a: Args) -> list[str]:
     if not row:
         return []
     now = pkgdwprc.parse_time(ctx.rows("SELECT clock_timestamp()::text AS t")[0]["t"])
-    zone = str(ctx.rows("SELECT pg_catalog.current_setting('TimeZone') AS tz")[0]["tz"])
+    zone = pkgdwprc.zone(ctx)
     return [d.isoformat() for d in schedule.occurrences(
         pkgdwprc.plan_of(row[0]), now, zone, int(a.get("p_count") or 5))]
 

@@ -11,11 +11,15 @@ succeeded -- the new checkpoint.
 
 Counts in DMS_JOBLOG:
 
-* SRCROWS: rows read from the sources (each combination's rows, summed);
+* SRCROWS: rows read from the sources by the chunks that loaded (each
+  combination's rows, summed; a failed chunk's rows are not counted);
 * TRGROWS: target rows written -- new rows and new versions inserted, old
   versions expired, rows updated in place (a version the same run created
   and another combination completes is not counted twice);
 * ERRROWS: rows the target refused (listed in DMS_JOBERR).
+
+A rerun never duplicates: a DIM merge compares with what the target holds,
+and a NRM/FCT/MRT load inserts only keys the target does not hold yet.
 """
 
 from __future__ import annotations
@@ -162,8 +166,8 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
         f"job {mapref} failed (process {prcid}): {message}", sqlstate=JOB_FAILED,
         detail=f"SELECT * FROM dms.dms_joberr WHERE prcid = {prcid}; SELECT * FROM "
         f"dms.run_progress WHERE run_id IN (SELECT run_id FROM dms.run WHERE prcid = {prcid})",
-        hint="fix the cause and run the job again; rows already merged are compared again, "
-        "so a rerun does not duplicate them")
+        hint="fix the cause and run the job again: rows the failed run committed are found "
+        "in the target and not loaded twice")
 
 
 def _run_combination(ctx: Context, job: Mapping[str, Any], job_flow: flow.JobFlow,
@@ -204,7 +208,9 @@ def merge_spec(job_flow: flow.JobFlow, combination: flow.Combination, started: s
     common = {"keys": job_flow.keys, "hash_column": "rwhkey", "created_column": "reccrdt",
               "updated_column": "recupdt"}
     if job_flow.target["type"] != "DIM":
-        return {"kind": "append", **common}
+        # Keys already in the target are not inserted again: a rerun after a
+        # failure that left some chunks committed adds only what is missing.
+        return {"kind": "append", "only_new": True, **common}
     others = [c for other in job_flow.combinations if other is not combination
               for c in other.columns]
     return {"kind": "scd", **common, "scd2": combination.scd2, "scd1": combination.scd1,
@@ -282,8 +288,12 @@ def stop_running_job(ctx: Context, mapref: str) -> str:
 
 # -- scheduling ------------------------------------------------------------------------
 
-def _zone(ctx: Context) -> str:
-    return str(ctx.rows("SELECT pg_catalog.current_setting('TimeZone') AS tz")[0]["tz"])
+def zone(ctx: Context) -> str:
+    """The time zone schedules are read in: the one sessions start with (the
+    database's or role's TimeZone), not a SET in this session -- the
+    dispatcher started by pg_cron must see the same wall clock."""
+    return str(ctx.rows("SELECT reset_val AS tz FROM pg_catalog.pg_settings"
+                        " WHERE name = 'TimeZone'")[0]["tz"])
 
 
 def _now(ctx: Context) -> datetime:
@@ -313,11 +323,15 @@ def create_job_schedule(ctx: Context, mapref: str, frqcd: str | None, frqdd: str
     mapref = _upper(mapref)
     _, jobflw = _runnable(ctx, mapref)
     now = _now(ctx)
+    current = ctx.rows("SELECT dpnd_jobschid, stflg, strtdt::text AS strtdt FROM dms.dms_jobsch"
+                       " WHERE mapref = $1 AND curflg = 'Y'", [mapref])
+    # Without p_strtdt the schedule keeps its start (so the same call twice is
+    # one version, and a fortnightly grid does not move); a new one starts now.
+    start = _aware(ctx, strtdt) or (parse_time(current[0]["strtdt"]) if current and current[0][
+        "strtdt"] else now)
     plan = schedule.Schedule(_upper(frqcd) or "NA", (frqdd or "").strip().upper() or None,
-                             frqhh, frqmi, _aware(ctx, strtdt) or now, _aware(ctx, enddt))
-    nxt = schedule.next_run(plan, now, _zone(ctx))
-    current = ctx.rows("SELECT dpnd_jobschid, stflg FROM dms.dms_jobsch WHERE mapref = $1"
-                       " AND curflg = 'Y'", [mapref])
+                             frqhh, frqmi, start, _aware(ctx, enddt))
+    nxt = schedule.next_run(plan, now, zone(ctx))
     result = ctx.write(
         "save_schedule", mapref=mapref, jobflwid=jobflw["jobflwid"], frqcd=plan.frqcd,
         frqdd=plan.frqdd, frqhh=frqhh, frqmi=frqmi,
@@ -380,7 +394,7 @@ def enable_disable_schedule(ctx: Context, mapref: str, action: str | None) -> st
                        hint="create one with pkgdwprc.create_job_schedule")
     changes: dict[str, Any] = {"stflg": flag}
     if flag == "A":  # runs missed while disabled are not made up: the next is from now
-        nxt = schedule.next_run(plan_of(row), _now(ctx), _zone(ctx))
+        nxt = schedule.next_run(plan_of(row), _now(ctx), zone(ctx))
         changes["nxtrundt"] = nxt.isoformat() if nxt else None
     ctx.write("set_schedule", jobschid=row["jobschid"], **changes)
     return "ENABLED" if flag == "A" else "DISABLED"
@@ -409,12 +423,12 @@ def schedule_job_immediate(ctx: Context, mapref: str) -> int:
 def queue_due(ctx: Context) -> int:
     """Schedules whose next run has come: queue a request and move them on."""
     now = _now(ctx)
-    zone = _zone(ctx)
+    wall = zone(ctx)
     queued = 0
     for row in ctx.rows("SELECT * FROM dms.dms_jobsch WHERE curflg = 'Y' AND stflg = 'A'"
                         " AND nxtrundt <= pg_catalog.clock_timestamp() ORDER BY nxtrundt"):
         try:
-            nxt = schedule.next_run(plan_of(row), now, zone)
+            nxt = schedule.next_run(plan_of(row), now, wall)
         except DmsError as exc:  # a schedule that can no longer be computed stops
             ctx.write("set_schedule", jobschid=row["jobschid"], stflg="N", nxtrundt=None)
             ctx.say(f"schedule of {row['mapref']} disabled: {exc.message}")

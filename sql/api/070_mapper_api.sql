@@ -175,7 +175,7 @@ CREATE OR REPLACE PROCEDURE pkgdwprc.dispatch(p_max_requests integer DEFAULT NUL
 LANGUAGE plpython3u
 AS $plpy$@plpy(mapper:pkgdwprc.dispatch)$plpy$;
 COMMENT ON PROCEDURE pkgdwprc.dispatch(integer) IS
-    'The scheduler''s step: queue a request for every due schedule, then carry out queued requests (IMMEDIATE, SCHEDULED, HISTORY, STOP) one after another, each as the login that asked; pg_cron calls it every minute (operator role)';
+    'The scheduler''s step: queue a request for every due schedule, then carry out queued requests (IMMEDIATE from schedule_job_immediate, SCHEDULED from due schedules and from parent jobs that completed) one after another, each as the login that asked; pg_cron calls it every minute (operator role)';
 
 CREATE OR REPLACE FUNCTION pkgdwprc.next_run_dates(p_mapref text, p_count integer DEFAULT 5)
 RETURNS SETOF timestamptz LANGUAGE plpython3u STABLE

@@ -230,8 +230,10 @@ def test_a_failed_combination_fails_the_run_and_lists_the_refused_rows(env: Mapp
         conn.execute("INSERT INTO src.sales_bad SELECT g, g % 100, g, CASE WHEN g % 1000 = 7"
                      " THEN repeat('x', 40) ELSE 'ok' END FROM generate_series(1, 5000) g")
     define_fct(env, "FCT_BAD", "fct_bad", source="src.sales_bad")
+    # Two workers for three chunks: one worker refuses rows in its second chunk too.
+    two = json.dumps({"max_workers": 2, "min_rows_for_parallel": 0})
     with pytest.raises(psycopg.errors.RaiseException) as err:
-        env.run_job("FCT_BAD", PARALLEL)
+        env.run_job("FCT_BAD", two)
     prcid = env.one("SELECT max(prcid) FROM dms.dms_prclog WHERE mapref = 'FCT_BAD'")
     message = err.value.diag.message_primary or ""
     assert message.startswith(f"dms: job FCT_BAD failed (process {prcid}): combination "
@@ -252,6 +254,16 @@ def test_a_failed_combination_fails_the_run_and_lists_the_refused_rows(env: Mapp
                    " AND curflg = 'Y'") is None
     assert env.one("SELECT count(*) FROM dw.fct_bad WHERE sale_id %% 1000 = 7") == 0
     assert summary["trgrows"] == env.one("SELECT count(*) FROM dw.fct_bad")
+
+    # Fixed and run again: what is missing is loaded, nothing twice.
+    with env.connect() as conn:
+        conn.execute("UPDATE src.sales_bad SET note = 'fixed' WHERE length(note) > 30")
+    again = env.run_job("FCT_BAD", two)
+    assert joblog(env, again)["status"] == "PC"
+    assert env.rows("SELECT count(*) AS n, count(DISTINCT sale_id) AS keys FROM dw.fct_bad"
+                    ) == [{"n": 5000, "keys": 5000}]
+    assert env.one("SELECT chkpntval FROM dms.dms_job WHERE mapref = 'FCT_BAD'"
+                   " AND curflg = 'Y'") == "5000"
 
 
 def test_schedules_fortnightly_dates_are_two_weeks_apart(env: MapperEnv) -> None:
