@@ -2,9 +2,10 @@
 
 A schedule names a frequency (FRQCD) and a time of day in the database's
 time zone (the TimeZone sessions start with: ALTER DATABASE ... SET
-TimeZone; a SET in one session does not move schedules): ``FRQDD`` the day (weekday ``MON``..``SUN`` or ``1``..``7`` for WK
-and FN, day of month ``1``..``31`` or ``L`` for the last day for MN/HY/YR,
-``H`` for an hourly ID schedule), ``FRQHH``/``FRQMI`` the hour and minute.
+TimeZone; a SET in one session does not move schedules): ``FRQDD`` the day
+(weekday ``MON``..``SUN`` or ``1``..``7`` for WK and FN, day of month
+``1``..``31`` or ``L`` for the last day for MN/HY/YR, ``H`` for an hourly ID
+schedule), ``FRQHH``/``FRQMI`` the hour and minute.
 Occurrences never fall before STRTDT nor after ENDDT.
 
 * ID  every FRQMI minutes counted from STRTDT; with FRQDD ``H``, hourly at minute FRQMI
