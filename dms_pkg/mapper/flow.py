@@ -284,12 +284,53 @@ def source_query(sql_text: str, column: str | None = None, last: str | None = No
                  dialect: str = "postgres") -> str:
     """``SELECT * FROM (<combination>) AS dms_src``, restricted to rows after the
     last checkpoint value when there is one.  The wrapper makes the business key
-    an output column the chunk planner follows down to the driving table."""
+    an output column the chunk planner follows down to the driving table.
+
+    The checkpoint filter goes into the driving query itself when that is
+    plainly the same (see ``_push_into_driver``): the planner then measures and
+    cuts only the rows after the checkpoint, instead of cutting the whole
+    table into chunks that are mostly empty."""
     chunk_dialect = get_dialect(dialect)
     inner = parse_query(sql_text, chunk_dialect)
+    pushed = False
+    if column is not None and last is not None:
+        pushed = _push_into_driver(inner, column, exp.Literal.string(last))
     outer = exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(
         this=exp.to_identifier("dms_src"))))
-    if column is not None and last is not None:
+    if column is not None and last is not None and not pushed:
         outer = outer.where(exp.GT(this=exp.column(column, table="dms_src"),
                                    expression=exp.Literal.string(last)))
     return outer.sql(dialect=chunk_dialect.sqlglot)
+
+
+def _push_into_driver(combination: exp.Expr, column: str, last: exp.Expr) -> bool:
+    """Add ``<source column> > last`` to the WHERE of the driving query ``q1``.
+
+    Only when that filters exactly the combination's rows: the output column is
+    ``q1.<name>``, the other queries are LEFT JOINed to q1 (so q1's rows are
+    the output rows), and q1 is a plain SELECT (no GROUP BY, DISTINCT, HAVING,
+    window, LIMIT or set operation) in which ``<name>`` is a column.
+    """
+    if not isinstance(combination, exp.Select) or combination.args.get("where"):
+        return False
+    source = next((p.this for p in combination.expressions
+                   if isinstance(p, exp.Alias) and p.alias == column), None)
+    if not (isinstance(source, exp.Column) and source.table == "q1"):
+        return False
+    if any(j.args.get("side", "").upper() != "LEFT" for j in combination.args.get("joins") or []):
+        return False
+    start = combination.args.get("from_") or combination.args.get("from")
+    driver = start.this if start is not None else None
+    if not (isinstance(driver, exp.Subquery) and driver.alias == "q1"
+            and isinstance(driver.this, exp.Select)):
+        return False
+    query = driver.this
+    if any(query.args.get(k) for k in ("group", "distinct", "having", "limit", "qualify",
+                                       "windows")) or query.find(exp.Window):
+        return False
+    inner = next((p.this if isinstance(p, exp.Alias) else p for p in query.expressions
+                  if p.alias_or_name == source.name), None)
+    if not isinstance(inner, exp.Column):
+        return False
+    query.where(exp.GT(this=inner.copy(), expression=last), copy=False)
+    return True
