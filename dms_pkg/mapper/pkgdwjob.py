@@ -170,6 +170,10 @@ def _create_or_extend(target: Session, schema: str, table: str, kind: str, keys:
         if column not in have and column != "skey":
             target.execute(_q(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
                 name, sql.Identifier(column), sql.SQL(type_sql))))
+    if keys and all_versions:  # say, a DIM that gained a second combination
+        target.execute(_q(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(f"{table[:50]}_bk_ix"), name,
+            sql.SQL(", ").join(sql.Identifier(k) for k in keys))))
 
 
 def build_flow(ctx: Context, mapref: str) -> flow.JobFlow:
