@@ -243,10 +243,8 @@ def check_assignable(target_db: Session, columns: ColumnMap, schema: str, table:
                 hint="cast the column in the source query, or create the target with "
                 "matching types",
             ) from None
-        raise DmsError(
-            f"cannot load target {table_name(schema, table)}: {message}",
-            sqlstate=sqlstate or "42501",
-        ) from None
+        raise database_error(exc, f"cannot load target {table_name(schema, table)}",
+                             "42501") from None
 
 
 def error_fields(exc: BaseException) -> tuple[str | None, str]:
@@ -257,6 +255,16 @@ def error_fields(exc: BaseException) -> tuple[str | None, str]:
         return exc.diag.sqlstate or exc.sqlstate, exc.diag.message_primary or str(exc)
     # plpy.SPIError carries .sqlstate; its first argument is the message.
     return getattr(exc, "sqlstate", None), str(exc.args[0]) if exc.args else str(exc)
+
+
+def database_error(exc: BaseException, what: str, default_sqlstate: str, *,
+                   hint: str | None = None, detail: str | None = None) -> DmsError:
+    """``exc`` (a database error) as a DmsError: ``what`` failed, then the
+    database's own message, with its SQLSTATE (``default_sqlstate`` when it has
+    none).  Raise it ``from None``: the driver's traceback helps nobody."""
+    sqlstate, message = error_fields(exc)
+    return DmsError(f"{what}: {message}", sqlstate=sqlstate or default_sqlstate, hint=hint,
+                    detail=detail)
 
 
 def create_table(
@@ -270,10 +278,8 @@ def create_table(
     try:
         target_db.execute(_q(statement))
     except Exception as exc:
-        sqlstate, message = error_fields(exc)
-        raise DmsError(
-            f"cannot create target {table_name(schema, table)}: {message}",
-            sqlstate=sqlstate or "42000",
+        raise database_error(
+            exc, f"cannot create target {table_name(schema, table)}", "42000",
             hint="create the table yourself, or check the schema exists and you may "
             "create tables in it",
         ) from None

@@ -381,11 +381,9 @@ def _describe_source(session: Session, query: str, source: ConnInfo) -> list[col
     except Exception as exc:
         if isinstance(exc, DmsError):
             raise
-        sqlstate, message = cols.error_fields(exc)
         if isinstance(session, PsycopgDatabase):
             session.rollback()
-        raise DmsError(
-            f"the source query fails on {source.describe()}: {message}",
-            sqlstate=sqlstate or "42000",
+        raise cols.database_error(
+            exc, f"the source query fails on {source.describe()}", "42000",
             hint="run the query on the source to see the problem",
         ) from None

@@ -20,8 +20,7 @@ import uuid
 from psycopg import sql
 
 from dms_pkg.db.base import Session
-from dms_pkg.engine.columns import error_fields, table_name
-from dms_pkg.errors import DmsError
+from dms_pkg.engine.columns import database_error, table_name
 
 _LEDGER_DDL = (
     "CREATE SCHEMA IF NOT EXISTS dms_ledger",
@@ -46,10 +45,8 @@ def ensure_ledger(session: Session, where: str) -> None:
         for statement in _LEDGER_DDL:
             session.execute(statement)
     except Exception as exc:
-        sqlstate, message = error_fields(exc)
-        raise DmsError(
-            f"cannot create the chunk ledger dms_ledger.chunk_ledger in {where}: {message}",
-            sqlstate=sqlstate or "42501",
+        raise database_error(
+            exc, f"cannot create the chunk ledger dms_ledger.chunk_ledger in {where}", "42501",
             detail="the ledger records each loaded chunk in the same transaction as its rows, "
             "so that no chunk is ever loaded twice",
             hint="let the connection's user create it once (CREATE privilege on the database), "
@@ -71,11 +68,9 @@ def create_staging(session: Session, schema: str, table: str) -> str:
     try:
         session.execute(_q(statement))
     except Exception as exc:
-        sqlstate, message = error_fields(exc)
-        raise DmsError(
-            f"cannot create the staging table for truncate-and-load of "
-            f"{table_name(schema, table)}: {message}",
-            sqlstate=sqlstate or "42501",
+        raise database_error(
+            exc, "cannot create the staging table for truncate-and-load of "
+            f"{table_name(schema, table)}", "42501",
             hint="write_mode truncate loads into a table beside the target first: the caller "
             "needs CREATE on the target's schema (or use write_mode append)",
         ) from None

@@ -9,28 +9,16 @@ checked before anything else.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dms_pkg.mapper import pkgdwjob, pkgdwmapr, pkgdwprc, schedule
+from dms_pkg.engine.server import local_login, parse_params
+from dms_pkg.mapper import pkgdwjob, pkgdwmapr, pkgdwprc
 from dms_pkg.mapper.context import Context
 from dms_pkg.security import ADMIN, OPERATOR, VIEWER
 
 Args = Mapping[str, Any]
 Entry = Callable[[Context, Args], Any]
-
-
-def _jsonb(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    parsed = json.loads(value) if isinstance(value, str) else value
-    if not isinstance(parsed, dict):
-        from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
-        raise DmsError(f"p_params must be a JSON object, got {type(parsed).__name__}",
-                       sqlstate=INVALID_PARAMETER_VALUE,
-                       hint="""for example p_params => '{"max_workers": 4}'""")
-    return parsed
 
 
 def _mapping(a: Args) -> dict[str, Any]:
@@ -43,7 +31,7 @@ def _problems(ctx: Context, a: Args) -> list[dict[str, Any]]:
 
 
 def _run_job(ctx: Context, a: Args) -> dict[str, Any]:
-    values, settings = pkgdwprc.split_params(_jsonb(a.get("p_params")))
+    values, settings = pkgdwprc.split_params(parse_params(a.get("p_params")))
     return {"p_prcid": pkgdwprc.process_job_flow(ctx, a["p_mapref"], values,
                                                  settings=settings)}
 
@@ -56,17 +44,6 @@ def _process_job_flow(ctx: Context, a: Args) -> dict[str, Any]:
 def _historical(ctx: Context, a: Args) -> dict[str, Any]:
     return {"p_prcid": pkgdwprc.process_historical_data(
         ctx, a["p_mapref"], a.get("p_strtdt"), a.get("p_enddt"), a.get("p_tl_flg"))}
-
-
-def _preview(ctx: Context, a: Args) -> list[str]:
-    row = ctx.rows("SELECT * FROM dms.dms_jobsch WHERE mapref = $1 AND curflg = 'Y'",
-                   [str(a["p_mapref"] or "").strip().upper()])
-    if not row:
-        return []
-    now = pkgdwprc.parse_time(ctx.rows("SELECT clock_timestamp()::text AS t")[0]["t"])
-    zone = pkgdwprc.zone(ctx)
-    return [d.isoformat() for d in schedule.occurrences(
-        pkgdwprc.plan_of(row[0]), now, zone, int(a.get("p_count") or 5))]
 
 
 def _stop(ctx: Context, a: Args) -> None:  # a procedure: it says, it returns nothing
@@ -118,14 +95,13 @@ ENTRIES: dict[str, tuple[str, Entry]] = {
         c, a["p_mapref"])),
     "pkgdwprc.stop_running_job": (OPERATOR, _stop),
     "pkgdwprc.dispatch": (OPERATOR, _dispatch),
-    "pkgdwprc.next_run_dates": (VIEWER, _preview),
+    "pkgdwprc.next_run_dates": (VIEWER, lambda c, a: pkgdwprc.next_run_dates(
+        c, a["p_mapref"], a.get("p_count"))),
 }
 
 
 def call(plpy: Any, entry: str, args: Args) -> Any:
     """Run one entry point for the calling session."""
-    from dms_pkg.engine.server import local_login
-
     role, run = ENTRIES[entry]
     local, login = local_login(plpy, role)
     return run(Context(local, login, notify=plpy.notice), args)

@@ -79,7 +79,8 @@ def target_name(column: str) -> str:
     return column.lower()
 
 
-def _split_keys(text: str | None) -> list[str]:
+def split_keys(text: str | None) -> list[str]:
+    """KEYCLNM's column names: one, or a comma-separated list for a composite key."""
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
@@ -159,7 +160,7 @@ def _combination(code: str | None, rows: list[Mapping[str, Any]], driver: Query,
             this=exp.to_identifier("q1"))))
     for query in queries[1:]:
         name = alias[query]
-        joined_keys = _split_keys(next(
+        joined_keys = split_keys(next(
             str(r.get("keyclnm")) for r in rows if resolve(r["maplogic"]) == query))
         if len(joined_keys) != len(key_sources):
             raise DmsError(

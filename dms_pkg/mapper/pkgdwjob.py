@@ -25,11 +25,11 @@ from psycopg import sql
 
 from dms_pkg import __version__
 from dms_pkg.db.base import Session
-from dms_pkg.engine.columns import describe_table, error_fields
+from dms_pkg.engine.columns import database_error, describe_table
 from dms_pkg.errors import OBJECT_NOT_IN_PREREQUISITE_STATE, DmsError
 from dms_pkg.mapper import flow
 from dms_pkg.mapper.context import Context, database_type
-from dms_pkg.mapper.pkgdwmapr import DATATYPE_FALLBACK, resolve
+from dms_pkg.mapper.pkgdwmapr import datatype_codes, resolve
 
 SURROGATE_TYPES = ("DIM", "FCT", "MRT")
 
@@ -42,12 +42,13 @@ def _q(composable: sql.Composable) -> str:
     return composable.as_string(None)
 
 
-def _job(ctx: Context, mapref: str) -> dict[str, Any]:
-    rows = ctx.rows("SELECT * FROM dms.dms_job WHERE mapref = $1 AND curflg = 'Y'",
-                    [mapref.strip().upper()])
+def current_job(ctx: Context, mapref: str) -> dict[str, Any]:
+    """The current DMS_JOB row of a mapping; an error saying how to make it if none."""
+    mapref = mapref.strip().upper()
+    rows = ctx.rows("SELECT * FROM dms.dms_job WHERE mapref = $1 AND curflg = 'Y'", [mapref])
     if not rows:
-        raise DmsError(f"mapping {mapref.upper()} has no job", sqlstate="42704",
-                       hint=f"create it with SELECT pkgdwjob.create_update_job('{mapref.upper()}')")
+        raise DmsError(f"mapping {mapref} has no job", sqlstate="42704",
+                       hint=f"create it with SELECT pkgdwjob.create_update_job('{mapref}')")
     return rows[0]
 
 
@@ -82,11 +83,7 @@ def column_types(ctx: Context, job: Mapping[str, Any], details: list[dict[str, A
                  ) -> dict[str, str]:
     """Target column -> SQL type, from the DMS_PARAMS datatype codes of the target's DBTYP."""
     dbtyp = database_type(ctx, job.get("trgconid"))
-    codes = {r["prcd"].upper(): r["prval"] for r in ctx.rows(
-        "SELECT prcd, prval FROM dms.dms_params WHERE prtyp = $1"
-        " UNION ALL SELECT p.prcd, p.prval FROM dms.dms_params p WHERE p.prtyp = $2"
-        " AND NOT EXISTS (SELECT FROM dms.dms_params q WHERE q.prtyp = $1 AND q.prcd = p.prcd)",
-        [dbtyp, DATATYPE_FALLBACK])}
+    codes = datatype_codes(ctx, dbtyp)
     types: dict[str, str] = {}
     for d in details:
         code = str(d["trgcldtyp"]).upper()
@@ -100,7 +97,7 @@ def column_types(ctx: Context, job: Mapping[str, Any], details: list[dict[str, A
 
 
 def create_target_table(ctx: Context, mapref: str) -> str:
-    job = _job(ctx, mapref)
+    job = current_job(ctx, mapref)
     details = _job_details(ctx, mapref)
     types = column_types(ctx, job, details)
     schema = flow.target_name(str(job["trgschm"]))
@@ -130,11 +127,9 @@ def create_target_table(ctx: Context, mapref: str) -> str:
         except DmsError:
             raise
         except Exception as exc:
-            sqlstate, message = error_fields(exc)
-            raise DmsError(f"cannot create or extend target {schema}.{table}: {message}",
-                           sqlstate=sqlstate or "42000",
-                           hint="the caller needs CREATE on the target schema (and to own the "
-                           "table to add columns)") from None
+            raise database_error(exc, f"cannot create or extend target {schema}.{table}",
+                                 "42000", hint="the caller needs CREATE on the target schema "
+                                 "(and to own the table to add columns)") from None
         if target is not ctx.db:
             target.commit()
     return "Y"
@@ -177,7 +172,7 @@ def _create_or_extend(target: Session, schema: str, table: str, kind: str, keys:
 
 
 def build_flow(ctx: Context, mapref: str) -> flow.JobFlow:
-    job = _job(ctx, mapref)
+    job = current_job(ctx, mapref)
     return flow.build(job, _job_details(ctx, mapref), lambda m: resolve(ctx, m))
 
 

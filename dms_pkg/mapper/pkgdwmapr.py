@@ -157,11 +157,20 @@ def _details(ctx: Context, mapref: str) -> list[dict[str, Any]]:
                     " ORDER BY excseq NULLS LAST, trgclnm", [_upper(mapref)])
 
 
+def datatype_codes(ctx: Context, dbtyp: str) -> dict[str, str]:
+    """Datatype code -> SQL type for database type ``dbtyp``: its own DMS_PARAMS
+    rows, and the DATATYPE rows it does not override."""
+    return {str(r["prcd"]).upper(): str(r["prval"]) for r in ctx.rows(
+        "SELECT prcd, prval FROM dms.dms_params WHERE prtyp = $1"
+        " UNION ALL SELECT p.prcd, p.prval FROM dms.dms_params p WHERE p.prtyp = $2"
+        " AND NOT EXISTS (SELECT FROM dms.dms_params q WHERE q.prtyp = $1 AND q.prcd = p.prcd)",
+        [dbtyp, DATATYPE_FALLBACK])}
+
+
 def _datatype_problems(ctx: Context, mapping: Mapping[str, Any],
                        details: list[dict[str, Any]]) -> list[Problem]:
     dbtyp = database_type(ctx, mapping.get("trgconid"))
-    known = {r["prcd"].upper() for r in ctx.rows(
-        "SELECT prcd FROM dms.dms_params WHERE prtyp IN ($1, $2)", [dbtyp, DATATYPE_FALLBACK])}
+    known = datatype_codes(ctx, dbtyp)
     return [
         Problem(d["trgclnm"], "DATATYPE",
                 f"column {d['trgclnm']}: datatype code {d['trgcldtyp']} has no DMS_PARAMS row "
@@ -186,7 +195,7 @@ def _logic_problems(ctx: Context, d: Mapping[str, Any], *, explain: bool) -> lis
 def flow_keys(d: Mapping[str, Any]) -> list[str]:
     if d.get("trgkeyflg") == "Y":
         return [str(d.get("valclnm") or d.get("keyclnm"))]
-    return [k.strip() for k in str(d.get("keyclnm") or "").split(",") if k.strip()]
+    return flow.split_keys(str(d.get("keyclnm") or ""))
 
 
 def explain_logic(ctx: Context, query: flow.Query, keys: list[str] | None = None,
@@ -234,7 +243,7 @@ def validate_logic(ctx: Context, maplogic: str, keyclnm: str | None = None,
     problems = _parse_problems(ctx, query.sql, query.conid, None)
     if problems:
         return problems[0].message
-    keys = [k.strip() for k in (keyclnm or "").split(",") if k.strip()]
+    keys = flow.split_keys(keyclnm)
     return explain_logic(ctx, query, keys, valclnm) or "Y"
 
 

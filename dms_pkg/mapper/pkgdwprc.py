@@ -41,7 +41,7 @@ from dms_pkg.errors import (
     OBJECT_NOT_IN_PREREQUISITE_STATE,
     DmsError,
 )
-from dms_pkg.mapper import flow, schedule
+from dms_pkg.mapper import flow, pkgdwjob, schedule
 from dms_pkg.mapper.context import Context, database_type
 
 JOB_FAILED = "P0001"
@@ -65,11 +65,7 @@ class Totals:
 # -- running ------------------------------------------------------------------------
 
 def _runnable(ctx: Context, mapref: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    jobs = ctx.rows("SELECT * FROM dms.dms_job WHERE mapref = $1 AND curflg = 'Y'", [mapref])
-    if not jobs:
-        raise DmsError(f"mapping {mapref} has no job", sqlstate="42704",
-                       hint=f"create it with SELECT pkgdwjob.create_update_job('{mapref}')")
-    job = jobs[0]
+    job = pkgdwjob.current_job(ctx, mapref)
     if str(job["stflg"]).strip() != "A":
         raise DmsError(f"job {mapref} is not active", sqlstate=OBJECT_NOT_IN_PREREQUISITE_STATE,
                        hint=f"SELECT pkgdwmapr.activate_deactivate_mapping('{mapref}', 'A')")
@@ -405,6 +401,15 @@ def plan_of(row: Mapping[str, Any]) -> schedule.Schedule:
         str(row["frqcd"]), row.get("frqdd"), row.get("frqhh"), row.get("frqmi"),
         parse_time(row["strtdt"]) if row.get("strtdt") is not None else None,
         parse_time(row["enddt"]) if row.get("enddt") is not None else None)
+
+
+def next_run_dates(ctx: Context, mapref: str | None, count: int | None) -> list[str]:
+    """The next ``count`` (5) run times of the job's current schedule, from now."""
+    row = _schedule_row(ctx, _upper(mapref))
+    if row is None:
+        return []
+    return [d.isoformat() for d in schedule.occurrences(
+        plan_of(row), _now(ctx), zone(ctx), int(count or 5))]
 
 
 def schedule_job_immediate(ctx: Context, mapref: str) -> int:

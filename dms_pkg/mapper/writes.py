@@ -224,6 +224,12 @@ def save_job_flow(db: Database, args: Args) -> dict[str, Any]:
 
 # -- PKGDWPRC ----------------------------------------------------------------------
 
+# Whether the session that started process ``p`` is still there (a backend
+# started after the process with a reused pid does not count).
+_ALIVE = ("EXISTS (SELECT FROM pg_catalog.pg_stat_activity a WHERE a.pid = p.sessionid"
+          " AND a.backend_start <= p.strtdt)")
+
+
 def start_process(db: Database, args: Args) -> dict[str, Any]:
     """A new IP process, unless the job is running already.  A process left IP
     by a session that is gone (a crash, a killed backend) is closed FL first."""
@@ -231,9 +237,7 @@ def start_process(db: Database, args: Args) -> dict[str, Any]:
     db.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dms_job:' || $1))",
              [mapref])
     running = db.query(
-        "SELECT p.prcid, p.strtdt::text AS strtdt, EXISTS (SELECT FROM"
-        " pg_catalog.pg_stat_activity a WHERE a.pid = p.sessionid"
-        " AND a.backend_start <= p.strtdt) AS alive"
+        f"SELECT p.prcid, p.strtdt::text AS strtdt, {_ALIVE} AS alive"
         " FROM dms.dms_prclog p WHERE p.mapref = $1 AND p.status = 'IP' ORDER BY p.prcid",
         [mapref])
     for process in running:
@@ -266,9 +270,8 @@ def _close_abandoned(db: Database, prcid: int, message: str) -> None:
 def abandon_process(db: Database, args: Args) -> dict[str, Any]:
     """After a stop: close the process if its own session did not (it is gone)."""
     rows = db.query(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a WHERE a.pid = p.sessionid"
-        " AND a.backend_start <= p.strtdt) AS alive, p.status FROM dms.dms_prclog p"
-        " WHERE p.prcid = $1", [args["prcid"]])
+        f"SELECT {_ALIVE} AS alive, p.status FROM dms.dms_prclog p WHERE p.prcid = $1",
+        [args["prcid"]])
     if rows and rows[0]["status"] == "IP" and not rows[0]["alive"]:
         _close_abandoned(db, int(args["prcid"]), str(args.get("msg") or "stopped"))
         return {"abandoned": True}

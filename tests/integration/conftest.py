@@ -9,8 +9,9 @@ green run that tested nothing would be a lie.
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,3 +126,16 @@ def mariadb(cluster: Cluster) -> dict[str, object]:
     box = cluster.sandbox.mariadb if cluster.sandbox else MariaDBSandbox(default_home())
     box.start()
     return box.connect_args()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "",
+             every: float = 0.02) -> Any:
+    """Call ``predicate`` every ``every`` seconds until it returns something true;
+    return that, or fail after ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -4,7 +4,6 @@ pg_cron tick starting a DL schedule, stopping a running job, and roles."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -13,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.integration.conftest import Cluster, DatabaseFactory
+from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
 from tests.integration.mapper_env import MapperEnv
 
 SLOW_FN = ("CREATE FUNCTION src.slow(x bigint) RETURNS bigint LANGUAGE sql VOLATILE"
@@ -55,16 +54,6 @@ def define_fct(env: MapperEnv, mapref: str, query: str, user: str | None = None)
                     user) == []
     call("SELECT pkgdwmapr.activate_deactivate_mapping(%s, 'A')", [mapref])
     call("SELECT pkgdwjob.create_update_job(%s)", [mapref])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_immediate_request_runs_at_dispatch_and_then_its_child(env: MapperEnv) -> None:
@@ -115,7 +104,7 @@ def test_a_dl_schedule_is_started_by_pg_cron(env: MapperEnv, cluster: Cluster) -
                        " AND curflg = 'Y'") == due
         process = wait_for(lambda: env.rows(
             "SELECT prcid, status, prctyp FROM dms.dms_prclog WHERE mapref = 'FCT_SLOW'"
-            " AND status <> 'IP'"), 150, "pg_cron to start the DL schedule")
+            " AND status <> 'IP'"), 150, "pg_cron to start the DL schedule", every=0.5)
         assert process == [{"prcid": process[0]["prcid"], "status": "PC", "prctyp": "REGULAR"}]
         moved = env.rows("SELECT lstrundt, nxtrundt FROM dms.dms_jobsch WHERE mapref ="
                          " 'FCT_SLOW' AND curflg = 'Y'")[0]
@@ -148,7 +137,7 @@ def test_stop_running_job(env: MapperEnv) -> None:
     prcid = wait_for(lambda: env.one(
         "SELECT max(p.prcid) FROM dms.dms_prclog p JOIN dms.run r USING (prcid)"
         " WHERE p.mapref = 'FCT_SLOW' AND p.status = 'IP' AND r.state = 'RUNNING'"), 60,
-        "the job to run")
+        "the job to run", every=0.5)
     env.rows("CALL pkgdwprc.stop_running_job('FCT_SLOW')")
     thread.join(60)
     assert not thread.is_alive() and len(errors) == 1

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.integration.conftest import Cluster, DatabaseFactory
+from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
 from tests.integration.engine_env import EngineEnv, make_engine_env
 
 COLUMNS = "id, customer_id, amount, status, note, created_at, ship_date, is_paid, payload"
@@ -52,16 +52,6 @@ class Call(threading.Thread):
             self.env.call(*self.args)
         except psycopg.Error as exc:
             self.error = exc
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def latest_run(env: EngineEnv) -> int:
