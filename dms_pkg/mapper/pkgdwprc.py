@@ -435,7 +435,7 @@ def queue_due(ctx: Context) -> int:
         try:
             nxt = schedule.next_run(plan_of(row), now, wall)
         except DmsError as exc:  # a schedule that can no longer be computed stops
-            ctx.write("set_schedule", jobschid=row["jobschid"], stflg="N", nxtrundt=None)
+            ctx.write("stop_schedule", jobschid=row["jobschid"], due=str(row["nxtrundt"]))
             ctx.say(f"schedule of {row['mapref']} disabled: {exc.message}")
             continue
         taken = ctx.write("take_schedule", jobschid=row["jobschid"],

@@ -360,6 +360,15 @@ def take_schedule(db: Database, args: Args) -> dict[str, Any]:
     return {"queued": 1}
 
 
+def stop_schedule(db: Database, args: Args) -> dict[str, Any]:
+    """The dispatcher disables a due schedule it can no longer compute (operators:
+    the dispatcher runs with the operator role, set_schedule is for admins)."""
+    rows = db.query("UPDATE dms.dms_jobsch SET stflg = 'N', nxtrundt = NULL, recupdt = now()"
+                    " WHERE jobschid = $1 AND nxtrundt = $2::timestamptz AND curflg = 'Y'"
+                    " RETURNING 1", [args["jobschid"], args["due"]])
+    return {"updated": len(rows)}
+
+
 def claim_request(db: Database, args: Args) -> dict[str, Any]:
     rows = db.query(
         "UPDATE dms.dms_prcreq r SET status = 'CLAIMED', clmdt = now()"
@@ -393,6 +402,7 @@ OPERATIONS: dict[str, tuple[str, Callable[[Database, Args], dict[str, Any]]]] = 
     "abandon_process": (OPERATOR, abandon_process),
     "queue_children": (OPERATOR, queue_children),
     "take_schedule": (OPERATOR, take_schedule),
+    "stop_schedule": (OPERATOR, stop_schedule),
     "end_process": (OPERATOR, end_process),
     "queue_request": (OPERATOR, queue_request),
     "claim_request": (OPERATOR, claim_request),
