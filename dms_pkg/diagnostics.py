@@ -55,6 +55,8 @@ def check_install(db: Database, *, dms_pkg_path: str | None = None) -> list[Chec
     if dms_pkg_path is not None:
         checks.append(Check("python core location", True, dms_pkg_path))
 
+    checks.extend(_security_checks(db))
+
     preload = db.query("SELECT pg_catalog.current_setting('shared_preload_libraries') AS v")
     has_cron = "pg_cron" in (preload[0]["v"] or "")
     checks.append(
@@ -65,6 +67,33 @@ def check_install(db: Database, *, dms_pkg_path: str | None = None) -> list[Chec
             else "not in shared_preload_libraries: scheduling needs pg_cron",
         )
     )
+    return checks
+
+
+def _security_checks(db: Database) -> list[Check]:
+    """Worker sessions can log in as the caller; no connection row holds a secret."""
+    from dms_pkg.dsn import UnparseableConnectionString, secret_key
+
+    if not _has_table(db, "dms.loopback"):
+        return []
+    who = db.query("SELECT session_user::text AS u")[0]["u"]
+    error = db.query("SELECT dms.check_loopback() AS e")[0]["e"]
+    checks = [Check(f"worker sessions log in as {who}", error is None,
+                    "over the loopback route, without a password" if error is None
+                    else f"{error} -- see docs/roles.md, \"Trust model\"")]
+    leaking: list[str] = []
+    for row in db.query("SELECT conid, dbtyp, constr FROM dms.dms_dbcondtls"
+                        " WHERE constr IS NOT NULL ORDER BY conid"):
+        try:
+            if secret_key(str(row["constr"]), str(row["dbtyp"])) is not None:
+                leaking.append(str(row["conid"]))
+        except UnparseableConnectionString:
+            leaking.append(str(row["conid"]))
+    checks.append(Check("no secret in DMS_DBCONDTLS.CONSTR", not leaking,
+                        "none" if not leaking else
+                        "connections " + ", ".join(leaking) + " hold a secret (or a string "
+                        "libpq cannot read) stored before this version: remove it and set "
+                        "PWDSRC"))
     return checks
 
 

@@ -35,7 +35,8 @@ GRANT EXECUTE ON FUNCTION dms.record_run(jsonb, jsonb), dms.claim_chunk(bigint),
     dms.finish_run(bigint), dms.set_run_state(bigint, text, text),
     dms.start_workers(bigint, integer), dms.poll_workers(text[]),
     dms.stop_workers(text[], boolean), dms.connection_headroom(), dms.loopback_conninfo(),
-    dms.claim_queued_run(bigint), dms.reopen_run(bigint), dms.chunk_started(bigint, integer, integer, integer),
+    dms.claim_queued_run(bigint), dms.next_queued_run(bigint[]), dms.run_as_owner(text, bigint),
+    dms.connection_for_use(bigint), dms.check_loopback(), dms.reopen_run(bigint), dms.chunk_started(bigint, integer, integer, integer),
     dms.set_snapshot(bigint, text), dms.reap_chunks(bigint), dms.request_stop(bigint),
     dms.cancel_run_statements(bigint), dms.set_finalized(bigint),
     dms.set_checkpoint_value(bigint, text)
@@ -58,7 +59,8 @@ GRANT EXECUTE ON FUNCTION pkgdwjob.version(), pkgdwprc.next_run_dates(text, inte
 GRANT EXECUTE ON PROCEDURE pkgdwjob.run_job(text, jsonb, bigint),
     pkgdwprc.process_job_flow(text, text, text, text, text, text, text, text, text, text, text, bigint),
     pkgdwprc.process_historical_data(text, date, date, text, bigint),
-    pkgdwprc.stop_running_job(text), pkgdwprc.dispatch(integer)
+    pkgdwprc.stop_running_job(text), pkgdwprc.dispatch(integer),
+    pkgdwprc.carry_out_request(bigint)
     TO dms_operator;
 GRANT EXECUTE ON FUNCTION pkgdwprc.schedule_job_immediate(text) TO dms_operator;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pkgdwmapr TO dms_admin;
@@ -67,3 +69,30 @@ GRANT EXECUTE ON FUNCTION pkgdwjob.create_update_job(text), pkgdwjob.create_targ
     pkgdwprc.create_job_schedule(text, text, text, integer, integer, timestamptz, timestamptz),
     pkgdwprc.create_job_dependency(text, text), pkgdwprc.enable_disable_schedule(text, text)
     TO dms_admin;
+
+-- Connections are used by grant (DMS_DBCONUSR), which administrators give.
+GRANT EXECUTE ON FUNCTION dms.grant_connection(bigint, text), dms.revoke_connection(bigint, text)
+    TO dms_admin;
+-- dms.set_loopback and dms._check_dbcondtls keep no grant: superusers only
+-- (the trigger fires whoever writes the table).
+
+-- dblink is how workers connect back; its functions are for superusers and
+-- our definer functions only.  PostgreSQL grants them to PUBLIC: a session
+-- that may call them can drive a connection a definer function opened.
+DO $dblink$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN
+        SELECT p.oid::regprocedure
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+          JOIN pg_catalog.pg_proc p ON p.oid = d.objid
+         WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+           AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+           AND d.deptype = 'e' AND e.extname = 'dblink'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_fn);
+    END LOOP;
+END
+$dblink$;

@@ -128,7 +128,11 @@ def dms_errors(plpy: Any) -> Iterator[None]:
     SQL caller as ``ERROR: dms: ... HINT: ...`` with the right SQLSTATE, not
     as a generic Python traceback.
     """
+    from dms_pkg.db.interrupts import Interrupted
+
     try:
         yield
     except DmsError as exc:
         raise_as_postgres_error(plpy, exc)
+    except Interrupted as exc:  # a cancel or statement timeout: report it as it came
+        raise exc.error from None

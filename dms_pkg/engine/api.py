@@ -250,7 +250,7 @@ class PooledConnections:
         self.infos = infos
         self._held: dict[int, psycopg.Connection[Any]] = {}
 
-    def get(self, conid: int | None) -> psycopg.Connection[Any]:
+    def get(self, conid: int | None, role: str = "target") -> psycopg.Connection[Any]:
         key = conid or SOURCE
         conn = self._held.get(key)
         if conn is None or conn.closed or conn.broken:
@@ -261,7 +261,7 @@ class PooledConnections:
         return conn
 
     def session(self, conid: int | None) -> SourceSession:
-        return SourceSession(self.infos[conid or SOURCE], None, None, None)
+        return SourceSession(self.infos[conid or SOURCE], None, None)
 
     def close(self) -> None:
         for key, conn in self._held.items():

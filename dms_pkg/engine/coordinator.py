@@ -28,6 +28,7 @@ import psycopg
 from psycopg import IsolationLevel, sql
 
 from dms_pkg.db.base import Session
+from dms_pkg.db.interrupts import Interrupted
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.engine import connections
 from dms_pkg.engine import target as stage
@@ -135,9 +136,10 @@ def coordinate(
             snapshot = _export_snapshot(local, run, login)
         _drive(local, run_id, workers, login, progress, errors)
         _finalize(local, run, login)
-    except Exception as exc:
-        # Leave no run "RUNNING" behind a coordinator that gave up; the
-        # chunks keep their state, so the run can be resumed.
+    except (Exception, Interrupted) as exc:
+        # Leave no run "RUNNING" behind a coordinator that gave up (or whose
+        # statement was cancelled); the chunks keep their state, so the run
+        # can be resumed.
         home.rollback()
         home.query(
             "SELECT dms.set_run_state($1::bigint, 'FAILED', $2::text)",

@@ -38,7 +38,11 @@ def run_external_worker(dsn: str, run_id: int, *, notify: object = None) -> Work
         if not rows:
             raise DmsError(f"run {run_id} does not exist", sqlstate=UNDEFINED_OBJECT,
                            hint="dms status lists the runs")
-        local = Local(session, PsycopgSource(conn), connections.local(conn.info.dsn))
+        # This process's own login reaches the database again for data
+        # sessions: its DSN, and its password if it gave one (kept in memory).
+        here = connections.ConnInfo(None, "this database", "POSTGRESQL", conn.info.dsn,
+                                    password=conn.info.password)
+        local = Local(session, PsycopgSource(conn), here)
         state = rows[0]["state"]
         if state == "QUEUED":
             claimed = session.query(

@@ -139,7 +139,10 @@ def _show_key(values: Sequence[Any]) -> str:
 class ConnectionSource(Protocol):
     """Hands a mover its connections, by connection id; a broken one is replaced."""
 
-    def get(self, conid: int | None) -> psycopg.Connection[Any]: ...
+    def get(self, conid: int | None, role: str = "target") -> psycopg.Connection[Any]:
+        """The connection that plays ``role`` ("source" or "target") on ``conid``:
+        one each, even when both are the same database."""
+        ...
 
     def session(self, conid: int | None) -> SourceSession:
         """How a separate process (psql) would open the same session."""
@@ -198,7 +201,7 @@ class Mover:
 
     def move(self, task: ChunkTask) -> Moved:
         if self.collect is not None:  # no target: the rows go back to the caller
-            rows, _ = self._rows(self._conn(self.spec.source_conid), None, task)
+            rows, _ = self._rows(self._conn(self.spec.source_conid, "source"), None, task)
             return Moved(rows, None)
         target = self._conn(self.spec.target_conid)
         if self.spec.ledger:
@@ -235,8 +238,8 @@ class Mover:
         for conn in self._opened:
             _end(conn)
 
-    def _conn(self, conid: int | None) -> psycopg.Connection[Any]:
-        conn = self.conns.get(conid)
+    def _conn(self, conid: int | None, role: str = "target") -> psycopg.Connection[Any]:
+        conn = self.conns.get(conid, role)
         if conn not in self._opened:
             self._opened.append(conn)
         return conn
@@ -249,7 +252,7 @@ class Mover:
         """The psycopg source connection, when the path reads through one."""
         if self.spec.path == "same_db" or self._piped:
             return None
-        return self._conn(self.spec.source_conid)
+        return self._conn(self.spec.source_conid, "source")
 
     def _load(self, source: psycopg.Connection[Any] | None, target: psycopg.Connection[Any],
               task: ChunkTask) -> tuple[int, int | None]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from dms_pkg.db import interrupts
 from dms_pkg.engine.connections import ConnInfo
 
 BLOCK = 1 << 18  # bytes per read from psql's stdout
@@ -71,28 +72,30 @@ def find_psql() -> str | None:
 
 
 def _options(search_path: str | None) -> str | None:
-    """libpq ``options`` setting search_path; spaces and backslashes escaped as libpq wants."""
+    """libpq ``options`` setting search_path.
+
+    The server splits ``options`` at any white space and takes a backslash
+    as "the next character is literal": every one of them is escaped, so a
+    search_path cannot smuggle in a second ``-c`` setting.
+    """
     if not search_path:
         return None
-    value = search_path.replace("\\", "\\\\").replace(" ", "\\ ")
+    value = "".join(f"\\{ch}" if ch.isspace() or ch == "\\" else ch for ch in search_path)
     return f"-c search_path={value}"
 
 
 @dataclass(frozen=True)
 class SourceSession:
-    """How the psql process connects and who it becomes."""
+    """How the psql process connects (as the login its conninfo names) and where
+    unqualified names resolve."""
 
     info: ConnInfo
-    user: str | None  # SET SESSION AUTHORIZATION (loopback to this server)
     search_path: str | None
     application_name: str | None
 
 
-def _commands(copy_sql: str, snapshot: str | None, user: str | None) -> list[str]:
+def _commands(copy_sql: str, snapshot: str | None) -> list[str]:
     statements = []
-    if user:
-        statements.append(sql.SQL("SET SESSION AUTHORIZATION {}").format(
-            sql.Identifier(user)).as_string(None))
     if snapshot:
         statements.append("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         statements.append(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
@@ -128,7 +131,7 @@ def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | N
     # the statement that failed, which tells a lost snapshot from a bad query.
     args = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
             "-v", "ECHO=errors", "-d", conninfo]
-    for statement in _commands(copy_sql, snapshot, session.user):
+    for statement in _commands(copy_sql, snapshot):
         args += ["-c", statement]
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -137,7 +140,7 @@ def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | N
         stdout = proc.stdout
 
         def blocks() -> Iterator[bytes]:
-            while data := os.read(stdout.fileno(), BLOCK):
+            while data := interrupts.read(stdout.fileno(), BLOCK):
                 yield data
 
         try:

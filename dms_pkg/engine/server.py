@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from psycopg import sql
-
+from dms_pkg.db import interrupts
 from dms_pkg.db.base import Session
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.db.sources import PlpySource
@@ -32,6 +29,7 @@ RUN_FAILED = "P0001"
 def local_login(plpy: Any, role: str = OPERATOR) -> tuple[Local, Login]:
     session = PlpyDatabase(plpy)
     require_role(session, role)
+    interrupts.install(plpy)  # waits on other connections stay interruptible
     row = session.query(
         "SELECT dms.loopback_conninfo() AS conninfo, session_user::text AS login,"
         " pg_catalog.current_setting('search_path') AS search_path"
@@ -118,21 +116,78 @@ def run_work(plpy: Any, run_id: int) -> None:
 
 
 def dispatch(plpy: Any, max_runs: int | None) -> int:
-    """``CALL dms.dispatch()``: run queued runs one after another; returns how many."""
-    local, _ = local_login(plpy)
+    """``CALL dms.dispatch()``: run queued runs one after another; returns how many.
+
+    Each run goes as the login that queued it.  The dispatcher's own login
+    (pg_cron's job owner, often a superuser) never runs another login's SQL:
+    such a run is carried out in a session logged in as its owner
+    (``dms.run_as_owner``), and the dispatcher only waits for it.
+    """
+    local, login = local_login(plpy)
+    session = local.session
     done = 0
-    while (max_runs is None or done < max_runs) and _run_next_queued(plpy, local, None):
+    tried: list[int] = []
+    while max_runs is None or done < max_runs:
+        rows = session.query("SELECT run_id, created_by FROM dms.next_queued_run($1::bigint[])",
+                             [tried])
+        session.commit()
+        if not rows:
+            break
+        run_id, owner = int(rows[0]["run_id"]), str(rows[0]["created_by"])
+        tried.append(run_id)
+        if owner == login.user:
+            if _run_next_queued(plpy, local, run_id) is None:
+                continue  # another dispatcher took it a moment ago
+        else:
+            _hand_over(plpy, local, "run", run_id, owner)
         done += 1
     return done
 
 
+def _hand_over(plpy: Any, local: Local, kind: str, run_id: int, owner: str) -> str | None:
+    """Carry out ``run_id`` in a session of its owner's; a run its owner's session
+    could not even start is failed here with the reason, so it is not retried forever."""
+    session = local.session
+    plpy.notice(f"run {run_id}: carried out as {owner}, who "
+                f"{'queued' if kind == 'run' else 'started'} it")
+    error = session.query("SELECT dms.run_as_owner($1::text, $2::bigint) AS error",
+                          [kind, run_id])[0]["error"]
+    session.commit()
+    if error and kind == "run":
+        state = session.query("SELECT state FROM dms.run WHERE run_id = $1::bigint",
+                              [run_id])[0]["state"]
+        if state == "QUEUED" and not str(error).endswith(WAITING_SUFFIX):
+            session.query("SELECT dms.set_run_state($1::bigint, 'FAILED', $2::text)",
+                          [run_id, f"could not be started as {owner}: {error}"])
+            session.commit()
+    if error:
+        plpy.notice(f"run {run_id}: {error}")
+    return str(error) if error else None
+
+
+WAITING_SUFFIX = "waits for the run loading the same target"
+
+
 def run_queued(plpy: Any, run_id: int) -> None:
-    """``CALL dms.run_queued(run_id)``: carry out this queued run now, and wait."""
-    local, _ = local_login(plpy)
+    """``CALL dms.run_queued(run_id)``: carry out this queued run now, and wait.
+
+    A run someone else queued is carried out as them, in their own session."""
+    local, login = local_login(plpy)
+    session = local.session
+    rows = session.query("SELECT state, created_by FROM dms.run WHERE run_id = $1::bigint",
+                         [run_id])
+    session.commit()
+    if rows and rows[0]["state"] == "QUEUED" and rows[0]["created_by"] != login.user:
+        _hand_over(plpy, local, "run", run_id, str(rows[0]["created_by"]))
+        _raise_unless_succeeded(_outcome(session, run_id))
+        return
     outcome = _run_next_queued(plpy, local, run_id)
     if outcome is None:
-        state = local.session.query("SELECT state FROM dms.run WHERE run_id = $1::bigint",
-                                    [run_id])
+        state = session.query("SELECT state, dms._queued_run_ready(run_id) AS ready"
+                              " FROM dms.run WHERE run_id = $1::bigint", [run_id])
+        if state and state[0]["state"] == "QUEUED" and not state[0]["ready"]:
+            raise DmsError(f"run {run_id} {WAITING_SUFFIX}", sqlstate="55006",
+                           hint="it starts when that run ends: the dispatcher takes it then")
         raise DmsError(
             f"run {run_id} is not queued"
             + (f" (it is {state[0]['state']})" if state else " (there is no such run)"),
@@ -142,7 +197,15 @@ def run_queued(plpy: Any, run_id: int) -> None:
     _raise_unless_succeeded(outcome)
 
 
+def _outcome(session: Session, run_id: int) -> RunOutcome:
+    row = session.query("SELECT state, coalesce(message, '') AS message FROM dms.run"
+                        " WHERE run_id = $1::bigint", [run_id])[0]
+    session.commit()
+    return RunOutcome(run_id, str(row["state"]), str(row["message"]))
+
+
 def _run_next_queued(plpy: Any, local: Local, run_id: int | None) -> RunOutcome | None:
+    """Claim a queued run of this session's login and coordinate it here."""
     session = local.session
     rows = session.query(
         "SELECT run_id, workers_planned, created_by, search_path"
@@ -153,38 +216,25 @@ def _run_next_queued(plpy: Any, local: Local, run_id: int | None) -> RunOutcome 
     if not rows:
         return None
     row = rows[0]
-    # The run goes with the privileges of whoever submitted it, not the
-    # dispatcher's (pg_cron runs it as the superuser that scheduled it).
-    with acting_as(session, row["created_by"]):
-        return coordinate(local, int(row["run_id"]), int(row["workers_planned"]),
-                          login=Login(row["created_by"], row["search_path"]),
-                          notify=plpy.notice)
-
-
-@contextmanager
-def acting_as(session: Session, login: str) -> Iterator[None]:
-    """Run the block as ``login`` when this session is a superuser's that is not
-    ``login`` (a dispatcher started by pg_cron); otherwise as the session is."""
-    switch = session.query(
-        "SELECT session_user::text <> $1::text AS differs,"
-        " (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user) AS su",
-        [login],
-    )[0]
-    become = bool(switch["differs"] and switch["su"])
-    if become:
-        session.execute(sql.SQL("SET SESSION AUTHORIZATION {}").format(
-            sql.Identifier(login)).as_string(None))
-    try:
-        yield
-    finally:
-        if become:
-            session.execute("RESET SESSION AUTHORIZATION")
+    return coordinate(local, int(row["run_id"]), int(row["workers_planned"]),
+                      login=Login(row["created_by"], row["search_path"]), notify=plpy.notice)
 
 
 def resume(plpy: Any, run_id: int) -> None:
-    """``CALL dms.resume_run(run_id)``: queue the unfinished chunks again and run them."""
+    """``CALL dms.resume_run(run_id)``: queue the unfinished chunks again and run them.
+
+    Another login's run resumes as that login, in a session of its own."""
     local, login = local_login(plpy)
     session = local.session
+    owner = session.query("SELECT created_by FROM dms.run WHERE run_id = $1::bigint", [run_id])
+    session.commit()
+    if owner and owner[0]["created_by"] != login.user:
+        error = _hand_over(plpy, local, "resume", run_id, str(owner[0]["created_by"]))
+        outcome = _outcome(session, run_id)
+        if error and outcome.state == "SUCCEEDED":
+            outcome = RunOutcome(run_id, "FAILED", error)
+        _raise_unless_succeeded(outcome)
+        return
     reopened = session.query("SELECT dms.reopen_run($1::bigint) AS n", [run_id])[0]["n"]
     workers = session.query("SELECT workers_planned FROM dms.run WHERE run_id = $1::bigint",
                             [run_id])[0]["workers_planned"]

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from dms_pkg.db.base import Session
+from dms_pkg.db.interrupts import Interrupted
 from dms_pkg.engine import connections, retry
 from dms_pkg.engine.columns import error_fields
 from dms_pkg.engine.connections import ConnInfo
@@ -83,7 +83,13 @@ class WorkerReport:
 
 @dataclass(frozen=True)
 class Login:
-    """Who a loopback connection becomes after connecting, and where it looks."""
+    """Who the engine works for, and where unqualified names resolve.
+
+    ``user`` is the login that started the run; loopback connections log in
+    as it (the conninfo says so, see ``dms.loopback_conninfo``).  Nothing
+    ever switches a session to it afterwards: a session authenticated as
+    someone else could be switched back by the SQL it runs.
+    """
 
     user: str | None
     search_path: str | None
@@ -92,27 +98,26 @@ class Login:
 def open_connection(
     info: ConnInfo, login: Login | None = None, application_name: str | None = None
 ) -> psycopg.Connection[Any]:
-    """Connect and, for a loopback to this database, become the calling login.
+    """Connect; a loopback to this database takes the caller's search_path.
 
     ``application_name`` names the connection in pg_stat_activity, which is
     how a stop finds and cancels a run's statements.
     """
     extra = {"application_name": application_name} if application_name else {}
     conn = connections.open_connection(info, **extra)
-    if login is not None:
-        with conn.cursor() as cur:
-            if login.user:
-                cur.execute(sql.SQL("SET SESSION AUTHORIZATION {}").format(
-                    sql.Identifier(login.user)))
-            if login.search_path:
-                cur.execute("SELECT pg_catalog.set_config('search_path', %s, false)",
-                            [login.search_path])
+    if login is not None and login.search_path:
+        conn.execute("SELECT pg_catalog.set_config('search_path', %s, false)",
+                     [login.search_path])
         conn.commit()
     return conn
 
 
 class Connections:
-    """Opens (and reopens after a broken connection) what a mover needs."""
+    """Opens (and reopens after a broken connection) what a mover needs.
+
+    The source and the target get a connection each, even in one database:
+    a chunk reads on one while it writes on the other.
+    """
 
     def __init__(
         self,
@@ -123,22 +128,30 @@ class Connections:
         self.resolve = resolve
         self.login = login
         self.application_name = application_name
-        self._open: dict[int | None, psycopg.Connection[Any]] = {}
+        self._open: dict[tuple[int | None, str], psycopg.Connection[Any]] = {}
+        self._checked: set[int] = set()  # connections whose guard agreed
 
-    def get(self, conid: int | None) -> psycopg.Connection[Any]:
-        conn = self._open.get(conid)
+    def get(self, conid: int | None, role: str = "target") -> psycopg.Connection[Any]:
+        conn = self._open.get((conid, role))
         if conn is None or conn.closed or conn.broken:
             info = self.resolve(conid)
             conn = open_connection(info, self.login if info.is_local else None,
                                    self.application_name)
-            self._open[conid] = conn
+            self._open[(conid, role)] = conn
+            if conid is not None:
+                self._checked.add(conid)
         return conn
 
     def session(self, conid: int | None) -> SourceSession:
+        """How a psql process reaches ``conid``; its login is checked first, over
+        psycopg, since psql itself cannot be asked whom it logged in as."""
         info = self.resolve(conid)
+        if conid is not None and conid not in self._checked:
+            open_connection(info).close()
+            self._checked.add(conid)
         login = self.login if info.is_local else None
-        return SourceSession(info, login.user if login else None,
-                             login.search_path if login else None, self.application_name)
+        return SourceSession(info, login.search_path if login else None,
+                             self.application_name)
 
     def close(self) -> None:
         for conn in self._open.values():
@@ -220,6 +233,14 @@ def run_worker(
             store.fail(run_id, task.chunk_no, "22023", f"snapshot gone: {exc}", 0.0)
             report.stopped_by = f"snapshot gone: {exc}"
             break
+        except Interrupted:
+            # This worker's own statement is being cancelled: the chunk goes
+            # back to the queue untouched (its connections were dropped, so
+            # nothing of it committed), and the worker stops.
+            mover.recover(True)
+            store.fail(run_id, task.chunk_no, "57014",
+                       "the worker was cancelled while moving the chunk", 0.0)
+            raise
         except Exception as exc:  # every failure is recorded on its chunk
             sqlstate, message, database_error, broken = _classify(exc)
             if home is not None:

@@ -95,6 +95,8 @@ ENTRIES: dict[str, tuple[str, Entry]] = {
         c, a["p_mapref"])),
     "pkgdwprc.stop_running_job": (OPERATOR, _stop),
     "pkgdwprc.dispatch": (OPERATOR, _dispatch),
+    "pkgdwprc.carry_out_request": (OPERATOR, lambda c, a: pkgdwprc.carry_out_request(
+        c, a["p_reqid"])),
     "pkgdwprc.next_run_dates": (VIEWER, lambda c, a: pkgdwprc.next_run_dates(
         c, a["p_mapref"], a.get("p_count"))),
 }

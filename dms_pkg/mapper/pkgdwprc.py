@@ -35,7 +35,6 @@ from dms_pkg.engine.columns import error_fields
 from dms_pkg.engine.connections import DIALECTS
 from dms_pkg.engine.coordinator import RunOutcome, coordinate
 from dms_pkg.engine.planning import RunRequest, plan_run
-from dms_pkg.engine.worker import Login
 from dms_pkg.errors import (
     INVALID_PARAMETER_VALUE,
     OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -448,9 +447,11 @@ def queue_due(ctx: Context) -> int:
 def dispatch(ctx: Context, max_requests: int | None = None) -> int:
     """``CALL pkgdwprc.dispatch()``: queue due schedules, then carry out the
     queued requests one after another, each as the login that asked for it.
-    Returns how many requests were carried out."""
-    from dms_pkg.engine.server import acting_as
+    Returns how many requests were carried out.
 
+    A request of another login is carried out in a session logged in as that
+    login (``dms.run_as_owner``): the dispatcher -- pg_cron's job owner, often
+    a superuser -- never runs SQL someone else wrote, it only waits."""
     queue_due(ctx)
     done = 0
     while max_requests is None or done < max_requests:
@@ -459,23 +460,51 @@ def dispatch(ctx: Context, max_requests: int | None = None) -> int:
         if not request:
             break
         done += 1
-        prcid, status, message = None, "DONE", None
-        dispatcher = ctx.login
-        # The request runs as the login that asked for it, workers included.
-        ctx.login = Login(str(request["reqby"]), dispatcher.search_path if dispatcher else None)
-        try:
-            with acting_as(ctx.db, str(request["reqby"])):
-                prcid, message = _carry_out(ctx, request)
-        except DmsError as exc:
-            ctx.db.rollback()
-            status, message = "FAILED", exc.message
-            prcid = _last_process(ctx, str(request["mapref"]), int(request["reqid"]))
-        finally:
-            ctx.login = dispatcher
-        ctx.write("end_request", reqid=request["reqid"], status=status, msg=message,
-                  prcid=prcid)
+        owner, reqid = str(request["reqby"]), int(request["reqid"])
+        if ctx.login is not None and owner == ctx.login.user:
+            carry_out_claimed(ctx, request)
+            continue
+        ctx.say(f"request {reqid}: carried out as {owner}, who asked for it")
+        error = ctx.rows("SELECT dms.run_as_owner('request', $1::bigint) AS error",
+                         [reqid])[0]["error"]
         ctx.db.commit()
+        left = ctx.rows("SELECT status FROM dms.dms_prcreq WHERE reqid = $1::bigint", [reqid])
+        if left and left[0]["status"] == "CLAIMED":  # its session ended before it did
+            ctx.write("end_request", reqid=reqid, status="FAILED",
+                      msg=f"could not be carried out as {owner}: {error or 'the session ended'}",
+                      prcid=None)
+            ctx.db.commit()
     return done
+
+
+def carry_out_request(ctx: Context, reqid: int) -> None:
+    """``CALL pkgdwprc.carry_out_request(reqid)``: a dispatcher's hand-over, in a
+    session of the login that asked for the request."""
+    rows = ctx.rows("SELECT reqid, mapref, reqtyp, reqprm::text AS reqprm, reqby"
+                    " FROM dms.dms_prcreq WHERE reqid = $1::bigint AND status = 'CLAIMED'",
+                    [reqid])
+    if not rows:
+        raise DmsError(f"request {reqid} is not waiting to be carried out",
+                       sqlstate="55000",
+                       hint="SELECT reqid, status FROM dms.dms_prcreq shows the requests")
+    if ctx.login is None or rows[0]["reqby"] != ctx.login.user:
+        raise DmsError(f"request {reqid} belongs to {rows[0]['reqby']}: only its own "
+                       "sessions carry it out", sqlstate="42501",
+                       hint="CALL pkgdwprc.dispatch() carries it out as its owner")
+    carry_out_claimed(ctx, rows[0])
+
+
+def carry_out_claimed(ctx: Context, request: Mapping[str, Any]) -> None:
+    """Carry out a claimed request in this session and record how it ended."""
+    prcid, status, message = None, "DONE", None
+    try:
+        prcid, message = _carry_out(ctx, request)
+    except DmsError as exc:
+        ctx.db.rollback()
+        status, message = "FAILED", exc.message
+        prcid = _last_process(ctx, str(request["mapref"]), int(request["reqid"]))
+    ctx.write("end_request", reqid=request["reqid"], status=status, msg=message, prcid=prcid)
+    ctx.db.commit()
 
 
 def _carry_out(ctx: Context, request: Mapping[str, Any]) -> tuple[int | None, str]:

@@ -84,8 +84,18 @@ VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    v_owner text;
 BEGIN
     PERFORM dms._require_role('dms_operator');
+    -- A chunk runs the run's SQL with the privileges of the session that
+    -- claims it: only sessions of the login that started the run may.
+    SELECT r.created_by INTO v_owner FROM dms.run r WHERE r.run_id = p_run_id;
+    IF FOUND AND v_owner <> session_user::text THEN
+        RAISE EXCEPTION 'dms: run % belongs to %: only its own sessions work on it', p_run_id, v_owner
+            USING ERRCODE = '42501',
+                  HINT = 'resume it with CALL dms.resume_run(' || p_run_id || '), which runs it as its owner';
+    END IF;
     -- A run that is not RUNNING (stopping, stopped, finished) hands out nothing.
     RETURN QUERY
     WITH claimed AS (
@@ -283,12 +293,16 @@ COMMENT ON FUNCTION dms.set_run_state(bigint, text, text) IS
     'Coordinator: move a run to another state, with a message (operator role)';
 
 -- ------------------------------------------------------------------ fan-out
--- Worker sessions are dblink connections from the coordinator to its own
--- database.  dblink lets only superusers connect without a password, so the
--- connection logs in as this function's owner (the installing superuser) and
--- immediately becomes the caller with SET SESSION AUTHORIZATION: the worker
--- then runs with exactly the caller's privileges.  The caller's search_path is
--- carried over so unqualified names in the source query resolve the same way.
+-- Worker sessions are dblink connections from the coordinator back to its own
+-- database, authenticated as the caller's own login (never as a superuser
+-- that then switches: SQL the caller controls could switch back).  They
+-- connect without a password over the server's own Unix socket, which the
+-- server must accept for its own OS user only (peer authentication with an
+-- ident map, or trust on a socket only that OS user can reach; docs/roles.md
+-- "Trust model").  dblink_connect_u is the only dblink function that may
+-- connect without a password; these definer functions use it with a
+-- destination and a login the caller cannot choose.  The caller's
+-- search_path is carried over so unqualified names resolve the same way.
 
 CREATE OR REPLACE FUNCTION dms._dblink_schema()
 RETURNS text
@@ -312,33 +326,82 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION dms._conninfo_quote(text) IS 'Internal: quote a value for a libpq connection string';
 
+CREATE OR REPLACE FUNCTION dms._loopback_conninfo(p_login text)
+RETURNS text
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- Host and port: what a superuser set in dms.loopback, else this
+    -- server's first socket directory and its port.  Never a session
+    -- setting: a caller must not choose where (or as whom) workers log in.
+    SELECT 'host=' || dms._conninfo_quote(coalesce(
+               l.host,
+               nullif(trim(split_part(current_setting('unix_socket_directories'), ',', 1)), ''),
+               'localhost'))
+           || ' port=' || coalesce(l.port::text, current_setting('port'))
+           || ' dbname=' || dms._conninfo_quote(current_database())
+           || ' user=' || dms._conninfo_quote(p_login)
+      FROM dms.loopback l
+$fn$;
+COMMENT ON FUNCTION dms._loopback_conninfo(text) IS
+    'Internal: how a session logs in to this database as p_login over the loopback route (no password)';
+
 CREATE OR REPLACE FUNCTION dms.loopback_conninfo()
 RETURNS text
 LANGUAGE sql
 STABLE PARALLEL SAFE
+-- SECURITY DEFINER: reads dms.loopback; the login is always the caller's.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    -- The setting dms.worker_conninfo overrides where workers connect (say,
-    -- 'host=/var/run/postgresql port=5432'); by default the first socket
-    -- directory and the port of this server.  The login is this function's
-    -- owner: a superuser, which only it may use to become the caller.
-    SELECT coalesce(nullif(current_setting('dms.worker_conninfo', true), ''),
-                    CASE WHEN trim(split_part(current_setting('unix_socket_directories'), ',', 1)) <> ''
-                         THEN 'host=' || dms._conninfo_quote(trim(split_part(
-                                  current_setting('unix_socket_directories'), ',', 1)))
-                         ELSE 'host=localhost' END
-                    || ' port=' || current_setting('port'))
-           || ' dbname=' || dms._conninfo_quote(current_database())
-           || ' user=' || dms._conninfo_quote(current_user)
+    SELECT dms._loopback_conninfo(session_user)
 $fn$;
 COMMENT ON FUNCTION dms.loopback_conninfo() IS
-    'Internal (engine): how a worker connects back to this database (no password: local socket authentication)';
+    'Internal (engine): how a worker connects back to this database as the calling login (no password: local socket authentication)';
+
+CREATE OR REPLACE FUNCTION dms._loopback_connect(p_name text, p_login text, p_application text)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_detail text;
+BEGIN
+    IF v_schema IS NULL THEN
+        RAISE EXCEPTION 'dms: extension dblink is not installed in this database'
+            USING ERRCODE = '55000', HINT = 'run dms install again';
+    END IF;
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT %I.dblink_connect_u($1, $2)', v_schema)
+            USING p_name, dms._loopback_conninfo(p_login)
+                          || ' application_name=' || dms._conninfo_quote(p_application);
+    EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
+        GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+        RAISE EXCEPTION 'dms: a worker session cannot log in to this server as %', p_login
+            USING ERRCODE = '08001',
+                  DETAIL = pg_catalog.format('%s (loopback %s)',
+                                             pg_catalog.btrim(coalesce(nullif(v_detail, ''), SQLERRM), E' \n'),
+                                             pg_catalog.regexp_replace(dms._loopback_conninfo(p_login),
+                                                                       ' user=.*$', '')),
+                  HINT = 'the server must let its own OS user log in as each dms login over '
+                         'its Unix socket without a password (peer authentication with an '
+                         'ident map, or trust on a socket only that user can reach): see '
+                         'docs/roles.md, "Trust model"';
+    END;
+END
+$fn$;
+COMMENT ON FUNCTION dms._loopback_connect(text, text, text) IS
+    'Internal: open dblink connection p_name to this database as p_login, with a clear error when the server refuses it';
 
 CREATE OR REPLACE FUNCTION dms.start_workers(p_run_id bigint, p_count integer)
 RETURNS text[]
 LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
+-- SECURITY DEFINER: dblink_connect_u is for superusers only.  The sessions
+-- it opens are the caller's own login, running nothing but CALL dms.work.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -346,27 +409,29 @@ DECLARE
     v_schema text := dms._dblink_schema();
     v_names text[] := '{}';
     v_name text;
-    v_conninfo text;
-    v_search_path text;
+    v_run dms.run;
 BEGIN
     PERFORM dms._require_role('dms_operator');
-    IF v_schema IS NULL THEN
-        RAISE EXCEPTION 'dms: extension dblink is not installed in this database'
-            USING ERRCODE = '55000', HINT = 'run dms install again';
+    SELECT * INTO v_run FROM dms.run WHERE run_id = p_run_id;
+    -- Only the run's own coordinator starts its workers.
+    IF NOT FOUND OR v_run.state <> 'RUNNING'
+       OR v_run.coordinator_pid IS DISTINCT FROM pg_catalog.pg_backend_pid() THEN
+        RAISE EXCEPTION 'dms: run % is not coordinated by this session', p_run_id
+            USING ERRCODE = '55000',
+                  HINT = 'workers are started by the run''s coordinator (CALL dms.execute_query_parallel, dms.resume_run, dms.run_queued)';
     END IF;
-    SELECT search_path INTO v_search_path FROM dms.run WHERE run_id = p_run_id;
-    v_conninfo := dms.loopback_conninfo()
-                  || ' application_name=' || dms._conninfo_quote('dms worker run ' || p_run_id);
+    IF p_count NOT BETWEEN 1 AND 64 THEN
+        RAISE EXCEPTION 'dms: cannot start % workers', p_count
+            USING ERRCODE = '22023', HINT = 'from 1 to 64';
+    END IF;
     FOR i IN 1 .. p_count LOOP
         -- Unique per session: replacements for dead workers must not reuse a live name.
         v_name := pg_catalog.format('dms_run_%s_worker_%s', p_run_id,
                                     left(pg_catalog.gen_random_uuid()::text, 8));
-        EXECUTE pg_catalog.format('SELECT %I.dblink_connect_u($1, $2)', v_schema) USING v_name, v_conninfo;
-        EXECUTE pg_catalog.format('SELECT %I.dblink_exec($1, $2)', v_schema)
-            USING v_name, pg_catalog.format('SET SESSION AUTHORIZATION %I', session_user);
+        PERFORM dms._loopback_connect(v_name, session_user, 'dms worker run ' || p_run_id);
         EXECUTE pg_catalog.format('SELECT count(*) FROM %I.dblink($1, $2) AS t(v text)', v_schema)
             USING v_name, pg_catalog.format('SELECT pg_catalog.set_config(%L, %L, false)',
-                                            'search_path', coalesce(v_search_path, '"$user", public'));
+                                            'search_path', coalesce(v_run.search_path, '"$user", public'));
         EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
             USING v_name, pg_catalog.format('CALL dms.work(%s)', p_run_id);
         v_names := v_names || v_name;
@@ -375,7 +440,85 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION dms.start_workers(bigint, integer) IS
-    'Coordinator: open p_count dblink sessions to this database, each running CALL dms.work(run) as the caller; returns their names (operator role)';
+    'Coordinator: open p_count sessions to this database logged in as the caller, each running CALL dms.work(run); returns their names (operator role, the run''s coordinator only)';
+
+CREATE OR REPLACE FUNCTION dms.run_as_owner(p_kind text, p_id bigint)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+-- SECURITY DEFINER: a dispatcher carries out what another login queued, in a
+-- session logged in as that login (dblink_connect_u is for superusers).  The
+-- command is fixed by p_kind and the login read from the queue, so a caller
+-- chooses neither; the session lives only inside this call, so no connection
+-- is ever left in the caller's hands.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_login text;
+    v_command text;
+    v_name text := 'dms_owner_' || replace(pg_catalog.gen_random_uuid()::text, '-', '');
+    v_message text;
+    v_busy integer;
+    v_rows integer;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    IF p_kind = 'run' THEN
+        SELECT created_by INTO v_login FROM dms.run WHERE run_id = p_id AND state = 'QUEUED';
+        v_command := pg_catalog.format('CALL dms.run_queued(%s)', p_id);
+    ELSIF p_kind = 'resume' THEN
+        SELECT created_by INTO v_login FROM dms.run WHERE run_id = p_id;
+        v_command := pg_catalog.format('CALL dms.resume_run(%s)', p_id);
+    ELSIF p_kind = 'request' THEN
+        SELECT reqby INTO v_login FROM dms.dms_prcreq WHERE reqid = p_id AND status = 'CLAIMED';
+        v_command := pg_catalog.format('CALL pkgdwprc.carry_out_request(%s)', p_id);
+    ELSE
+        RAISE EXCEPTION 'dms: unknown kind %', p_kind USING ERRCODE = '22023';
+    END IF;
+    IF v_login IS NULL THEN
+        RETURN pg_catalog.format('%s %s is no longer waiting', p_kind, p_id);
+    END IF;
+    BEGIN
+        PERFORM dms._loopback_connect(v_name, v_login,
+                                      pg_catalog.format('dms dispatcher %s %s', p_kind, p_id));
+    EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
+        RETURN SQLERRM;
+    END;
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
+            USING v_name, v_command;
+        -- Wait with pg_sleep, which a cancel or terminate interrupts at once
+        -- (dblink's own blocking calls would not).
+        LOOP
+            EXECUTE pg_catalog.format('SELECT %I.dblink_is_busy($1)', v_schema)
+                INTO v_busy USING v_name;
+            EXIT WHEN v_busy = 0;
+            PERFORM pg_catalog.pg_sleep(0.1);
+        END LOOP;
+        EXECUTE pg_catalog.format(
+            'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
+            INTO v_rows USING v_name;
+        EXECUTE pg_catalog.format('SELECT %I.dblink_error_message($1)', v_schema)
+            INTO v_message USING v_name;
+        EXECUTE pg_catalog.format(
+            'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
+            INTO v_rows USING v_name;
+        EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
+    EXCEPTION WHEN OTHERS THEN
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT %I.dblink_cancel_query($1)', v_schema) USING v_name;
+            EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- already gone
+        END;
+        RAISE;
+    END;
+    RETURN nullif(v_message, 'OK');
+END
+$fn$;
+COMMENT ON FUNCTION dms.run_as_owner(text, bigint) IS
+    'Carry out a queued run (p_kind run), resume a run (resume) or a claimed mapper request (request) in a session logged in as whoever queued or started it, and wait; returns its error or NULL (operator role)';
 
 CREATE OR REPLACE FUNCTION dms.poll_workers(p_names text[])
 RETURNS TABLE (name text, busy boolean, error text)
@@ -463,6 +606,48 @@ $fn$;
 COMMENT ON FUNCTION dms.connection_headroom() IS
     'How many more client sessions the server accepts now (used to cap the number of workers)';
 
+CREATE OR REPLACE FUNCTION dms._queued_run_ready(p_run_id bigint)
+RETURNS boolean
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- A queued run waits while another run is loading the same target.
+    SELECT NOT EXISTS (
+        SELECT FROM dms.run q JOIN dms.run b
+            ON b.run_id <> q.run_id
+           AND b.target_conid IS NOT DISTINCT FROM q.target_conid
+           AND b.target_schema = q.target_schema
+           AND b.target_table = q.target_table
+         WHERE q.run_id = p_run_id
+           AND b.state IN ('RUNNING', 'STOPPING')
+           AND (EXISTS (SELECT FROM pg_catalog.pg_stat_activity a WHERE a.pid = b.coordinator_pid)
+                OR EXISTS (SELECT FROM dms.chunk c
+                             JOIN pg_catalog.pg_stat_activity a ON a.pid = c.worker_pid
+                            WHERE c.run_id = b.run_id AND c.state = 'RUNNING')))
+$fn$;
+COMMENT ON FUNCTION dms._queued_run_ready(bigint) IS
+    'Internal: whether a queued run may start now (no other run is loading its target)';
+
+CREATE OR REPLACE FUNCTION dms.next_queued_run(p_skip bigint[] DEFAULT '{}')
+RETURNS TABLE (run_id bigint, created_by text)
+LANGUAGE plpgsql
+STABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    RETURN QUERY
+    SELECT q.run_id, q.created_by FROM dms.run q
+     WHERE q.state = 'QUEUED' AND q.run_id <> ALL (coalesce(p_skip, '{}'))
+       AND dms._queued_run_ready(q.run_id)
+     ORDER BY q.run_id LIMIT 1;
+END
+$fn$;
+COMMENT ON FUNCTION dms.next_queued_run(bigint[]) IS
+    'Dispatcher: the oldest queued run that may start now (not in p_skip) and who queued it; claims nothing (operator role)';
+
 CREATE OR REPLACE FUNCTION dms.claim_queued_run(p_run_id bigint DEFAULT NULL)
 RETURNS TABLE (run_id bigint, workers_planned integer, created_by text, search_path text)
 LANGUAGE plpgsql
@@ -472,33 +657,23 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     PERFORM dms._require_role('dms_operator');
+    -- Whoever claims a run coordinates it, and its workers log in as the
+    -- claiming login, running the run's SQL: only the login that queued it
+    -- may (a dispatcher hands other logins' runs over with dms.run_as_owner).
     RETURN QUERY
     UPDATE dms.run r
        SET state = 'RUNNING', started_at = pg_catalog.clock_timestamp(),
            coordinator_pid = pg_catalog.pg_backend_pid()
      WHERE r.run_id = (SELECT q.run_id FROM dms.run q
                         WHERE q.state = 'QUEUED' AND (p_run_id IS NULL OR q.run_id = p_run_id)
-                          -- a run queued behind another on the same target waits for it
-                          AND NOT EXISTS (
-                              SELECT FROM dms.run b
-                               WHERE b.run_id <> q.run_id
-                                 AND b.target_conid IS NOT DISTINCT FROM q.target_conid
-                                 AND b.target_schema = q.target_schema
-                                 AND b.target_table = q.target_table
-                                 AND b.state IN ('RUNNING', 'STOPPING')
-                                 AND (EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
-                                               WHERE a.pid = b.coordinator_pid)
-                                      OR EXISTS (SELECT FROM dms.chunk c
-                                                   JOIN pg_catalog.pg_stat_activity a
-                                                     ON a.pid = c.worker_pid
-                                                  WHERE c.run_id = b.run_id
-                                                    AND c.state = 'RUNNING')))
+                          AND q.created_by = session_user
+                          AND dms._queued_run_ready(q.run_id)
                         ORDER BY q.run_id LIMIT 1 FOR UPDATE SKIP LOCKED)
     RETURNING r.run_id, r.workers_planned, r.created_by, r.search_path;
 END
 $fn$;
 COMMENT ON FUNCTION dms.claim_queued_run(bigint) IS
-    'Dispatcher: take the oldest queued run (or the one given) and mark it running (operator role)';
+    'Dispatcher: take the oldest queued run of the session''s login (or the one given) that may start, and mark it running under this session (operator role)';
 
 CREATE OR REPLACE FUNCTION dms.reopen_run(p_run_id bigint)
 RETURNS integer

@@ -177,6 +177,12 @@ AS $plpy$@plpy(mapper:pkgdwprc.dispatch)$plpy$;
 COMMENT ON PROCEDURE pkgdwprc.dispatch(integer) IS
     'The scheduler''s step: queue a request for every due schedule, then carry out queued requests (IMMEDIATE from schedule_job_immediate, SCHEDULED from due schedules and from parent jobs that completed) one after another, each as the login that asked; pg_cron calls it every minute (operator role)';
 
+CREATE OR REPLACE PROCEDURE pkgdwprc.carry_out_request(p_reqid bigint)
+LANGUAGE plpython3u
+AS $plpy$@plpy(mapper:pkgdwprc.carry_out_request)$plpy$;
+COMMENT ON PROCEDURE pkgdwprc.carry_out_request(bigint) IS
+    'Internal (dispatcher): carry out a claimed request in a session of the login that asked for it; only that login may (operator role)';
+
 CREATE OR REPLACE FUNCTION pkgdwprc.next_run_dates(p_mapref text, p_count integer DEFAULT 5)
 RETURNS SETOF timestamptz LANGUAGE plpython3u STABLE
 AS $plpy$@plpy(mapper:pkgdwprc.next_run_dates)$plpy$;

@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _postmasters(pgdata: Path) -> list[str]:
     """PIDs of postgres processes started with -D <pgdata> (the postmaster only)."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
+    # -ww: unlimited width.  Without it ps cuts lines at 80 columns when its
+    # output is a pipe, and a data directory under /var/lib/dms_pkg/... (a
+    # clone the server user cannot enter) falls off the end.
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True,
+                         check=True)
     return [
         line.split()[0]
         for line in out.stdout.splitlines()
