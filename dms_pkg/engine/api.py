@@ -8,6 +8,12 @@ connections (opened from the ones you pass, password included, never
 printed), and its queue is kept in memory -- to watch a run from SQL or
 resume it after a crash, use ``dms.execute_query_parallel`` instead.
 
+Settings come in layers like everywhere else (DESIGN §5): built-in default,
+then the environment (``MAPPER_MAX_WORKERS``, ``MAPPER_MIN_ROWS_FOR_PARALLEL``,
+...), then the call's own arguments; an argument left ``None`` keeps the
+layer below.  ``ParallelProcessor`` (``api_processor``) adds its own layers
+and runs through ``run_query`` here: one engine, two spellings.
+
 ``progress_callback`` is called from the calling thread about every half
 second and once at the end, with a ``ProgressSnapshot``.
 """
@@ -18,8 +24,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -31,63 +36,23 @@ from dms_pkg.db.sources import PsycopgSource
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
 from dms_pkg.engine import target as stage
+from dms_pkg.engine.api_connections import conninfo_for
+from dms_pkg.engine.api_progress import ProgressCallback, ProgressSnapshot, snapshot_of
+from dms_pkg.engine.api_result import ParallelResult, build_result, count_rows
 from dms_pkg.engine.connections import ConnInfo, open_connection
-from dms_pkg.engine.movers import RunSpec, Transform
+from dms_pkg.engine.movers import RunSpec
 from dms_pkg.engine.planning import choose_path, choose_workers, plan_source
 from dms_pkg.engine.psql_reader import SourceSession
 from dms_pkg.engine.store import ChunkRecord, MemoryStore
+from dms_pkg.engine.transformation import Transform
 from dms_pkg.engine.worker import LazyMover, RetryPolicy, build_mover, run_worker
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
 
+__all__ = ["ParallelResult", "ProgressSnapshot", "execute_query_parallel", "run_query"]
+
 SOURCE, TARGET = 1, 2  # connection keys inside one Python API run
 CALLBACK_INTERVAL = 0.5
-
-
-@dataclass(frozen=True)
-class ProgressSnapshot:
-    progress_percentage: float
-    total_rows_processed: int
-    chunks_done: int
-    chunks_failed: int
-    chunks_total: int
-    elapsed_time: float
-    rows_per_second: float
-    estimated_remaining_time: float | None
-
-
-@dataclass
-class ParallelResult:
-    total_rows_processed: int = 0
-    total_rows_successful: int = 0
-    total_rows_failed: int = 0
-    chunks_total: int = 0
-    chunks_succeeded: int = 0
-    chunks_failed: int = 0
-    chunk_errors: list[dict[str, Any]] = field(default_factory=list)
-    processing_time: float = 0.0
-    path: str = ""
-    strategy: str = ""
-    workers: int = 0
-    parallel_note: str | None = None
-    refused_reason: str | None = None
-    rows: list[dict[str, Any]] | None = None  # the rows, when no target was given
-
-    @property
-    def success(self) -> bool:
-        return self.chunks_failed == 0
-
-
-def _conninfo(conn: Any, role: str) -> ConnInfo:
-    if isinstance(conn, psycopg.Connection):
-        return ConnInfo(None, role, "POSTGRESQL", conn.info.dsn, password=conn.info.password)
-    if isinstance(conn, str):
-        return ConnInfo(None, role, "POSTGRESQL", conn)
-    raise DmsError(
-        f"{role}_conn must be a psycopg connection or a PostgreSQL connection string, "
-        f"got {type(conn).__name__}",
-        sqlstate=INVALID_PARAMETER_VALUE,
-        hint="pass psycopg.connect(...) or 'host=... dbname=...'",
-    )
+Layer = tuple[str, Mapping[str, Any]]
 
 
 def _fingerprint(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
@@ -100,6 +65,19 @@ def _fingerprint(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
     return tuple(row or ())
 
 
+def one_transformation(func: Transform | None, logic: Transform | None,
+                       names: tuple[str, str] = ("transformation_func", "transformation_logic"),
+                       ) -> Transform | None:
+    """The transformation, given under either of its two names (the guide's
+    ``execute_query_parallel`` calls it ``transformation_func``, the seed's
+    generated flows and ``process_mapper_job`` ``transformation_logic``)."""
+    if func is not None and logic is not None and func is not logic:
+        raise DmsError(
+            f"{names[0]} and {names[1]} are two names for one argument; both were given",
+            sqlstate=INVALID_PARAMETER_VALUE, hint=f"pass the transformation once, as {names[0]}")
+    return func if func is not None else logic
+
+
 def execute_query_parallel(
     source_conn: Any,
     source_sql: str,
@@ -110,32 +88,58 @@ def execute_query_parallel(
     enable_parallel: bool | None = None,
     max_workers: int | None = None,
     chunk_size: int | None = None,
-    min_rows_for_parallel: int | None = 100000,
+    min_rows_for_parallel: int | None = None,
     enable_retry: bool | None = None,
     max_retries: int | None = None,
     enable_progress: bool | None = None,
-    progress_callback: Callable[[ProgressSnapshot], None] | None = None,
+    progress_callback: ProgressCallback | None = None,
+    transformation_logic: Transform | None = None,
     **options: Any,
 ) -> ParallelResult:
     """Run ``source_sql`` in parallel chunks and load (or return) its rows.
 
-    ``options`` take the other run parameters of the SQL API: ``path``,
-    ``write_mode``, ``create_target``, ``key``, ``strategy``, ``chunks``,
-    ``retry_initial_delay``, ``retry_max_delay``.
+    A setting left ``None`` comes from the environment (``MAPPER_...``) or
+    the built-in default.  ``transformation_logic`` is another name for
+    ``transformation_func``.  ``options`` take the other run parameters of
+    the SQL API: ``path``, ``write_mode``, ``create_target``, ``key``,
+    ``strategy``, ``chunks``, ``retry_initial_delay``, ``retry_max_delay``, ...
     """
-    started = time.monotonic()
+    transform = one_transformation(transformation_func, transformation_logic)
     cfg.check_keys(options, "options")
     arguments = {
         "enable_parallel": enable_parallel, "max_workers": max_workers, "chunk_size": chunk_size,
         "min_rows_for_parallel": min_rows_for_parallel, "enable_retry": enable_retry,
         "max_retries": max_retries, "enable_progress": enable_progress, **options,
     }
-    config = cfg.resolve([("environment", cfg.env_layer(os.environ)), ("arguments", arguments)])
+    return run_query(source_conn, source_sql, transform, target_conn, target_schema,
+                     target_table, [("arguments", arguments)], progress_callback)
+
+
+def resolve_settings(layers: Sequence[Layer]) -> cfg.EngineConfig:
+    """Environment, then ``layers``; a value of None in a layer means "not given"."""
+    given = [(origin, {k: v for k, v in values.items() if v is not None})
+             for origin, values in layers]
+    return cfg.resolve([("environment", cfg.env_layer(os.environ)), *given])
+
+
+def run_query(
+    source_conn: Any, source_sql: str, transformation: Transform | None, target_conn: Any,
+    target_schema: str | None, target_table: str | None, layers: Sequence[Layer],
+    progress_callback: ProgressCallback | None,
+) -> ParallelResult:
+    """The engine behind ``execute_query_parallel`` and ``ParallelProcessor``.
+
+    Everything is checked (settings, connections, query, target) before
+    the first write; then the chunks run in worker threads, and the rows of
+    failed chunks are counted on the source before the run's snapshot ends.
+    """
+    started = time.monotonic()
+    config = resolve_settings(layers)
     if target_conn is not None and (not target_schema or not target_table):
         raise DmsError("target_schema and target_table are required with a target_conn",
                        sqlstate=INVALID_PARAMETER_VALUE)
-    source = _conninfo(source_conn, "source")
-    target = _conninfo(target_conn, "target") if target_conn is not None else None
+    source = conninfo_for(source_conn, "source")
+    target = conninfo_for(target_conn, "target") if target_conn is not None else None
     infos = {SOURCE: source, TARGET: target or source}
 
     with open_connection(source) as planning_conn:
@@ -150,7 +154,7 @@ def execute_query_parallel(
             same = _fingerprint(target_conn_) == source_print
             spec, staging = _target_spec(
                 PsycopgDatabase(target_conn_), config, source_columns, target_schema,
-                target_table, same, transformation_func is not None, source, target,
+                target_table, same, transformation is not None, source, target,
             )
             path = spec.path
     if spec is None:  # no target: the rows come back to the caller
@@ -180,7 +184,7 @@ def execute_query_parallel(
         conns = PooledConnections(pools, infos)
         try:
             mover = LazyMover(lambda: build_mover(
-                spec, conns, store, transform=transformation_func,
+                spec, conns, store, transform=transformation,
                 batch_size=min(int(config["chunk_size"]), 10_000),
                 collect=collect if target is None else None,
                 copy_reader=config["copy_reader"],
@@ -194,6 +198,7 @@ def execute_query_parallel(
     threads = [threading.Thread(target=worker, name=f"dms-worker-{i + 1}", daemon=True)
                for i in range(workers)]
     snapshot = None
+    failed_rows: dict[int, int | None] = {}
     try:
         if config["snapshot"]:
             # Every chunk reads the source as of this moment.
@@ -205,6 +210,8 @@ def execute_query_parallel(
         for thread in threads:
             thread.start()
         _wait(threads, store, started, progress_callback if config["enable_progress"] else None)
+        if not failures:
+            failed_rows = _count_failed(store, snapshot, source)
     finally:
         if snapshot is not None:
             snapshot.close()
@@ -214,23 +221,44 @@ def execute_query_parallel(
         raise failures[0]
     if target is not None and all(c.state == "DONE" for c in store.records()):
         _finish_target(target, spec, store, staging, target_schema or "", target_table or "",
-                       transformed=transformation_func is not None)
+                       transformed=transformation is not None)
 
-    result = _result(store, started, path, plan.strategy, workers, note, plan.refused_reason)
+    result = build_result(
+        store.records(), failed_rows, processing_time=time.monotonic() - started, path=path,
+        strategy=plan.strategy, workers=workers, parallel_note=note,
+        refused_reason=plan.refused_reason, settings=config.as_json(),
+    )
     if target is None:
         result.rows = [row for no in sorted(collected) for row in collected[no]]
     return result
 
 
+def _count_failed(store: MemoryStore, snapshot: psycopg.Connection[Any] | None,
+                  source: ConnInfo) -> dict[int, int | None]:
+    """Source rows of each failed chunk: in the run's snapshot when there is one."""
+    failed = [c for c in store.records() if c.state != "DONE"]
+    if not failed:
+        return {}
+    if snapshot is not None and not snapshot.closed and not snapshot.broken:
+        return {c.chunk_no: count_rows(snapshot, c) for c in failed}
+    try:
+        with open_connection(source) as conn:
+            return {c.chunk_no: count_rows(conn, c) for c in failed}
+    except DmsError:  # the source is gone: the estimates stand in (rows_counted False)
+        return {}
+
+
 def _wait(threads: list[threading.Thread], store: MemoryStore, started: float,
-          progress_callback: Callable[[ProgressSnapshot], None] | None) -> None:
-    while any(t.is_alive() for t in threads):
+          progress_callback: ProgressCallback | None) -> None:
+    while True:
         for thread in threads:
             thread.join(timeout=CALLBACK_INTERVAL / len(threads))
+        if not any(t.is_alive() for t in threads):
+            break  # the end is reported once, below
         if progress_callback is not None:
-            progress_callback(_snapshot(store, started))
+            progress_callback(snapshot_of(store.records(), started))
     if progress_callback is not None:
-        progress_callback(_snapshot(store, started))
+        progress_callback(snapshot_of(store.records(), started))
 
 
 def _pool(info: ConnInfo, size: int) -> ConnectionPool:
@@ -317,47 +345,3 @@ def _finish_target(target: ConnInfo, spec: RunSpec, store: MemoryStore, staging:
 def source_columns_as_target(source: list[cols.SourceColumn]) -> list[cols.TargetColumn]:
     return [cols.TargetColumn(c.name, c.type_oid, c.type_name, False, False, False)
             for c in source]
-
-
-def _snapshot(store: MemoryStore, started: float) -> ProgressSnapshot:
-    chunks = store.records()
-    done = [c for c in chunks if c.state == "DONE"]
-    failed = [c for c in chunks if c.state == "FAILED"]
-    weights = [max(c.estimated_rows or 0, 1) for c in chunks]
-    finished = sum(max(c.estimated_rows or 0, 1) for c in chunks if c.state in ("DONE", "FAILED"))
-    fraction = finished / sum(weights) if weights else 1.0
-    elapsed = time.monotonic() - started
-    rows = sum(c.rows or 0 for c in done)
-    remaining = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else (
-        0.0 if fraction >= 1 else None)
-    return ProgressSnapshot(
-        progress_percentage=round(100 * fraction, 1), total_rows_processed=rows,
-        chunks_done=len(done), chunks_failed=len(failed), chunks_total=len(chunks),
-        elapsed_time=elapsed, rows_per_second=rows / elapsed if elapsed > 0 else 0.0,
-        estimated_remaining_time=remaining,
-    )
-
-
-def _result(store: MemoryStore, started: float, path: str, strategy: str, workers: int,
-            note: str | None, refused: str | None) -> ParallelResult:
-    chunks = store.records()
-    done = [c for c in chunks if c.state == "DONE"]
-    failed = [c for c in chunks if c.state != "DONE"]
-    successful = sum(c.rows or 0 for c in done)
-    lost = sum(c.estimated_rows or 0 for c in failed)
-    return ParallelResult(
-        total_rows_processed=successful + lost,
-        total_rows_successful=successful,
-        total_rows_failed=lost,
-        chunks_total=len(chunks),
-        chunks_succeeded=len(done),
-        chunks_failed=len(failed),
-        chunk_errors=[
-            {"chunk_no": c.chunk_no, "sqlstate": c.sqlstate, "error": c.last_error,
-             "attempts": c.attempts}
-            for c in failed
-        ],
-        processing_time=time.monotonic() - started,
-        path=path, strategy=strategy, workers=workers, parallel_note=note,
-        refused_reason=refused,
-    )

@@ -24,7 +24,7 @@ chunk sees the source as it was when the run started.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,8 +38,9 @@ from dms_pkg.engine import merge as merge_mod
 from dms_pkg.engine.merge import MergePlan
 from dms_pkg.engine.psql_reader import SnapshotImportError, SourceSession, copy_out
 from dms_pkg.engine.store import ChunkTask
+from dms_pkg.engine.transformation import Transform as Transform  # worker.py imports it here
+from dms_pkg.engine.transformation import apply, check_columns
 
-Transform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 UNIQUE_VIOLATION = "23505"
 LEDGER = "dms_ledger.chunk_ledger"
 
@@ -471,9 +472,11 @@ class Mover:
             sink: psycopg.Copy | None = None
             columns: list[str] = []
             while batch := src.fetchmany(self.batch_size):
-                rows = self.transform(batch) if self.transform else batch
+                rows: Sequence[Mapping[str, Any]] = batch
+                if self.transform is not None:
+                    rows = apply(self.transform, batch, task.chunk_no)
                 if target is None:
-                    collected.extend(rows)
+                    collected.extend(r if isinstance(r, dict) else dict(r) for r in rows)
                     written += len(rows)
                     continue
                 if sink is None and rows:
@@ -484,6 +487,8 @@ class Mover:
                     )
                     cursor = stack.enter_context(target.cursor())
                     sink = stack.enter_context(cursor.copy(statement))
+                if self.transform is not None:
+                    check_columns(rows, columns, task.chunk_no)
                 for row in rows:
                     assert sink is not None
                     sink.write_row([row.get(c) for c in columns])

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from dms_pkg import execute_query_parallel
-from dms_pkg.engine.api import ProgressSnapshot
+from dms_pkg import (
+    ParallelProcessor,
+    ProgressSnapshot,
+    ProgressTracker,
+    RetryConfig,
+    RetryHandler,
+    create_progress_callback,
+    execute_query_parallel,
+)
 from dms_pkg.errors import DmsError
 from dms_pkg.sample_data import checksum, create_empty_orders, create_orders
 from tests.integration.conftest import Cluster, DatabaseFactory
@@ -98,3 +110,370 @@ def test_bad_arguments(dbs: dict[str, str]) -> None:
     with pytest.raises(DmsError) as err:
         execute_query_parallel(42, "SELECT 1")
     assert err.value.message.startswith("source_conn must be a psycopg connection")
+
+
+# -- the user guide's names (issue 15) ---------------------------------------------------
+
+
+def test_the_guides_names_are_exported() -> None:
+    import dms_pkg
+
+    for name in ("ParallelProcessor", "RetryHandler", "RetryConfig", "ProgressTracker",
+                 "create_progress_callback", "ProgressSnapshot", "ParallelResult",
+                 "execute_query_parallel"):
+        assert name in dms_pkg.__all__
+        assert getattr(dms_pkg, name).__name__ == name
+    with pytest.raises(AttributeError, match="has no attribute 'ChunkManager'"):
+        _ = dms_pkg.ChunkManager
+
+
+def _orders_copy(dsn: str, table: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        create_empty_orders(conn, table=table)
+
+
+def test_min_rows_for_parallel_comes_from_the_environment(
+    dbs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAPPER_MIN_ROWS_FOR_PARALLEL is honoured: no argument default overrides it."""
+    _orders_copy(dbs["target"], "orders_env")
+    monkeypatch.setenv("MAPPER_MIN_ROWS_FOR_PARALLEL", "1000000")
+    result = execute_query_parallel(
+        dbs["source"], "SELECT * FROM orders", target_conn=dbs["target"],
+        target_schema="public", target_table="orders_env", max_workers=2, chunk_size=50_000)
+    assert result.workers == 1
+    assert result.parallel_note is not None
+    assert result.parallel_note.endswith("below min_rows_for_parallel (1,000,000)")
+    assert result.settings["min_rows_for_parallel"] == {"value": 1_000_000,
+                                                        "from": "environment"}
+    with psycopg.connect(dbs["source"]) as src, psycopg.connect(dbs["target"]) as dst:
+        assert checksum(dst, "public", "orders_env") == checksum(src, "public", "orders")
+
+    # the other way round: a small query runs in parallel when the environment says so
+    monkeypatch.setenv("MAPPER_MIN_ROWS_FOR_PARALLEL", "0")
+    small = execute_query_parallel(dbs["source"], "SELECT id FROM orders WHERE id <= 5000",
+                                   max_workers=2, chunks=4)
+    assert (small.workers, small.parallel_note) == (2, None)
+    assert small.rows is not None and len(small.rows) == 5000
+    # and an argument still wins over the environment
+    argued = execute_query_parallel(dbs["source"], "SELECT id FROM orders WHERE id <= 5000",
+                                    max_workers=2, chunks=4, min_rows_for_parallel=10_000)
+    assert argued.workers == 1
+    assert argued.settings["min_rows_for_parallel"] == {"value": 10_000, "from": "arguments"}
+
+
+@pytest.fixture
+def bad_row_source(databases: DatabaseFactory, cluster: Cluster) -> dict[str, str]:
+    """12,000 rows; the filter ``v % 3 = 0`` is estimated at 0.5 % of them (the
+    planner cannot judge it) but keeps a third; one kept row breaks the target's CHECK."""
+    source, target = databases.create(), databases.create()
+    with psycopg.connect(cluster.dsn(source), autocommit=True) as conn:
+        conn.execute("CREATE TABLE s (id int PRIMARY KEY, v int NOT NULL)")
+        conn.execute("INSERT INTO s SELECT g, g FROM generate_series(1, 12000) g")
+        conn.execute("ANALYZE s")
+    with psycopg.connect(cluster.dsn(target), autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL CHECK (v <> 7779))")
+    return {"source": cluster.dsn(source), "target": cluster.dsn(target)}
+
+
+@pytest.mark.parametrize("transformed", [False, True], ids=["copy", "rows"])
+def test_failed_rows_are_counted_not_estimated(bad_row_source: dict[str, str],
+                                               transformed: bool) -> None:
+    result = execute_query_parallel(
+        bad_row_source["source"], "SELECT id, v FROM s WHERE v % 3 = 0",
+        transformation_func=(lambda rows: rows) if transformed else None,
+        target_conn=bad_row_source["target"], target_schema="public", target_table="t",
+        chunks=4, max_workers=2, min_rows_for_parallel=0)
+    with psycopg.connect(bad_row_source["source"]) as src, \
+            psycopg.connect(bad_row_source["target"]) as dst:
+        loaded = {r[0] for r in dst.execute("SELECT id FROM t").fetchall()}
+        wanted = {r[0] for r in src.execute("SELECT id FROM s WHERE v % 3 = 0").fetchall()}
+    assert result.chunks_failed == 1
+    [error] = result.chunk_errors
+    assert error["sqlstate"] == "23514"
+    assert 'violates check constraint "t_v_check"' in error["error"]
+    assert error["chunk_id"] == error["chunk_no"]
+    # the failed chunk loaded nothing, and exactly its rows are counted as failed
+    assert 7779 in wanted - loaded
+    assert result.total_rows_failed == len(wanted - loaded) == error["rows_in_chunk"]
+    assert error["rows_counted"] is True
+    assert result.total_rows_successful == len(loaded)
+    assert result.total_rows_processed == len(wanted) == 4000
+
+
+TUPLES = lambda rows: [tuple(r.values()) for r in rows]  # noqa: E731
+RAISES = lambda rows: [{"id": r["id"], "v": r["nope"]} for r in rows]  # noqa: E731
+RAGGED = lambda rows: [{"id": r["id"], **({"v": r["v"]} if r["id"] % 2 else {})}  # noqa: E731
+                       for r in rows]
+SCALAR = lambda rows: len(rows)  # noqa: E731
+
+
+@pytest.mark.parametrize(("transform", "sqlstate", "message"), [
+    (TUPLES, "42804", "the transformation must return a list of dicts, but on chunk {n} "
+                      "row 1 of what it returned is a tuple"),
+    (SCALAR, "42804", "the transformation must return a list of dicts, but on chunk {n} "
+                      "it returned an int"),
+    (RAISES, "38000", "the transformation failed on chunk {n}: KeyError: 'nope'"),
+    (RAGGED, "42804", "the transformation returned rows with different keys on chunk {n}: "
+                      "the first row has id, v; another lacks v"),
+], ids=["tuples", "scalar", "raises", "ragged"])
+def test_a_transformation_that_breaks_the_contract_is_named(
+    bad_row_source: dict[str, str], transform: Any, sqlstate: str, message: str
+) -> None:
+    result = execute_query_parallel(
+        bad_row_source["source"], "SELECT id, v FROM s WHERE id <= 3000",
+        transformation_func=transform, target_conn=bad_row_source["target"],
+        target_schema="public", target_table="t", chunks=2, min_rows_for_parallel=0)
+    real = [e for e in result.chunk_errors if e["rows_in_chunk"]]
+    assert len(real) == 2 and result.total_rows_failed == 3000
+    for error in real:
+        assert error["sqlstate"] == sqlstate
+        assert error["error"] == message.format(n=error["chunk_id"])
+        assert error["attempts"] == 1  # never retried: it would fail the same way
+    with psycopg.connect(bad_row_source["target"]) as dst:
+        assert dst.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_transformation_logic_is_another_name_for_transformation_func(
+    dbs: dict[str, str]
+) -> None:
+    def paid(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rows if r["status"] == "paid"]
+
+    result = execute_query_parallel(
+        dbs["source"], "SELECT id, status FROM orders WHERE id <= 1000",
+        transformation_logic=paid, min_rows_for_parallel=0, chunks=2)
+    with psycopg.connect(dbs["source"]) as src:
+        expected = src.execute("SELECT id, status FROM orders WHERE id <= 1000 AND "
+                               "status = 'paid' ORDER BY id").fetchall()
+    assert result.rows is not None
+    assert sorted((r["id"], r["status"]) for r in result.rows) == expected
+    with pytest.raises(DmsError) as err:
+        execute_query_parallel(dbs["source"], "SELECT 1", transformation_func=paid,
+                               transformation_logic=lambda rows: rows)
+    assert err.value.sqlstate == "22023"
+    assert err.value.message == ("transformation_func and transformation_logic are two "
+                                 "names for one argument; both were given")
+
+
+# -- what the Python API does not move: refused before anything is written -------------
+
+
+def _mysql_message(role: str, what: str) -> str:
+    moves = ("moves data between PostgreSQL databases" if role == "source"
+             else "loads PostgreSQL targets")
+    return (f"{role}_conn is {what}: the Python API {moves} today (psycopg connections or "
+            f"PostgreSQL connection strings); MySQL, MariaDB, Oracle and SQLite {role}s come "
+            "with the database backends work")
+
+
+def test_mysql_sources_and_targets_are_refused(
+    dbs: dict[str, str], mariadb: dict[str, Any], databases: DatabaseFactory,
+    cluster: Cluster,
+) -> None:
+    import pymysql
+
+    target = cluster.dsn(databases.create())
+    with psycopg.connect(target, autocommit=True) as dst:
+        dst.execute("CREATE TABLE t (x int)")
+    my = pymysql.connect(**mariadb)
+    try:
+        cases = [
+            ("source", my, target,
+             "a MySQL connection (pymysql.connections.Connection)"),
+            ("source", "mysql://root@127.0.0.1:3306/shop", target, "a MySQL URL (mysql://...)"),
+            ("source", "mariadb+pymysql://root@localhost/shop", target,
+             "a MariaDB URL (mariadb://...)"),
+            ("target", dbs["source"], my, "a MySQL connection (pymysql.connections.Connection)"),
+        ]
+        for role, source_conn, target_conn, what in cases:
+            with pytest.raises(DmsError) as err:
+                execute_query_parallel(source_conn, "SELECT 1 AS x", target_conn=target_conn,
+                                       target_schema="public", target_table="t")
+            assert err.value.sqlstate == "0A000"
+            assert err.value.message == _mysql_message(role, what)
+            assert err.value.hint is not None and "PostgreSQL" in err.value.hint
+    finally:
+        my.close()
+    with psycopg.connect(target) as dst:  # nothing was written to the target
+        assert dst.execute("SELECT count(*) FROM t").fetchone() == (0,)
+        assert dst.execute("SELECT to_regnamespace('dms_ledger')").fetchone() == (None,)
+
+
+def test_a_connection_string_that_is_no_such_thing_is_refused_without_echoing_it(
+    dbs: dict[str, str]
+) -> None:
+    with pytest.raises(DmsError) as err:
+        execute_query_parallel("host=x password=Sw0rdfish nonsense", "SELECT 1")
+    assert err.value.sqlstate == "22023"
+    assert err.value.message == "source_conn is not a valid PostgreSQL connection string"
+    assert "Sw0rdfish" not in str(err.value)
+    with pytest.raises(DmsError) as err:
+        execute_query_parallel("http://db1/sales", "SELECT 1")
+    assert err.value.message.startswith("source_conn is a http:// URL; the Python API "
+                                        "connects to PostgreSQL")
+
+
+# -- a password in the DSN (issue 15): every reader gets it, nobody sees it ---------------
+
+PASSWORD = "Pw-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def password_login(cluster: Cluster, login_role: Any) -> Iterator[dict[str, str]]:
+    """A LOGIN role WITH PASSWORD owning a source and a target database, reached over
+    TCP on 127.0.0.1, where the sandbox asks for scram-sha-256."""
+    role = login_role(None)
+    port = conninfo_to_dict(cluster.admin_dsn).get("port") or "5432"
+    names = [f"dmst_pw_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    with cluster.admin() as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(PASSWORD)))
+        for name in names:
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(role)))
+    try:
+        yield {"role": role, "port": str(port), "source": names[0], "target": names[1]}
+    finally:
+        with cluster.admin() as conn:
+            for name in names:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+
+
+def _tcp_dsn(login: dict[str, str], which: str, form: str, password: str = PASSWORD) -> str:
+    if form == "url":
+        return (f"postgresql://{login['role']}:{password}@127.0.0.1:{login['port']}/"
+                f"{login[which]}")
+    return (f"host=127.0.0.1 port={login['port']} dbname={login[which]} "
+            f"user={login['role']} password={password}")
+
+
+@pytest.mark.parametrize("form", ["keywords", "url", "connection"])
+def test_a_password_in_the_dsn_reaches_the_psql_reader(password_login: dict[str, str],
+                                                       form: str) -> None:
+    source_dsn = _tcp_dsn(password_login, "source", "url" if form == "url" else "keywords")
+    target_dsn = _tcp_dsn(password_login, "target", "url" if form == "url" else "keywords")
+    with psycopg.connect(source_dsn, autocommit=True) as src:
+        create_orders(src, 30_000)
+    with psycopg.connect(target_dsn, autocommit=True) as dst:
+        create_empty_orders(dst)
+    with psycopg.connect(source_dsn) as src_conn, psycopg.connect(target_dsn) as dst_conn:
+        source: Any = src_conn if form == "connection" else source_dsn
+        target: Any = dst_conn if form == "connection" else target_dsn
+        result = execute_query_parallel(
+            source, "SELECT * FROM orders", target_conn=target, target_schema="public",
+            target_table="orders", copy_reader="psql", chunks=3, max_workers=2,
+            min_rows_for_parallel=0, max_retries=0)
+        assert result.chunk_errors == []
+        assert (result.path, result.chunks_failed) == ("copy_binary", 0)
+        assert result.total_rows_successful == 30_000
+        assert checksum(dst_conn, "public", "orders") == checksum(src_conn, "public", "orders")
+
+
+def test_a_wrong_password_is_refused_without_showing_it(password_login: dict[str, str]
+                                                        ) -> None:
+    wrong = "Wrong-" + uuid.uuid4().hex[:8]
+    for form in ("keywords", "url"):
+        with pytest.raises(DmsError) as err:
+            execute_query_parallel(_tcp_dsn(password_login, "source", form, wrong),
+                                   "SELECT 1")
+        assert err.value.sqlstate == "08001"
+        assert "password authentication failed" in err.value.message
+        assert wrong not in str(err.value) and PASSWORD not in str(err.value)
+
+
+# -- ParallelProcessor, RetryConfig, ProgressTracker drive the same engine ---------------
+
+
+def test_retry_config_sets_the_runs_retry_policy(dbs: dict[str, str]) -> None:
+    """A real transient failure: another session holds an uncommitted row with id 1, so
+    the chunk that loads id 1 waits on it until the workers' lock_timeout fires (55P03)
+    -- on every attempt; the attempts follow RetryConfig."""
+    target = make_conninfo(dbs["target"], options="-c lock_timeout=50")
+    for retries in (0, 2):
+        table = f"orders_locked_{retries}"
+        _orders_copy(dbs["target"], table)
+        with psycopg.connect(dbs["target"]) as holder:
+            holder.execute(sql.SQL("INSERT INTO {} SELECT * FROM {} LIMIT 0").format(
+                sql.Identifier(table), sql.Identifier(table)))
+            holder.execute(sql.SQL(
+                "INSERT INTO {} (id, customer_id, amount, status, created_at, is_paid)"
+                " VALUES (1, 1, 0, 'held', now(), false)").format(sql.Identifier(table)))
+            processor = ParallelProcessor(
+                max_workers=2, chunk_size=50_000,
+                retry_handler=RetryHandler(RetryConfig(max_retries=retries, initial_delay=0.0,
+                                                       max_delay=0.0)))
+            result = processor.process_mapper_job(
+                source_conn=dbs["source"], source_sql="SELECT * FROM orders WHERE id <= 2000",
+                target_conn=target, target_schema="public", target_table=table,
+                min_rows_for_parallel=0, chunks=2)
+            holder.rollback()
+        [error] = result.chunk_errors
+        assert error["sqlstate"] == "55P03"
+        assert error["attempts"] == 1 + retries
+        assert result.settings["max_retries"] == {"value": retries, "from": "RetryConfig"}
+        assert result.settings["retry_max_delay"] == {"value": 0.0, "from": "RetryConfig"}
+        assert result.settings["enable_retry"] == {"value": True, "from": "RetryConfig"}
+        with psycopg.connect(dbs["target"]) as dst:
+            loaded = dst.execute(sql.SQL("SELECT count(*), min(id) FROM {}").format(
+                sql.Identifier(table))).fetchone()
+        assert loaded is not None and loaded[1] > 1  # the chunk with id 1 loaded nothing
+        assert result.total_rows_successful == loaded[0] == 2000 - error["rows_in_chunk"]
+        assert result.total_rows_failed == error["rows_in_chunk"] > 0
+
+
+def test_bad_processor_settings_are_refused_where_they_are_written() -> None:
+    with pytest.raises(DmsError) as err:
+        ParallelProcessor(max_workers=0)
+    assert err.value.message == "max_workers must be from 1 to 64, got 0 (from ParallelProcessor)"
+    with pytest.raises(DmsError) as err:
+        ParallelProcessor(retry_handler=RetryHandler(RetryConfig(max_retries=-1)))
+    assert err.value.message == "max_retries must be from 0 to 100, got -1 (from RetryConfig)"
+
+
+def test_progress_tracker_follows_the_run(dbs: dict[str, str],
+                                          capsys: pytest.CaptureFixture[str],
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    _orders_copy(dbs["target"], "orders_tracked")
+    tracker = ProgressTracker(total_chunks=10, callback=create_progress_callback("Nightly"),
+                              update_interval=3600)
+    result = ParallelProcessor(max_workers=2, chunk_size=40_000,
+                               progress_tracker=tracker).process_mapper_job(
+        source_conn=dbs["source"], source_sql="SELECT * FROM orders ORDER BY id",
+        target_conn=dbs["target"], target_schema="public", target_table="orders_tracked")
+    assert result.chunks_failed == 0 and result.total_rows_successful == ROWS
+    assert tracker.total_chunks == result.chunks_total != 10  # learnt from the run
+    last = tracker.get_snapshot()
+    assert last is not None
+    assert (last.progress_percentage, last.completed_chunks, last.total_chunks,
+            last.failed_chunks, last.total_rows_processed) == (
+        100.0, result.chunks_total, result.chunks_total, 0, ROWS)
+    # the first snapshot (unless that was already the end) and the end, once;
+    # none in between at one per hour
+    lines = capsys.readouterr().out.splitlines()
+    assert 1 <= len(lines) <= 2
+    assert not any(line.startswith("Nightly: 100.0%") for line in lines[:-1])
+    assert lines[-1].startswith(
+        f"Nightly: 100.0% ({result.chunks_total}/{result.chunks_total} chunks, 150,000 rows, ")
+    assert "ETA" not in lines[-1]
+
+    # with logging set up to show it, the line is logged instead of printed
+    caplog.set_level(logging.INFO, logger="dms_pkg.progress")
+    create_progress_callback("Logged")(last)
+    assert capsys.readouterr().out == ""
+    assert [r.getMessage() for r in caplog.records if r.name == "dms_pkg.progress"] == [
+        lines[-1].replace("Nightly", "Logged", 1)]
+
+
+def test_a_failing_tracker_callback_does_not_stop_the_run(
+    dbs: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(snapshot: ProgressSnapshot) -> None:
+        raise RuntimeError("display gone")
+
+    result = ParallelProcessor(progress_tracker=ProgressTracker(callback=broken)
+                               ).process_mapper_job(
+        dbs["source"], "SELECT id FROM orders WHERE id <= 100", min_rows_for_parallel=0)
+    assert result.rows is not None and len(result.rows) == 100
+    assert any("progress callback" in r.getMessage() and r.exc_info for r in caplog.records)
