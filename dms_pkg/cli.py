@@ -147,16 +147,33 @@ def _connect_home(args: argparse.Namespace, **kwargs: Any) -> Any:
     return connect(_dsn(args), **kwargs)
 
 
+def _run_params(text: str | None) -> dict[str, Any]:
+    import json
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise DmsError(f"--params is not valid JSON: {exc}", sqlstate=INVALID_PARAMETER_VALUE,
+                       hint="""for example --params '{"max_workers": 4}'""") from None
+    if not isinstance(value, dict):
+        raise DmsError(f"--params must be a JSON object, got {type(value).__name__}",
+                       sqlstate=INVALID_PARAMETER_VALUE,
+                       hint="""for example --params '{"max_workers": 4}'""")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import json
     import threading
 
-    import psycopg
-
     from dms_pkg.watch import fetch_progress, watch
 
-    params = json.loads(args.params) if args.params else {}
+    params = _run_params(args.params)
     with _connect_home(args, autocommit=True) as conn:
+        # A refusal (bad query, missing table, busy target) comes back as the
+        # server's error: main() prints it as "dms: error: ..." with its HINT.
         row = conn.execute(
             "SELECT dms.submit_query_parallel(%s, %s, %s, %s, %s, %s::jsonb)",
             [args.source_conid, args.sql, args.target_conid, args.schema, args.table,
@@ -171,17 +188,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
             try:
                 with _connect_home(args, autocommit=True) as runner:
                     runner.execute("CALL dms.run_queued(%s)", [run_id])
-            except psycopg.Error as exc:
+            except Exception as exc:  # reported below, after the watch
                 failure.append(exc)
 
         thread = threading.Thread(target=carry_out, daemon=True)
         thread.start()
-        final = watch(conn, run_id) if not args.no_watch else None
+        final = watch(conn, run_id, going=thread.is_alive) if not args.no_watch else None
         thread.join()
-        final = final or fetch_progress(conn, run_id)
+        if final is None:
+            final = fetch_progress(conn, run_id)
+            print(f"run {run_id} {final['state']}" + (f": {final['message']}"
+                                                      if final["message"] else ""))
     if final["state"] != "SUCCEEDED":
-        if failure and not final["message"]:
-            print(f"dms: error: {failure[0]}", file=sys.stderr)
+        if failure:
+            exc = failure[0]
+            _print_error(_as_dms_error(exc) or DmsError(
+                f"internal error: {type(exc).__name__}: {exc}", sqlstate="XX000"))
         return 1
     return 0
 
@@ -315,14 +337,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.extra = extra
     try:
         code: int = args.func(args)
-    except DmsError as exc:
-        print(f"dms: error: {exc.message}", file=sys.stderr)
-        if exc.detail:
-            print(f"DETAIL: {exc.detail}", file=sys.stderr)
-        if exc.hint:
-            print(f"HINT: {exc.hint}", file=sys.stderr)
+    except Exception as exc:
+        error = _as_dms_error(exc)
+        if error is None:
+            raise  # a bug: its traceback is what a report needs
+        _print_error(error)
         return 1
     return code
+
+
+def _as_dms_error(exc: BaseException) -> DmsError | None:
+    """A DmsError, or a database error (the server's refusal) as one; None for a bug."""
+    if isinstance(exc, DmsError):
+        return exc
+    import psycopg
+
+    if not isinstance(exc, psycopg.Error):
+        return None
+    from dms_pkg.db.faults import fault_of
+
+    fault = fault_of(exc)
+    assert fault is not None
+    # The server's own errors from dms say "dms: ..."; ours prefix "dms: error:".
+    return DmsError(fault.message.removeprefix("dms: "), sqlstate=fault.sqlstate or "XX000",
+                    detail=fault.detail, hint=fault.hint)
+
+
+def _print_error(exc: DmsError) -> None:
+    print(f"dms: error: {exc.message}", file=sys.stderr)
+    if exc.detail:
+        print(f"DETAIL: {exc.detail}", file=sys.stderr)
+    if exc.hint:
+        print(f"HINT: {exc.hint}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,10 @@ CONF_FILE = "dms_sandbox.conf"
 # follow the anchor benchmark's cluster so numbers are comparable.
 _SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
+    # Local logins are trusted (workers log in as their caller over the
+    # socket, docs/roles.md "Trust model"): only the server's OS user (and
+    # root) may reach the socket.
+    "unix_socket_permissions": "0700",
     "max_connections": "100",
     "shared_buffers": "'1GB'",
     "work_mem": "'64MB'",

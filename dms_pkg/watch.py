@@ -7,6 +7,7 @@ session can query -- so the terminal shows exactly what the database knows.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -22,7 +23,7 @@ _PROGRESS_SQL = (
     "SELECT run_id, label, state, path, workers, chunks_total, chunks_done, chunks_failed,"
     " chunks_running, rows_done, estimated_rows, percent, rows_per_sec,"
     " extract(epoch FROM eta)::float8 AS eta_s, extract(epoch FROM elapsed)::float8 AS elapsed_s,"
-    " message, parallel_note, refused_reason FROM dms.run_progress WHERE run_id = %s"
+    " message, parallel_note, refused_reason, notes FROM dms.run_progress WHERE run_id = %s"
 )
 
 
@@ -45,11 +46,15 @@ def _detail(row: dict[str, Any]) -> str:
 
 
 def watch(conn: psycopg.Connection[Any], run_id: int, *, interval: float = 0.5,
-          console: Console | None = None) -> dict[str, Any]:
-    """Show a progress bar until the run reaches a final state; return its last row."""
+          console: Console | None = None,
+          going: Callable[[], bool] = lambda: True) -> dict[str, Any]:
+    """Show a progress bar until the run reaches a final state, or until ``going()``
+    says whoever carries it out has given up; return its last row."""
     console = console or Console()
     row = fetch_progress(conn, run_id)
-    with Progress(
+    for note in row["notes"] or ():
+        console.print(f"run {run_id}: note: {note}", markup=False, highlight=False)
+    bar = Progress(
         TextColumn("[bold]run {task.fields[run_id]}[/] {task.fields[state]}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
@@ -57,13 +62,22 @@ def watch(conn: psycopg.Connection[Any], run_id: int, *, interval: float = 0.5,
         TimeElapsedColumn(),
         console=console,
         transient=False,
-    ) as bar:
-        task = bar.add_task("run", total=100.0, run_id=run_id, state=row["state"],
-                            detail=_detail(row))
+    )
+    # The task gets the run's progress before the display starts: the first
+    # frame of a finished run must not say 0.0%.
+    task = bar.add_task("run", total=100.0, run_id=run_id, state=row["state"],
+                        detail=_detail(row))
+    bar.update(task, completed=float(row["percent"] or 0))
+    with bar:
         while True:
             bar.update(task, completed=float(row["percent"] or 0), state=row["state"],
                        detail=_detail(row))
             if row["state"] in FINAL_STATES:
+                break
+            if not going():  # one last look, then stop waiting for a run nobody runs
+                row = fetch_progress(conn, run_id)
+                bar.update(task, completed=float(row["percent"] or 0), state=row["state"],
+                           detail=_detail(row))
                 break
             time.sleep(interval)
             row = fetch_progress(conn, run_id)

@@ -8,10 +8,11 @@ can find it.
 Choices made here, as a production loader would:
 
 * A source must be exactly one query (SELECT / WITH ... SELECT / set
-  operation).  DML or several statements are refused: a chunk runs the source
-  many times, and only a query can be re-run safely.
-* Bind parameters in the source (``:p``, ``%s``, ``?``) are refused: the chunk
-  runner supplies its own binds and has no values for the user's.
+  operation); one trailing ``;`` is fine.  DML, a data-modifying WITH, SELECT
+  ... INTO or several statements are refused: a chunk runs the source many
+  times, and only a query that reads can be re-run safely.
+* Bind parameters in the source (``:p``, ``%s``, ``?``, ``$1``) are refused:
+  the chunk runner supplies its own binds and has no values for the user's.
 """
 
 from __future__ import annotations
@@ -66,7 +67,15 @@ def parse_query(sql: str, dialect: ChunkDialect) -> exp.Query:
             sqlstate=FEATURE_NOT_SUPPORTED,
             hint="chunking re-runs the source once per chunk, so it must only read",
         )
-    bind = tree.find(exp.Placeholder)
+    writes = _writes(tree)
+    if writes is not None:
+        raise DmsError(
+            f"source SQL must only read, but it {writes}",
+            sqlstate=FEATURE_NOT_SUPPORTED,
+            hint="chunking re-runs the source once per chunk (and again on a retry or "
+            "resume), so it must be a plain query; the run writes the target itself",
+        )
+    bind = next((n for n in tree.walk() if _is_bind(n)), None)
     if bind is not None:
         raise DmsError(
             f"source SQL contains the bind parameter {bind.sql(dialect.sqlglot)}",
@@ -74,6 +83,24 @@ def parse_query(sql: str, dialect: ChunkDialect) -> exp.Query:
             hint="write the value into the query; chunk queries bind only their own bounds",
         )
     return tree
+
+
+def _writes(tree: exp.Query) -> str | None:
+    """What in a parsed query writes, said for a message; None when it only reads."""
+    if tree.args.get("into") is not None:
+        return "creates a table (SELECT ... INTO)"
+    for node in tree.walk():
+        if isinstance(node, exp.Insert | exp.Update | exp.Delete | exp.Merge):
+            return f"runs {node.key.upper()} in its WITH clause"
+    return None
+
+
+def _is_bind(node: exp.Expr) -> bool:
+    """A bind marker: ``:p``, ``%s``, ``?`` (Placeholder) or PostgreSQL's ``$1``."""
+    if isinstance(node, exp.Placeholder):
+        return True
+    return (isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal)
+            and not node.this.is_string)
 
 
 # sqlglot describes some errors with its own class and token reprs; say them in SQL words.

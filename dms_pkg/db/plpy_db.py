@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from dms_pkg.db.base import Row
+from dms_pkg.db.faults import fault_of
 from dms_pkg.errors import DmsError
 
 # plpy.prepare needs a type per parameter; infer it from the Python value.
@@ -120,19 +121,45 @@ def raise_as_postgres_error(plpy: Any, exc: DmsError) -> None:
     raise error from None
 
 
+INTERNAL_ERROR = "XX000"
+
+
+def as_dms_error(exc: BaseException) -> DmsError:
+    """Any exception as the DmsError a SQL caller should get.
+
+    A database error keeps the database's SQLSTATE, message, DETAIL and HINT
+    (without PL/Python's ``spiexceptions.UndefinedColumn:`` or psycopg's class
+    name and ``LINE 1:`` excerpt in front); anything else is a bug of ours,
+    said as one (XX000; its traceback is in the error's CONTEXT).
+    """
+    if isinstance(exc, DmsError):
+        return exc
+    fault = fault_of(exc)
+    if fault is not None:
+        return DmsError(fault.message, sqlstate=fault.sqlstate or INTERNAL_ERROR,
+                        detail=fault.detail, hint=fault.hint)
+    return DmsError(
+        f"internal error: {type(exc).__name__}: {exc}", sqlstate=INTERNAL_ERROR,
+        hint="this is a bug in dms_pkg: report it with this message and the CONTEXT lines",
+    )
+
+
 @contextmanager
 def dms_errors(plpy: Any) -> Iterator[None]:
-    """Re-raise :class:`DmsError` as a PostgreSQL error with SQLSTATE and HINT.
+    """Re-raise every error as a PostgreSQL error with SQLSTATE, DETAIL and HINT.
 
     Used by every PL/Python body so that a refusal in the core reaches the
-    SQL caller as ``ERROR: dms: ... HINT: ...`` with the right SQLSTATE, not
-    as a generic Python traceback.
+    SQL caller as ``ERROR: dms: ... HINT: ...`` with the right SQLSTATE, and a
+    database error raised below keeps its own SQLSTATE and words -- never
+    ``spiexceptions.X: ...`` or ``38000 TypeError``.
     """
     from dms_pkg.db.interrupts import Interrupted
 
     try:
         yield
-    except DmsError as exc:
-        raise_as_postgres_error(plpy, exc)
-    except Interrupted as exc:  # a cancel or statement timeout: report it as it came
-        raise exc.error from None
+    except Interrupted as exc:  # a cancel or statement timeout: its own SQLSTATE and words
+        raise_as_postgres_error(plpy, as_dms_error(exc.error))
+    except Exception as exc:
+        if isinstance(exc, plpy.Fatal):  # ends the session: leave it as it is
+            raise
+        raise_as_postgres_error(plpy, as_dms_error(exc))

@@ -26,10 +26,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import psycopg
 from psycopg import sql
 
 from dms_pkg.db.base import Session
+from dms_pkg.db.faults import Fault, fault_of
+from dms_pkg.engine.source_query import runnable
 from dms_pkg.errors import (
     DUPLICATE_OBJECT,
     INVALID_PARAMETER_VALUE,
@@ -113,8 +114,14 @@ def _q(composable: sql.Composable) -> str:
 
 
 def describe_query(db: Session, query: str) -> list[SourceColumn]:
-    """Names and types of the columns ``query`` returns, read from its database."""
-    probe = f"SELECT * FROM ({query}) AS {QUERY_ALIAS} LIMIT 0"
+    """Names and types of the columns ``query`` returns, read from its database.
+
+    The probe runs the parsed and rendered query (``source_query.runnable``),
+    never the caller's text: a second statement in it, or a trailing ``;`` or
+    ``--`` comment that would break the wrapping subquery, cannot reach the
+    server.
+    """
+    probe = f"SELECT * FROM ({runnable(query)}) AS {QUERY_ALIAS} LIMIT 0"
     described = db.describe(probe)
     if not described:
         return []
@@ -249,22 +256,35 @@ def check_assignable(target_db: Session, columns: ColumnMap, schema: str, table:
 
 def error_fields(exc: BaseException) -> tuple[str | None, str]:
     """SQLSTATE and primary message of a psycopg or PL/Python database error."""
-    if isinstance(exc, psycopg.Error):
-        # An error class raised by us rather than the server has no diag, only
-        # the class's SQLSTATE.
-        return exc.diag.sqlstate or exc.sqlstate, exc.diag.message_primary or str(exc)
-    # plpy.SPIError carries .sqlstate; its first argument is the message.
-    return getattr(exc, "sqlstate", None), str(exc.args[0]) if exc.args else str(exc)
+    fault = fault_of(exc)
+    if fault is None:
+        return None, str(exc.args[0]) if exc.args else str(exc)
+    return fault.sqlstate, fault.message
+
+
+def error_report(exc: BaseException) -> tuple[str | None, str]:
+    """SQLSTATE and the database's message on one line with its DETAIL and HINT:
+    what a chunk's last error keeps (a unique or check violation says which
+    row only in its DETAIL)."""
+    fault = fault_of(exc)
+    if fault is None:
+        return error_fields(exc)
+    return fault.sqlstate, fault.one_line(with_sqlstate=False)
 
 
 def database_error(exc: BaseException, what: str, default_sqlstate: str, *,
                    hint: str | None = None, detail: str | None = None) -> DmsError:
     """``exc`` (a database error) as a DmsError: ``what`` failed, then the
     database's own message, with its SQLSTATE (``default_sqlstate`` when it has
-    none).  Raise it ``from None``: the driver's traceback helps nobody."""
-    sqlstate, message = error_fields(exc)
-    return DmsError(f"{what}: {message}", sqlstate=sqlstate or default_sqlstate, hint=hint,
-                    detail=detail)
+    none), its DETAIL and HINT first and ours after them.  Raise it ``from None``:
+    the driver's traceback helps nobody."""
+    fault = fault_of(exc) or Fault(None, str(exc))
+    return DmsError(f"{what}: {fault.message}", sqlstate=fault.sqlstate or default_sqlstate,
+                    hint=_both(fault.hint, hint), detail=_both(fault.detail, detail))
+
+
+def _both(theirs: str | None, ours: str | None) -> str | None:
+    return "; ".join(part for part in (theirs, ours) if part) or None
 
 
 def create_table(

@@ -6,7 +6,11 @@ own arguments (``p_params`` / Python keyword arguments).
 
 Every value is checked against its type and range, and a bad one is refused
 with a message naming the setting, where it came from, and the allowed
-range.  An unknown key in ``p_params`` is refused too (a typo must not be
+range.  DMS_PARAMS and environment variables are text by nature and are
+parsed (``"4"``, ``"true"``); values from ``p_params`` or Python arguments
+already have a type and must have the setting's own: ``{"max_workers": "4"}``
+is refused rather than guessed at, since a quoted number there is usually a
+template or a script gone wrong.  An unknown key in ``p_params`` is refused too (a typo must not be
 silently ignored on a nightly load).  The effective settings are recorded on
 the run, each with its origin, so "why did it use 2 workers?" has an answer.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +120,73 @@ class EngineConfig:
 _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0"}
 
+# Layers whose values are text by nature and are parsed; every other layer
+# (p_params, Python arguments) carries typed values that must match.
+TEXT_LAYERS = frozenset({"DMS_PARAMS", "environment"})
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, with its article: "a string", "an object"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def _expected_type(setting: Setting) -> str:
+    if setting.kind is bool:
+        return "a boolean"
+    if setting.kind in (int, float):
+        return "a number"
+    if setting.kind is dict:
+        return "an object"
+    return "a string"
+
+
+def _type_error(setting: Setting, raw: Any, origin: str) -> DmsError:
+    expected = _expected_type(setting)
+    shown = json.dumps(raw, default=str)
+    if expected == "a boolean":
+        fix = f"write {setting.name} as true or false, without quotes"
+    elif expected == "a number":
+        example = json.dumps({setting.name: setting.default or 1})
+        fix = f"write the number without quotes, for example {example}"
+    elif expected == "an object":
+        fix = f"write {setting.name} as a JSON object, not as a string holding one"
+    else:
+        fix = f"write {setting.name} as a string, in double quotes"
+    ranged = bool(setting.choices) or setting.low is not None or setting.high is not None
+    allowed = f" ({setting.describe_range()})" if ranged else ""
+    return DmsError(
+        f"{setting.name} must be {expected}{allowed}, got {shown}, {json_type(raw)} "
+        f"(from {origin})",
+        sqlstate=INVALID_PARAMETER_VALUE,
+        hint=fix,
+    )
+
+
+def _check_type(setting: Setting, raw: Any, origin: str) -> None:
+    """A typed layer's value must have the setting's JSON type (ints are numbers)."""
+    if setting.kind is bool:
+        ok = isinstance(raw, bool)
+    elif setting.kind in (int, float):
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
+    elif setting.kind is dict:
+        ok = isinstance(raw, Mapping)
+    else:
+        ok = isinstance(raw, str)
+    if not ok:
+        raise _type_error(setting, raw, origin)
+
 
 def _convert(setting: Setting, raw: Any, origin: str) -> Any:
     def bad(reason: str = "") -> DmsError:
@@ -125,6 +197,8 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
             hint=f"{setting.name}: {setting.help}" if setting.help else None,
         )
 
+    if raw is not None and origin not in TEXT_LAYERS:
+        _check_type(setting, raw, origin)
     if raw is None:
         if setting.default is None:
             return None
@@ -140,11 +214,17 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
     elif setting.kind in (int, float):
         if isinstance(raw, bool):
             raise bad()
+        number: float
         try:
-            number = float(raw) if setting.kind is float else int(str(raw).strip())
+            if setting.kind is float:
+                number = float(raw)
+            elif isinstance(raw, float) and raw.is_integer():
+                number = int(raw)  # JSON has one number type: 4.0 is 4
+            else:
+                number = int(str(raw).strip())
         except ValueError:
             raise bad() from None
-        if isinstance(raw, float) and setting.kind is int and raw != int(raw):
+        if not math.isfinite(number):  # NaN passes every comparison below
             raise bad()
         if setting.low is not None and number < setting.low:
             raise bad()

@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from dms_pkg.db import faults
 from dms_pkg.db.base import Database
 from dms_pkg.db.interrupts import InterruptibleConnection
 from dms_pkg.dsn import UnparseableConnectionString, redact, secret_key
@@ -258,7 +259,7 @@ def resolve(home: Database, conid: int | None, local_conninfo: str, role: str) -
             [conid],
         )
     except Exception as exc:  # refused: no such connection, or not granted
-        error = _as_dms_error(exc, f"{role} connection {conid}")
+        error = _as_dms_error(exc)
         if error.message.startswith("connection ") or error.message.startswith(
                 "permission denied for connection "):
             # Say which one: the source or the target.
@@ -279,20 +280,15 @@ def resolve(home: Database, conid: int | None, local_conninfo: str, role: str) -
     return info
 
 
-def _as_dms_error(exc: BaseException, what: str) -> DmsError:
+def _as_dms_error(exc: BaseException) -> DmsError:
     """A refusal raised by the database (psycopg or PL/Python) as a DmsError with
-    its own SQLSTATE, message and HINT; anything else says what failed."""
-    if isinstance(exc, psycopg.Error):
-        sqlstate, message, hint = (exc.diag.sqlstate, exc.diag.message_primary,
-                                   exc.diag.message_hint)
-    else:  # plpy.SPIError: .sqlstate, the message first, (code, detail, hint, ...) in spidata
-        spidata: tuple[Any, ...] = tuple(getattr(exc, "spidata", None) or ())
-        sqlstate = getattr(exc, "sqlstate", None)
-        message = str(exc.args[0]) if exc.args else str(exc)
-        hint = spidata[2] if len(spidata) > 2 else None
-    if not sqlstate:
+    its own SQLSTATE, message and HINT; anything that is no database error is
+    raised as it is."""
+    fault = faults.fault_of(exc)
+    if fault is None or not fault.sqlstate:
         raise exc
-    return DmsError((message or what).removeprefix("dms: "), sqlstate=sqlstate, hint=hint)
+    return DmsError(fault.message.removeprefix("dms: "), sqlstate=fault.sqlstate,
+                    detail=fault.detail, hint=fault.hint)
 
 
 def open_connection(info: ConnInfo, **kwargs: Any) -> psycopg.Connection[Any]:

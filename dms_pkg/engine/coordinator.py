@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import IsolationLevel, sql
 
+from dms_pkg.db import faults
 from dms_pkg.db.base import Session
 from dms_pkg.db.interrupts import Interrupted
 from dms_pkg.db.psycopg_db import PsycopgDatabase
@@ -34,6 +35,7 @@ from dms_pkg.engine import connections
 from dms_pkg.engine import target as stage
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.movers import RunSpec
+from dms_pkg.engine.source_query import runnable
 from dms_pkg.engine.store import SqlStore
 from dms_pkg.engine.worker import (
     Connections,
@@ -132,6 +134,8 @@ def coordinate(
     try:
         run = load_run(home, run_id)
         home.commit()
+        if run.staging_table:
+            _align_staging(local, run, login, notify)
         if _setting(run.config, "snapshot", True):
             snapshot = _export_snapshot(local, run, login)
         _drive(local, run_id, workers, login, progress, errors)
@@ -141,12 +145,15 @@ def coordinate(
         # statement was cancelled); the chunks keep their state, so the run
         # can be resumed.
         home.rollback()
+        cause = exc.error if isinstance(exc, Interrupted) else exc
         home.query(
             "SELECT dms.set_run_state($1::bigint, 'FAILED', $2::text)",
-            [run_id, f"the coordinator stopped: {type(exc).__name__}: {exc}"],
+            [run_id, f"the coordinator stopped: {faults.describe(cause)}"],
         )
         home.commit()
-        raise
+        if isinstance(exc, Interrupted):
+            raise  # the caller's statement is being cancelled: say so as it came
+        raise _stopped(run_id, exc) from None
     finally:
         if snapshot is not None:
             snapshot.close()
@@ -163,6 +170,22 @@ def coordinate(
     home.commit()
     progress.report(force=True)
     return RunOutcome(run_id, state, message, errors)
+
+
+def _stopped(run_id: int, exc: Exception) -> Exception:
+    """What the caller of a run whose coordinator gave up gets: the run and the
+    database's report (SQLSTATE, DETAIL, HINT kept), and how to go on."""
+    if isinstance(exc, DmsError):
+        return exc
+    fault = faults.fault_of(exc)
+    if fault is None:
+        return exc  # a bug: keep its traceback
+    resume = f"fix the cause and resume with CALL dms.resume_run({run_id})"
+    return DmsError(
+        f"run {run_id} FAILED: the coordinator stopped: {fault.message}",
+        sqlstate=fault.sqlstate or "XX000", detail=fault.detail,
+        hint=f"{fault.hint}; {resume}" if fault.hint else resume,
+    )
 
 
 class _Progress:
@@ -198,15 +221,40 @@ def _export_snapshot(local: Local, run: RunInfo, login: Login | None
     if column:
         # The checkpoint moves to the largest value this run reads: read it in
         # the run's own snapshot, so rows committed later are left for the next run.
-        source_sql = local.session.query(
-            "SELECT source_sql FROM dms.run WHERE run_id = $1::bigint",
-            [run.spec.run_id])[0]["source_sql"]
+        recorded = local.session.query(
+            "SELECT source_sql, source_dialect FROM dms.run WHERE run_id = $1::bigint",
+            [run.spec.run_id])[0]
+        # The parsed statement, never the recorded text itself (source_query).
+        query = runnable(recorded["source_sql"], recorded["source_dialect"])
         value = conn.execute(sql.SQL("SELECT max(q.{})::text FROM ({}) AS q").format(
-            sql.Identifier(column), sql.SQL(source_sql))).fetchone()
+            sql.Identifier(column), sql.SQL(query))).fetchone()
         local.session.query("SELECT dms.set_checkpoint_value($1::bigint, $2::text)",
                             [run.spec.run_id, value[0] if value else None])
     local.session.commit()
     return conn
+
+
+def _align_staging(local: Local, run: RunInfo, login: Login | None,
+                   notify: Callable[[str], None] | None) -> None:
+    """Truncate-and-load: the staging table takes the target's current constraints
+    before chunks load into it (a resume after the target's CHECK was dropped)."""
+    info = resolver(local)(run.spec.target_conid)
+    conn = open_connection(info, login if info.is_local else None,
+                           f"dms coordinator run {run.spec.run_id} staging")
+    try:
+        target = PsycopgDatabase(conn)
+        if not stage.staging_exists(target, run.target_schema, str(run.staging_table)):
+            return
+        changed = stage.align_staging(target, run.target_schema,
+                                      _bare_table(local.session, run.spec.run_id),
+                                      str(run.staging_table))
+        conn.commit()
+    finally:
+        conn.close()
+    local.session.commit()
+    if changed and notify is not None:
+        notify(f"run {run.spec.run_id}: the staging table follows the target's constraints "
+               "now: " + ", ".join(changed))
 
 
 def _counts(home: Session, run_id: int) -> dict[str, Any]:
@@ -282,7 +330,9 @@ def _poll(home: Session, sessions: list[str], errors: list[str]) -> list[str]:
                           [sessions]):
         (alive if row["busy"] else ended).append(row["name"])
         if row["error"]:
-            errors.append(row["error"])
+            # The session's error text as libpq gives it: ERROR/DETAIL/HINT lines
+            # and a CONTEXT with the PL/Python traceback, which users need not read.
+            errors.append(faults.from_server_text(str(row["error"])).one_line())
     if ended:
         home.query("SELECT dms.stop_workers($1::text[], false)", [ended])
     home.commit()

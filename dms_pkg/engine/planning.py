@@ -18,6 +18,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sqlglot import exp
+
 from dms_pkg.chunking.dialects import ParamStyle
 from dms_pkg.chunking.plan import MAX_CHUNKS, ChunkPlan
 from dms_pkg.chunking.planner import plan_chunks
@@ -28,12 +30,13 @@ from dms_pkg.db.sources import PsycopgSource, SourceConnection
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
 from dms_pkg.engine import connections, merge
+from dms_pkg.engine import source_query as sq
 from dms_pkg.engine import target as stage
 from dms_pkg.engine.codec import encode_params
 from dms_pkg.engine.connections import ConnInfo
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.movers import RunSpec
-from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+from dms_pkg.errors import INVALID_PARAMETER_VALUE, UNDEFINED_COLUMN, DmsError
 
 # Connections kept free for everybody else when sizing the worker pool.
 _HEADROOM_RESERVE = 3
@@ -62,6 +65,8 @@ class PlannedRun:
     note: str | None
     config: cfg.EngineConfig
     queued: bool = False
+    # Said on the run and as NOTICEs: side effects that repeat, stale statistics.
+    notes: tuple[str, ...] = ()
 
 
 def _require_identifier(value: str | None, what: str) -> str:
@@ -143,6 +148,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
 
     source = resolve(request.source_conid, "source")
     target = resolve(request.target_conid, "target")
+    # The source text is parsed before anything runs it: one query that only reads.
+    tree = sq.parsed(request.source_sql, source.dialect)
     same_database = source.conid == target.conid
     lock_target(home, target.conid, schema, table)
     if config["if_busy"] == "queue":
@@ -162,6 +169,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         plan, query_rows = plan_source(source_session, planner_source, request.source_sql,
                                        config)
         source_columns = _describe_source(source_session, request.source_sql, source)
+        _check_checkpoint_column(config, source_columns)
+        notes = _source_notes(source_session, tree, source.dialect)
         target_columns = cols.describe_table(target_session, schema, table)
         create = target_columns is None and bool(config["create_target"])
         if create:
@@ -184,8 +193,14 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         # Loopback connections a worker opens to this server besides its session.
         per_worker = int(target.is_local) + int(source.is_local and path != "same_db")
         workers, note = choose_workers(config, estimated, len(plan.chunks), headroom, per_worker)
+        if merge_spec is not None:
+            assert target_columns is not None
+            merge.check_spec(merge_spec, cmap.names, [c.name for c in target_columns],
+                             target_name)
+        # Queued or not (submit_query_parallel, dms run), a busy target is refused
+        # unless the caller asked to queue behind the run loading it.
         busy = active_run_on(home, target.conid, schema, table)
-        if busy is not None and not request.queued:
+        if busy is not None and config["if_busy"] == "refuse":
             raise _busy_error(busy, target_name)
 
         # Everything checked: from here on we write.
@@ -204,8 +219,6 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
     insert_target = cols.insert_columns(cmap, schema, staging or table)
     merge_plan = None
     if merge_spec is not None:
-        assert target_columns is not None
-        merge.check_spec(merge_spec, cmap.names, [c.name for c in target_columns], target_name)
         # Truncate-and-load appends into the staging table, swapped in at the end.
         merge_plan = merge.plan(merge_spec, schema, staging or table, cmap.names,
                                 # The stage takes any length: the target refuses a
@@ -233,7 +246,7 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         "workers_planned": workers, "estimated_rows": estimated,
         "state": "QUEUED" if request.queued else "RUNNING",
         "search_path": local.search_path, "staging_table": staging,
-        "prcid": request.prcid, "mapcmbcd": request.mapcmbcd,
+        "prcid": request.prcid, "mapcmbcd": request.mapcmbcd, "notes": list(notes),
     }
     chunks = [
         {
@@ -249,7 +262,7 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
     )
     run_id = int(rows[0]["run_id"])
     spec = RunSpec(**{**spec.__dict__, "run_id": run_id})
-    return PlannedRun(run_id, spec, plan, workers, note, config, request.queued)
+    return PlannedRun(run_id, spec, plan, workers, note, config, request.queued, notes)
 
 
 def active_run_on(
@@ -321,7 +334,7 @@ def plan_source(
     That estimate (its filters included) sizes the chunk count and the chunks'
     estimates; the planner's own statistics see only the driving table.
     """
-    query_rows = _explain_rows(session, query)
+    query_rows = _explain_rows(session, sq.runnable(query))
     n_chunks = config["chunks"]
     if n_chunks is None and query_rows is not None:
         n_chunks = max(1, min(MAX_CHUNKS, math.ceil(query_rows / config["chunk_size"])))
@@ -335,7 +348,8 @@ def plan_source(
 
 def _explain_rows(session: Session, query: str) -> int | None:
     """The server's estimate of the rows the whole query returns (filters included);
-    the chunk planner measures the driving table alone."""
+    the chunk planner measures the driving table alone.  ``query`` is the parsed
+    and rendered statement (``source_query.runnable``), never the caller's text."""
     try:
         rows = session.query(f"EXPLAIN (FORMAT JSON) {query}")
     except Exception:  # an estimate is a nicety: never fail a run for it
@@ -387,3 +401,37 @@ def _describe_source(session: Session, query: str, source: ConnInfo) -> list[col
             exc, f"the source query fails on {source.describe()}", "42000",
             hint="run the query on the source to see the problem",
         ) from None
+
+
+def _check_checkpoint_column(config: cfg.EngineConfig,
+                             columns: list[cols.SourceColumn]) -> None:
+    """The checkpoint column must be one the source query returns: the run reads
+    ``max()`` of it over the query, after the run and its chunks are recorded."""
+    column = config["checkpoint_column"]
+    names = [c.name for c in columns]
+    if column is None or column in names:
+        return
+    close = [n for n in names if n.lower() == str(column).lower()]
+    raise DmsError(
+        f'checkpoint_column "{column}" is not a column of the source query',
+        sqlstate=UNDEFINED_COLUMN,
+        detail="the source query returns: " + ", ".join(names),
+        hint=(f'did you mean "{close[0]}"? Column names are case-sensitive' if close else
+              "name one of the query's output columns, or give the column that name "
+              "with AS"),
+    )
+
+
+def _source_notes(session: Session, tree: exp.Query, dialect: str) -> tuple[str, ...]:
+    """What the run should say about its source before it starts (PostgreSQL sources:
+    the notes come from its catalog)."""
+    if dialect != "postgres":
+        return ()
+    try:
+        effect = sq.side_effect_note(sq.side_effect_functions(session, tree))
+        stale = sq.stale_statistics(session, sq.read_tables(tree, dialect))
+    except Exception:  # a note is a nicety: never fail a run for it
+        if isinstance(session, PsycopgDatabase):
+            session.rollback()
+        return ()
+    return tuple(n for n in (effect, *stale) if n)

@@ -128,8 +128,9 @@ def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | N
         parts["options"] = options
     conninfo = make_conninfo("", **{k: str(v) for k, v in parts.items()})
     # VERBOSITY=verbose: errors carry their SQLSTATE; ECHO=errors: psql names
-    # the statement that failed, which tells a lost snapshot from a bad query.
-    args = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
+    # the statement that failed, which tells a lost snapshot from a bad query;
+    # -w: never prompt for a password (a missing one is an error, not a hang).
+    args = [psql, "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
             "-v", "ECHO=errors", "-d", conninfo]
     for statement in _commands(copy_sql, snapshot):
         args += ["-c", statement]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dms_pkg.db import interrupts
 from dms_pkg.db.base import Session
@@ -22,6 +22,9 @@ from dms_pkg.engine.local import Local
 from dms_pkg.engine.worker import Login
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
 from dms_pkg.security import OPERATOR, require_role
+
+if TYPE_CHECKING:  # planning is imported where a run is planned, not by every worker
+    from dms_pkg.engine.planning import PlannedRun
 
 RUN_FAILED = "P0001"
 
@@ -67,6 +70,7 @@ def execute(plpy: Any, source_conid: int | None, source_sql: str, target_conid: 
         notify(_start_line(planned.run_id, planned.plan.strategy, len(planned.plan.chunks),
                            planned.workers, planned.spec.path, planned.note,
                            planned.plan.refused_reason))
+    _say_notes(plpy, planned)
     if planned.queued:
         _wait_for_turn(plpy, local, planned.run_id)
     outcome = coordinate(local, planned.run_id, planned.workers, login=login, notify=notify)
@@ -106,7 +110,16 @@ def submit(plpy: Any, source_conid: int | None, source_sql: str, target_conid: i
     local, _ = local_login(plpy)
     request = RunRequest(source_sql, target_schema, target_table, source_conid, target_conid,
                          parse_params(p_params), queued=True)
-    return plan_run(local, request).run_id
+    planned = plan_run(local, request)
+    _say_notes(plpy, planned)
+    return planned.run_id
+
+
+def _say_notes(plpy: Any, planned: PlannedRun) -> None:
+    """The planner's warnings (also in dms.run.notes), whatever enable_progress says:
+    they are about the run's effects, not its progress."""
+    for note in planned.notes:
+        plpy.notice(f"run {planned.run_id}: {note}")
 
 
 def run_work(plpy: Any, run_id: int) -> None:

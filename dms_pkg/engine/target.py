@@ -10,7 +10,10 @@ and a failed or stopped run leaves its previous contents as they were.
 The staging table is ``UNLOGGED`` (no WAL for rows that are written again at
 the swap) and carries the target's defaults, NOT NULL and CHECK constraints,
 so a row the target would refuse fails its chunk, with the chunk's message,
-not the swap.
+not the swap.  Those are the target's constraints *when the run was
+planned*: before a run (re)starts, ``align_staging`` makes them the target's
+current ones, so that dropping a constraint that failed chunks and resuming
+loads them, as docs/operations.md says.
 """
 
 from __future__ import annotations
@@ -106,6 +109,60 @@ def swap_in(session: Session, schema: str, table: str, staging: str,
         target, names, names, sql.Identifier(schema, staging))))
     session.execute(_q(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, staging))))
     return rows
+
+
+_CHECKS_SQL = (
+    "SELECT c.conname::text AS name, pg_catalog.pg_get_constraintdef(c.oid) AS definition"
+    " FROM pg_catalog.pg_constraint c WHERE c.contype = 'c' AND c.conrelid ="
+    " pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) ORDER BY 1"
+)
+_NOT_NULL_SQL = (
+    "SELECT a.attname::text AS name FROM pg_catalog.pg_attribute a WHERE a.attrelid ="
+    " pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text))"
+    " AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull ORDER BY a.attnum"
+)
+
+
+def align_staging(session: Session, schema: str, table: str, staging: str) -> list[str]:
+    """Give the staging table the target's current CHECK and NOT NULL constraints.
+
+    A constraint the target no longer has is dropped from the staging table
+    (the documented fix for chunks it failed is to drop or change it on the
+    target, then resume); a CHECK the target has gained is added ``NOT VALID``
+    (rows already staged are checked once more by the target at the swap,
+    which also enforces a NOT NULL added since).  Returns what changed, for the
+    run's notes.  Runs in the caller's transaction.
+    """
+    changed: list[str] = []
+    staged = {r["name"]: r["definition"] for r in session.query(_CHECKS_SQL, [schema, staging])}
+    current = {r["name"]: r["definition"] for r in session.query(_CHECKS_SQL, [schema, table])}
+    stage_table = sql.Identifier(schema, staging)
+    wanted = {_valid_form(d) for d in current.values()}
+    dropped = [name for name, definition in staged.items()
+               if _valid_form(definition) not in wanted]
+    for name in dropped:
+        session.execute(_q(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            stage_table, sql.Identifier(name))))
+        changed.append(f"dropped CHECK {name}")
+    kept = {_valid_form(d) for name, d in staged.items() if name not in dropped}
+    for name, definition in current.items():
+        if _valid_form(definition) in kept:
+            continue
+        # The definition is the server's own deparsed text of the target's constraint.
+        session.execute(_q(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID").format(
+            stage_table, sql.Identifier(name), sql.SQL(_valid_form(definition)))))
+        changed.append(f"added CHECK {name}")
+    required = {r["name"] for r in session.query(_NOT_NULL_SQL, [schema, table])}
+    for name in [r["name"] for r in session.query(_NOT_NULL_SQL, [schema, staging])]:
+        if name not in required:
+            session.execute(_q(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+                stage_table, sql.Identifier(name))))
+            changed.append(f"dropped NOT NULL of {name}")
+    return changed
+
+
+def _valid_form(definition: str) -> str:
+    return definition.removesuffix(" NOT VALID")
 
 
 def staging_exists(session: Session, schema: str, staging: str) -> bool:

@@ -23,7 +23,7 @@ import psycopg
 from dms_pkg.db.base import Session
 from dms_pkg.db.interrupts import Interrupted
 from dms_pkg.engine import connections, retry
-from dms_pkg.engine.columns import error_fields
+from dms_pkg.engine.columns import error_report
 from dms_pkg.engine.connections import ConnInfo
 from dms_pkg.engine.movers import (
     ConnectionSource,
@@ -266,12 +266,12 @@ def _classify(exc: BaseException) -> tuple[str | None, str, bool, bool]:
     if isinstance(exc, SourceError):  # psql reading the source: no SQLSTATE = no connection
         return exc.sqlstate, str(exc), True, False
     if isinstance(exc, psycopg.Error):
-        sqlstate, message = error_fields(exc)
+        sqlstate, message = error_report(exc)
         broken = isinstance(exc, psycopg.OperationalError) and sqlstate is None
         if broken:
             message = f"connection lost: {str(exc).strip() or type(exc).__name__}"
         return sqlstate, message, True, broken
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate is not None:  # plpy.SPIError: an error raised by the local database
-        return sqlstate, error_fields(exc)[1], True, False
+        return sqlstate, error_report(exc)[1], True, False
     return None, f"internal error: {type(exc).__name__}: {exc}", False, False

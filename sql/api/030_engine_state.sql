@@ -43,7 +43,7 @@ BEGIN
                          strategy, chunk_key, driving_table, refused_reason, parallel_note,
                          workers_requested, workers_planned, estimated_rows, state,
                          coordinator_pid, search_path, started_at, staging_table, prcid,
-                         mapcmbcd)
+                         mapcmbcd, notes)
     SELECT r.label, r.source_conid, r.source_dialect, r.source_sql, r.target_conid,
            r.target_schema, r.target_table, coalesce(r.params, '{}'), coalesce(r.config, '{}'),
            coalesce(r.spec, '{}'), r.path, r.write_mode, r.strategy, r.chunk_key,
@@ -52,14 +52,15 @@ BEGIN
            CASE WHEN r.state = 'RUNNING' THEN pg_catalog.pg_backend_pid() END,
            r.search_path,
            CASE WHEN r.state = 'RUNNING' THEN pg_catalog.clock_timestamp() END,
-           r.staging_table, r.prcid, r.mapcmbcd
+           r.staging_table, r.prcid, r.mapcmbcd, coalesce(r.notes, '{}')
     FROM pg_catalog.jsonb_to_record(p_run) AS r(
         label text, source_conid bigint, source_dialect text, source_sql text,
         target_conid bigint, target_schema text, target_table text, params jsonb,
         config jsonb, spec jsonb, path text, write_mode text, strategy text, chunk_key text,
         driving_table text, refused_reason text, parallel_note text,
         workers_requested integer, workers_planned integer, estimated_rows bigint,
-        state text, search_path text, staging_table text, prcid bigint, mapcmbcd text)
+        state text, search_path text, staging_table text, prcid bigint, mapcmbcd text,
+        notes text[])
     RETURNING run_id INTO v_run_id;
 
     INSERT INTO dms.chunk (run_id, chunk_no, kind, predicate_sql, query_sql, params, lo, hi,

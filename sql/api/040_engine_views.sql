@@ -25,15 +25,18 @@ SELECT r.run_id,
        coalesce(r.ended_at, clock_timestamp()) - r.started_at AS elapsed,
        round(c.rows_done / nullif(extract(epoch FROM coalesce(r.ended_at, clock_timestamp())
                                                       - r.started_at), 0)) AS rows_per_sec,
-       CASE WHEN r.state IN ('RUNNING', 'STOPPING') AND c.est_done > 0 AND c.est_total > c.est_done
-            THEN (clock_timestamp() - r.started_at) * ((c.est_total - c.est_done)::float8 / c.est_done)
+       -- The ETA extrapolates from chunks that moved rows: an empty chunk (the
+       -- NULL-key one, say) is done in no time and would predict days.
+       CASE WHEN r.state IN ('RUNNING', 'STOPPING') AND c.eta_done > 0 AND c.eta_total > c.eta_done
+            THEN (clock_timestamp() - r.started_at) * ((c.eta_total - c.eta_done)::float8 / c.eta_done)
        END AS eta,
        r.started_at,
        r.ended_at,
        r.message,
        r.parallel_note,
        r.refused_reason,
-       r.created_by
+       r.created_by,
+       r.notes
   FROM dms.run r
   LEFT JOIN LATERAL (
         SELECT count(*) AS chunks_total,
@@ -48,7 +51,17 @@ SELECT r.run_id,
                -- (at least 1, so empty-looking chunks still move the bar)
                coalesce(sum(greatest(ch.estimated_rows, 1))
                         FILTER (WHERE ch.state IN ('DONE', 'FAILED')), 0) AS est_done,
-               coalesce(sum(greatest(ch.estimated_rows, 1)), 0) AS est_total
+               coalesce(sum(greatest(ch.estimated_rows, 1)), 0) AS est_total,
+               -- the ETA's weights: the rows of finished chunks that loaded any
+               -- (their estimate, else what they loaded), against the estimate
+               -- of every chunk expected to hold rows
+               coalesce(sum(greatest(ch.estimated_rows, ch.rows))
+                        FILTER (WHERE ch.state IN ('DONE', 'FAILED')
+                                AND greatest(ch.estimated_rows, ch.rows) > 0), 0) AS eta_done,
+               coalesce(sum(CASE WHEN ch.state IN ('DONE', 'FAILED')
+                                 THEN greatest(ch.estimated_rows, ch.rows)
+                                 ELSE ch.estimated_rows END)
+                        FILTER (WHERE greatest(ch.estimated_rows, ch.rows) > 0), 0) AS eta_total
           FROM dms.chunk ch
          WHERE ch.run_id = r.run_id) c ON true;
 COMMENT ON VIEW dms.run_progress IS
@@ -70,13 +83,14 @@ COMMENT ON COLUMN dms.run_progress.bytes_done IS 'Bytes streamed so far (COPY pa
 COMMENT ON COLUMN dms.run_progress.percent IS 'Progress in percent, weighted by the chunks'' estimated rows';
 COMMENT ON COLUMN dms.run_progress.elapsed IS 'Time since the run started (until it ended)';
 COMMENT ON COLUMN dms.run_progress.rows_per_sec IS 'Rows loaded per second of elapsed time';
-COMMENT ON COLUMN dms.run_progress.eta IS 'Estimated time left, from the progress so far';
+COMMENT ON COLUMN dms.run_progress.eta IS 'Estimated time left, from the chunks done so far that held rows (NULL until one did)';
 COMMENT ON COLUMN dms.run_progress.started_at IS 'When the run started';
 COMMENT ON COLUMN dms.run_progress.ended_at IS 'When the run ended';
 COMMENT ON COLUMN dms.run_progress.message IS 'Outcome: a summary, or the failed chunks and why';
 COMMENT ON COLUMN dms.run_progress.parallel_note IS 'Why the run uses fewer workers than asked';
 COMMENT ON COLUMN dms.run_progress.refused_reason IS 'Why the source query was not split';
 COMMENT ON COLUMN dms.run_progress.created_by IS 'Login that started the run';
+COMMENT ON COLUMN dms.run_progress.notes IS 'Warnings from planning: side-effecting functions in the source query, missing or stale statistics';
 
 DROP VIEW IF EXISTS dms.chunk_progress;
 CREATE VIEW dms.chunk_progress AS

@@ -6,13 +6,14 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.integration.conftest import Cluster, DatabaseFactory
+from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
 from tests.integration.engine_env import ORDERS_ROWS, EngineEnv, make_engine_env
 
 ORDERS_SQL = ("SELECT id, customer_id, amount, status, note, created_at, ship_date, is_paid,"
@@ -349,3 +350,257 @@ def test_dms_run_watch_and_status_commands(env: EngineEnv) -> None:
     )
     assert status.returncode == 0
     assert "orders -> public.orders_cli" in status.stdout and "SUCCEEDED" in status.stdout
+
+
+# ------------------------------------------------- what the run says about itself
+
+
+@pytest.fixture
+def operator_on(env: EngineEnv, login_role: Any) -> Iterator[Callable[..., str]]:
+    """Make a login that is only a member of dms_operator, with GRANTs in the home
+    database (each "<privileges> ON <objects>"); its grants there go afterwards."""
+    made: list[str] = []
+
+    def make(*grants: str) -> str:
+        name = str(login_role("dms_operator"))
+        made.append(name)
+        with env.connect() as conn:
+            for grant in grants:
+                conn.execute(f'GRANT {grant} TO "{name}"')
+        return name
+
+    yield make
+    with env.connect() as conn:
+        for name in made:
+            conn.execute(f'DROP OWNED BY "{name}"')  # here: its privileges
+
+
+def _call_noting(env: EngineEnv, user: str, *args: Any) -> tuple[int, list[str]]:
+    """CALL dms.execute_query_parallel as ``user``; the run id and the NOTICEs."""
+    notices: list[str] = []
+    with psycopg.connect(env.dsn(env.home, user), autocommit=True) as conn:
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        row = conn.execute(
+            "CALL dms.execute_query_parallel(%s, %s, %s, %s, %s, %s::jsonb)", list(args)
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), notices
+
+
+def _notes(env: EngineEnv, run_id: int) -> list[str]:
+    with env.connect() as conn:
+        row = conn.execute("SELECT notes FROM dms.run_progress WHERE run_id = %s",
+                           [run_id]).fetchone()
+    assert row is not None
+    return list(row[0])
+
+
+SIDE_EFFECTS = (
+    "the source query calls audited(bigint), nextval(regclass), which can change data or "
+    "state (side-effecting or VOLATILE functions); they run again for the rows of every "
+    "chunk that is retried or resumed"
+)
+
+
+def test_functions_that_write_are_said_on_the_run(
+    env: EngineEnv, operator_on: Callable[..., str]
+) -> None:
+    with env.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS audit, audited_copy")
+        conn.execute("DROP SEQUENCE IF EXISTS audit_seq")
+        conn.execute("CREATE TABLE audit (id bigint)")
+        conn.execute("CREATE TABLE audited_copy (id bigint, status text, n bigint)")
+        conn.execute("CREATE SEQUENCE audit_seq")
+        conn.execute("CREATE OR REPLACE FUNCTION audited(x bigint) RETURNS bigint VOLATILE"
+                     " LANGUAGE sql AS 'INSERT INTO audit VALUES (x) RETURNING x'")
+    user = operator_on("SELECT ON orders", "INSERT ON audit, audited_copy",
+                       "USAGE ON SEQUENCE audit_seq")
+    run_id, notices = _call_noting(
+        env, user, None, "SELECT audited(id) AS id, status, nextval('audit_seq') AS n"
+        " FROM orders WHERE id <= 1000", None, "public", "audited_copy", params())
+    assert f"run {run_id}: {SIDE_EFFECTS}" in notices
+    assert _notes(env, run_id) == [SIDE_EFFECTS]
+    assert env.run(run_id)["state"] == "SUCCEEDED"
+    assert env.checksum(env.home, "audit")[0] == 1000
+    # random() and now() change nothing: no note
+    with env.connect() as conn:
+        conn.execute("TRUNCATE audited_copy")
+    run_id, notices = _call_noting(
+        env, user, None, "SELECT id, status, (random() * 0)::bigint AS n FROM orders"
+        " WHERE id <= 1000 AND created_at < now()", None, "public", "audited_copy", params())
+    assert _notes(env, run_id) == []
+    assert not any("change data" in n for n in notices)
+
+
+def test_statistics_never_gathered_or_stale_are_said_on_the_run(
+    env: EngineEnv, operator_on: Callable[..., str]
+) -> None:
+    with env.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS fresh, fresh_copy")
+        # autovacuum must not analyze it behind the test's back
+        conn.execute("CREATE TABLE fresh (LIKE orders_like) WITH (autovacuum_enabled = false)")
+        conn.execute("CREATE TABLE fresh_copy (LIKE orders_like)")
+        conn.execute(f"INSERT INTO fresh SELECT {ORDERS_SQL.removeprefix('SELECT ')}")
+    user = operator_on("SELECT ON fresh", "INSERT ON fresh_copy")
+    run_id, notices = _call_noting(env, user, None, "SELECT * FROM fresh", None, "public",
+                                   "fresh_copy", params(max_workers=2))
+    never = ("statistics of fresh were never gathered (no ANALYZE since it was created or "
+             "loaded), so the row estimate that sizes the run's chunks and workers may be far "
+             "off; run ANALYZE fresh first")
+    assert f"run {run_id}: {never}" in notices
+    assert _notes(env, run_id) == [never]
+    assert env.checksum(env.home, "fresh_copy") == env.checksum(env.home, "fresh")
+    # analysed with 1,000 rows, then 119,000 more: stale
+    with env.connect() as conn:
+        conn.execute("TRUNCATE fresh, fresh_copy")
+        conn.execute(f"INSERT INTO fresh {ORDERS_SQL} WHERE id <= 1000")
+        # This session's counts reach the shared statistics before the statement after
+        # pg_stat_force_next_flush() returns: then ANALYZE starts its count at zero.
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        conn.execute("SELECT 1")
+        conn.execute("ANALYZE fresh")
+        conn.execute(f"INSERT INTO fresh {ORDERS_SQL} WHERE id > 1000")
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        wait_for(lambda: conn.execute("SELECT pg_stat_get_mod_since_analyze('fresh'::regclass)"
+                                      ).fetchone() == (ORDERS_ROWS - 1000,),
+                 what="the changes to be counted")
+    run_id, notices = _call_noting(env, user, None, "SELECT * FROM fresh", None, "public",
+                                   "fresh_copy", params(max_workers=2))
+    stale = (f"statistics of fresh are stale ({ORDERS_ROWS - 1000:,} rows changed since its "
+             "last ANALYZE, when it had about 1,000), so the row estimate that sizes the run's "
+             "chunks and workers may be off; run ANALYZE fresh first")
+    assert _notes(env, run_id) == [stale]
+    assert f"run {run_id}: {stale}" in notices
+    # and none for the analysed orders table
+    with env.connect() as conn:
+        conn.execute("ANALYZE fresh")
+        conn.execute("TRUNCATE fresh_copy")
+    run_id, _ = _call_noting(env, user, None, "SELECT * FROM fresh", None, "public",
+                             "fresh_copy", params(max_workers=2))
+    assert _notes(env, run_id) == []
+
+
+def test_eta_is_not_computed_from_an_empty_chunk(env: EngineEnv) -> None:
+    """Two workers: one takes the NULL-key chunk (no rows, done at once), the other
+    the one slow range; until that is done there is nothing to extrapolate from."""
+    with env.connect() as conn:
+        conn.execute("CREATE OR REPLACE FUNCTION slow_eta(x bigint) RETURNS bigint"
+                     " LANGUAGE sql VOLATILE AS 'SELECT x FROM pg_sleep(0.01)'")
+    env.empty_target(env.home, "eta_copy")
+    seen: list[dict[str, Any]] = []
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            env.call(None, "SELECT slow_eta(id) AS id, customer_id, amount, status, note,"
+                     " created_at, ship_date, is_paid, payload FROM orders WHERE id <= 300",
+                     None, "public", "eta_copy",
+                     params(max_workers=2, chunks=1, min_rows_for_parallel=0))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def first_done() -> dict[str, Any] | None:
+        with env.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(
+                "SELECT p.run_id, p.chunks_done, p.chunks_total, p.rows_done, p.eta"
+                " FROM dms.run_progress p WHERE p.label LIKE '%%eta_copy'"
+                " AND p.state = 'RUNNING' AND p.chunks_done >= 1"
+                " ORDER BY p.run_id DESC LIMIT 1").fetchone()
+        if row is not None:
+            seen.append(row)
+        return row
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        row = wait_for(first_done, what="a chunk of the slow run to be done")
+    finally:
+        thread.join(timeout=300)
+    assert not errors, errors
+    assert (row["chunks_done"], row["chunks_total"], row["rows_done"]) == (1, 2, 0)
+    assert row["eta"] is None, row
+
+
+def test_watch_of_a_finished_run_never_draws_zero_percent(env: EngineEnv) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env.empty_target(env.home, "orders_watched")
+    run_id = env.call(None, ORDERS_SQL + " WHERE id <= 2000", None, "public", "orders_watched",
+                      params())
+    watched = subprocess.run(
+        [sys.executable, "-m", "dms_pkg.cli", "watch", str(run_id), "--dsn", env.dsn()],
+        capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "FORCE_COLOR": "1", "COLUMNS": "200"},  # draw as on a terminal
+    )
+    assert watched.returncode == 0, watched.stderr
+    assert "100.0%" in watched.stdout
+    assert "0.0%" not in watched.stdout.replace("100.0%", "")
+
+
+def test_a_failed_swap_is_reported_with_the_database_message_and_can_be_resumed(
+    env: EngineEnv,
+) -> None:
+    """Truncate-and-load: the chunks load the staging table (no foreign keys there);
+    the swap into the target meets the foreign key."""
+    with env.connect(env.target) as conn:
+        conn.execute("DROP TABLE IF EXISTS child, parent")
+        conn.execute("CREATE TABLE parent (id bigint PRIMARY KEY)")
+        conn.execute("INSERT INTO parent SELECT g FROM generate_series(1, 999) g")
+        conn.execute("CREATE TABLE child (id bigint PRIMARY KEY, parent_id bigint"
+                     " REFERENCES parent)")
+        conn.execute("INSERT INTO child VALUES (1, 1)")
+    with pytest.raises(psycopg.Error) as err:
+        env.call(env.source_conid, "SELECT id, id AS parent_id FROM orders WHERE id <= 1000",
+                 env.target_conid, "public", "child", params(write_mode="truncate"))
+    with env.connect() as conn:
+        row = conn.execute("SELECT max(run_id) FROM dms.run").fetchone()
+    assert row is not None
+    run_id = int(row[0])
+    fk = 'insert or update on table "child" violates foreign key constraint "child_parent_id_fkey"'
+    detail = 'Key (parent_id)=(1000) is not present in table "parent".'
+    assert err.value.diag.sqlstate == "23503"
+    assert err.value.diag.message_primary == (
+        f"dms: run {run_id} FAILED: the coordinator stopped: {fk}")
+    assert err.value.diag.message_detail == detail
+    assert err.value.diag.message_hint == (
+        f"fix the cause and resume with CALL dms.resume_run({run_id})")
+    run = env.run(run_id)
+    assert run["state"] == "FAILED"
+    assert run["message"] == f"the coordinator stopped: [23503] {fk} (DETAIL: {detail})"
+    assert env.checksum(env.target, "child")[0] == 1  # as it was
+    with env.connect(env.target) as conn:
+        conn.execute("INSERT INTO parent VALUES (1000)")
+    with env.connect() as conn:
+        conn.execute("CALL dms.resume_run(%s)", [run_id])
+    assert env.run(run_id)["state"] == "SUCCEEDED"
+    with env.connect(env.target) as conn:
+        row = conn.execute("SELECT count(*), sum(id), sum(parent_id) FROM child").fetchone()
+    assert row == (1000, 500500, 500500)
+
+
+def test_dms_run_no_watch_says_how_a_failed_run_ended(env: EngineEnv) -> None:
+    import subprocess
+    import sys
+
+    with env.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS picky_cli")
+        conn.execute("CREATE TABLE picky_cli (id bigint, amount numeric CHECK (amount < 0))")
+    done = subprocess.run(
+        [sys.executable, "-m", "dms_pkg.cli", "run", "--dsn", env.dsn(), "--no-watch",
+         "--sql", "SELECT id, amount FROM orders WHERE id <= 100", "--table", "picky_cli"],
+        capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert done.returncode == 1
+    run_id = int(done.stdout.split()[1])  # "run N submitted"
+    run = env.run(run_id)
+    assert run["state"] == "PARTIAL"
+    assert done.stdout.splitlines()[1] == f"run {run_id} PARTIAL: {run['message']}"
+    errors = done.stderr.splitlines()
+    assert errors[0] == f"dms: error: run {run_id} PARTIAL: {run['message']}"
+    assert f"HINT: fix the cause and resume with CALL dms.resume_run({run_id})" in errors
+    assert "Traceback" not in done.stderr

@@ -299,3 +299,46 @@ def test_second_run_on_the_same_target_is_refused_or_queued(env: EngineEnv) -> N
     assert env.run(second)["state"] == "SUCCEEDED"
     assert env.run(second)["started_at"] >= env.run(first.run_id)["ended_at"]
     assert env.checksum(env.target, "orders")[0] == rows + 20_000
+
+
+def test_truncate_resume_loads_under_the_targets_current_constraints(env: EngineEnv) -> None:
+    """docs/operations.md: a row the target's CHECK refuses fails its chunk; drop (or
+    fix) the constraint and resume.  The staging table must follow the target."""
+    with env.connect(env.target) as conn:
+        conn.execute("DROP TABLE IF EXISTS guarded_load")
+        conn.execute("CREATE TABLE guarded_load (LIKE orders_like INCLUDING ALL,"
+                     " CONSTRAINT no_negative_customer CHECK (customer_id <> -1),"
+                     " CONSTRAINT known_status CHECK (status IS NOT NULL))")
+        conn.execute("INSERT INTO guarded_load SELECT * FROM orders_like")  # empty
+    with env.connect(env.source) as conn:
+        conn.execute("UPDATE orders SET customer_id = -1 WHERE id = 4321")
+    try:
+        with pytest.raises(psycopg.Error) as err:
+            env.call(env.source_conid, f"SELECT {COLUMNS} FROM orders WHERE id <= 20000",
+                     env.target_conid, "public", "guarded_load",
+                     params(write_mode="truncate", chunk_size=5_000, max_workers=2))
+        assert 'violates check constraint "no_negative_customer"' in (
+            err.value.diag.message_primary or "")
+        run_id = latest_run(env)
+        failed = [c for c in env.chunks(run_id) if c["state"] == "FAILED"]
+        assert [c["sqlstate"] for c in failed] == ["23514"]
+        # the database's DETAIL says which row: the chunk's error keeps it
+        assert "violates check constraint \"no_negative_customer\" (DETAIL: Failing row " \
+            "contains (4321, -1, " in failed[0]["last_error"]
+        assert env.checksum(env.target, "guarded_load")[0] == 0  # the target untouched
+        # the documented fix: the constraint goes, the run resumes
+        with env.connect(env.target) as conn:
+            conn.execute("ALTER TABLE guarded_load DROP CONSTRAINT no_negative_customer")
+        with env.connect() as conn:
+            conn.execute("CALL dms.resume_run(%s)", [run_id])
+        assert env.run(run_id)["state"] == "SUCCEEDED"
+        expected = expected_sum(env, 20_000)  # the source as it is, the -1 included
+        assert env.checksum(env.target, "guarded_load") == expected
+        with env.connect(env.target) as conn:
+            kept = conn.execute("SELECT conname FROM pg_constraint WHERE conrelid ="
+                                " 'guarded_load'::regclass AND contype = 'c'").fetchall()
+        assert kept == [("known_status",)]  # the target's other CHECK stays
+    finally:
+        with env.connect(env.source) as conn:
+            conn.execute("UPDATE orders SET customer_id = 1 + (abs(hashint8(id * 7 + 1)) "
+                         "% 100000)::int WHERE id = 4321")

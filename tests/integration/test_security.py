@@ -222,12 +222,23 @@ def test_dblink_is_not_for_public(env: Env, member: Any) -> None:
 
 def test_query_to_xml_reads_nothing_the_caller_may_not(env: Env, member: Any) -> None:
     operator = member()
-    target = env.target("id bigint, x text")
+    target = env.target("id bigint, a text, x text")
     grant_insert(env, target, operator)
-    attack = ("SELECT id, query_to_xml('SELECT * FROM public.secret', true, true, '')::text"
-              " AS x FROM public.src")
+    # First switch back to the superuser (the session used to be one that
+    # switched to the operator), then read a table only it may read.
+    attack = ("SELECT id, set_config('session_authorization', 'postgres', false) AS a,"
+              " query_to_xml('SELECT * FROM public.secret', true, true, '')::text AS x"
+              " FROM public.src")
     with pytest.raises(psycopg.Error):
         env.call(operator, None, attack, None, target,
+                 {"max_workers": 2, "chunks": 3, "min_rows_for_parallel": 0})
+    assert chunk_errors(env, last_run(env)) == [
+        'permission denied to set session authorization "postgres"']
+    assert env.count(target) == 0
+    # Nor without the switch: the worker is the operator, who may not read it.
+    with pytest.raises(psycopg.Error):
+        env.call(operator, None, "SELECT id, NULL::text AS a, query_to_xml('SELECT * FROM"
+                 " public.secret', true, true, '')::text AS x FROM public.src", None, target,
                  {"max_workers": 2, "chunks": 3, "min_rows_for_parallel": 0})
     assert chunk_errors(env, last_run(env)) == ["permission denied for table secret"]
     assert env.count(target) == 0

@@ -85,4 +85,6 @@ def test_pending_refuses_deleted_migration() -> None:
 def test_packaged_migrations_are_well_formed() -> None:
     found = discover(resource_dir("migrations"))
     assert found and found[0].version == 1
-    assert [m.version for m in found] == list(range(1, len(found) + 1))
+    # numbered in order; a gap is fine (numbers are handed out per branch)
+    versions = [m.version for m in found]
+    assert versions == sorted(set(versions))

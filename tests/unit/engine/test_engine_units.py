@@ -38,10 +38,11 @@ def test_later_layers_win_and_origins_are_recorded() -> None:
     ("layer", "message"),
     [
         ({"max_workers": 0}, "max_workers must be from 1 to 64, got 0 (from p_params)"),
-        ({"max_workers": "four"}, "max_workers must be from 1 to 64, got 'four' (from p_params)"),
+        ({"max_workers": "four"},
+         'max_workers must be a number (from 1 to 64), got "four", a string (from p_params)'),
         ({"max_workers": 2.5}, "max_workers must be from 1 to 64, got 2.5 (from p_params)"),
         ({"enable_retry": "maybe"},
-         "enable_retry must be true or false, got 'maybe' (from p_params)"),
+         'enable_retry must be a boolean, got "maybe", a string (from p_params)'),
         ({"path": "fast"},
          "path must be one of auto, same_db, copy, rows, got 'fast' (from p_params)"),
         ({"max_retries": -1}, "max_retries must be from 0 to 100, got -1 (from p_params)"),
@@ -52,6 +53,41 @@ def test_bad_values_name_the_setting_and_range(layer: dict[str, object], message
         resolve(p_params=layer)
     assert err.value.message == message
     assert err.value.sqlstate == "22023"
+
+
+@pytest.mark.parametrize(("origin", "layer", "value"), [
+    ("p_params", {"max_workers": 4.0}, 4),  # JSON has one number type
+    ("p_params", {"retry_max_delay": 2}, 2.0),
+    ("p_params", {"merge": {"kind": "append"}}, {"kind": "append"}),
+    ("DMS_PARAMS", {"max_workers": "4"}, 4),  # text by nature: parsed
+    ("environment", {"enable_retry": "off"}, False),
+    ("DMS_PARAMS", {"merge": '{"kind": "append"}'}, {"kind": "append"}),
+])
+def test_typed_layers_take_their_type_and_text_layers_are_parsed(
+    origin: str, layer: dict[str, object], value: object
+) -> None:
+    (name,) = layer
+    assert cfg.resolve([(origin, layer)])[name] == value
+
+
+@pytest.mark.parametrize(("layer", "message", "hint"), [
+    ({"chunk_size": "5000"},
+     'chunk_size must be a number (from 1 to 1e+09), got "5000", a string (from arguments)',
+     'write the number without quotes, for example {"chunk_size": 100000}'),
+    ({"snapshot": 1}, "snapshot must be a boolean, got 1, a number (from arguments)",
+     "write snapshot as true or false, without quotes"),
+    ({"key": ["id"]}, 'key must be a string, got ["id"], an array (from arguments)',
+     "write key as a string, in double quotes"),
+    ({"retry_max_delay": float("nan")},
+     "retry_max_delay must be from 0 to 3600, got nan (from arguments)",
+     "retry_max_delay: longest wait between retries, in seconds"),
+])
+def test_typed_layers_refuse_another_type_naming_value_type_and_range(
+    layer: dict[str, object], message: str, hint: str
+) -> None:
+    with pytest.raises(DmsError) as err:
+        cfg.resolve([("arguments", layer)])
+    assert (err.value.sqlstate, err.value.message, err.value.hint) == ("22023", message, hint)
 
 
 def test_environment_values_are_parsed_and_checked() -> None:
