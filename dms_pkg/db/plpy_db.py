@@ -136,7 +136,9 @@ def as_dms_error(exc: BaseException) -> DmsError:
         return exc
     fault = fault_of(exc)
     if fault is not None:
-        return DmsError(fault.message, sqlstate=fault.sqlstate or INTERNAL_ERROR,
+        # Our own SQL functions already say "dms: ..."; it is said once.
+        return DmsError(fault.message.removeprefix("dms: "),
+                        sqlstate=fault.sqlstate or INTERNAL_ERROR,
                         detail=fault.detail, hint=fault.hint)
     return DmsError(
         f"internal error: {type(exc).__name__}: {exc}", sqlstate=INTERNAL_ERROR,

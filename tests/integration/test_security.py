@@ -271,7 +271,9 @@ def test_an_operators_function_cannot_become_the_superuser_through_the_engine(
     error = chunk_errors(env, last_run(env))
     assert error in (['permission denied to set session authorization "postgres"'],
                      ["must be superuser or have privileges of the pg_execute_server_program "
-                      "role to COPY to or from an external program"]), error
+                      "role to COPY to or from an external program (HINT: Anyone can COPY to "
+                      "stdout or from stdin. psql's \\copy command also works for anyone.)"]
+                     ), error
     assert not os.path.exists(marker)
     assert not env.is_superuser(operator)
     assert env.count(target) == 0
