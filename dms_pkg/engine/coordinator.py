@@ -196,10 +196,14 @@ def _export_snapshot(local: Local, run: RunInfo, login: Login | None
     if column:
         # The checkpoint moves to the largest value this run reads: read it in
         # the run's own snapshot, so rows committed later are left for the next run.
+        # As JSON text: dates and times in ISO 8601 whatever this session's
+        # DateStyle, so the next run's filter reads the same value back in any
+        # session (a DMY text read as MDY would skip or repeat months of rows).
         source_sql = local.session.query(
             "SELECT source_sql FROM dms.run WHERE run_id = $1::bigint",
             [run.spec.run_id])[0]["source_sql"]
-        value = conn.execute(sql.SQL("SELECT max(q.{})::text FROM ({}) AS q").format(
+        value = conn.execute(sql.SQL(
+            "SELECT pg_catalog.to_jsonb(max(q.{})) #>> '{{}}' FROM ({}) AS q").format(
             sql.Identifier(column), sql.SQL(source_sql))).fetchone()
         local.session.query("SELECT dms.set_checkpoint_value($1::bigint, $2::text)",
                             [run.spec.run_id, value[0] if value else None])

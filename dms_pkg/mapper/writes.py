@@ -253,7 +253,9 @@ def start_process(db: Database, args: Args) -> dict[str, Any]:
         "INSERT INTO dms.dms_prclog (jobid, jobflwid, mapref, prctyp, status, param1, param2,"
         " param3, param4, param5, param6, param7, param8, param9, param10)"
         " VALUES ($1, $2, $3, $4, 'IP', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        " RETURNING prcid, strtdt::text AS strtdt",
+        # strtdt as JSON text (ISO 8601): it goes into merge statements that
+        # worker sessions read, whose DateStyle may not be the caller's.
+        " RETURNING prcid, pg_catalog.to_jsonb(strtdt) #>> '{}' AS strtdt",
         [args["jobid"], args["jobflwid"], mapref, args.get("prctyp") or "REGULAR",
          *[None if p is None else str(p) for p in params[:10]]])
     return {"id": int(row[0]["prcid"]), "strtdt": row[0]["strtdt"]}
