@@ -313,11 +313,19 @@ def process_historical_data(ctx: Context, mapref: str, strtdt: Any, enddt: Any,
         raise DmsError("a historical load needs its period: p_strtdt and p_enddt",
                        sqlstate=INVALID_PARAMETER_VALUE,
                        hint="the job's queries read them as DWT_PARAM1 and DWT_PARAM2")
-    if str(enddt) < str(strtdt):
-        raise DmsError(f"p_enddt {enddt} is before p_strtdt {strtdt}",
+    # The dates arrive as text in this session's DateStyle (15/01/2026 with
+    # DMY): compared by the database, and handed on as ISO 8601, which the
+    # worker sessions -- whatever their DateStyle -- read as the same day.
+    period = ctx.rows(
+        "SELECT pg_catalog.to_jsonb($1::text::date) #>> '{}' AS strtdt,"
+        " pg_catalog.to_jsonb($2::text::date) #>> '{}' AS enddt,"
+        " $2::text::date < $1::text::date AS reversed", [str(strtdt), str(enddt)])[0]
+    if period["reversed"]:
+        raise DmsError(f"p_enddt {period['enddt']} is before p_strtdt {period['strtdt']}",
                        sqlstate=INVALID_PARAMETER_VALUE)
-    return process_job_flow(ctx, mapref, [str(strtdt), str(enddt)], prctyp="HISTORY",
-                            settings=settings, truncate=flag == "Y", use_checkpoint=False)
+    return process_job_flow(ctx, mapref, [period["strtdt"], period["enddt"]],
+                            prctyp="HISTORY", settings=settings, truncate=flag == "Y",
+                            use_checkpoint=False)
 
 
 def stop_running_job(ctx: Context, mapref: str) -> str:

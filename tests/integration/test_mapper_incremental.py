@@ -470,3 +470,34 @@ def test_a_checkpoint_is_read_back_whatever_the_datestyle(
     assert checkpoint_of(env, "FCT_ORDERS") == "2026-06-07T06:00:00"
     assert joblog(env, second) == {"srcrows": 51, "trgrows": 50, "errrows": 0, "status": "PC"}
     same_content(env, "orders", "fct_orders", "order_id, placed, amount")
+
+
+def test_a_historical_period_given_day_first_loads_that_period(
+        env: MapperEnv, operator: str) -> None:
+    """p_strtdt / p_enddt from a session whose DateStyle puts the day first were
+    compared as text (10/02 "before" 15/01) and handed to the workers as
+    15/01/2026, which they read month first."""
+    with env.connect() as conn:
+        conn.execute("CREATE TABLE src.daily (id bigint PRIMARY KEY, day date NOT NULL,"
+                     " amount numeric(12,2) NOT NULL)")
+        conn.execute("INSERT INTO src.daily SELECT g, date '2026-01-01' + g % 60, g"
+                     " FROM generate_series(1, 3000) g")
+        conn.execute("CREATE TABLE src.daily_period AS SELECT * FROM src.daily"
+                     " WHERE day BETWEEN '2026-01-15' AND '2026-02-10'")
+    query = ("SELECT id, day, amount FROM src.daily WHERE day BETWEEN"
+             " coalesce(DWT_PARAM1::date, DATE '1900-01-01') AND"
+             " coalesce(DWT_PARAM2::date, DATE '9999-12-31')")
+    define(env, "FCT_DAILY", "FCT", [Column("ID", "BIGINT", query, key=True),
+                                     Column("DAY", "DATE", query),
+                                     Column("AMOUNT", "MONEY", query)])
+    grant(env, operator)
+    with psycopg.connect(env.cluster.dsn(env.db, operator), autocommit=True,
+                         options="-c DateStyle=SQL,DMY") as conn:
+        row = conn.execute("CALL pkgdwprc.process_historical_data(p_mapref => 'FCT_DAILY',"
+                           " p_strtdt => '15/01/2026', p_enddt => '10/02/2026',"
+                           " p_prcid => NULL)").fetchone()
+    assert row is not None
+    assert env.rows("SELECT prctyp, param1, param2 FROM dms.dms_prclog WHERE prcid = %s",
+                    [row[0]]) == [{"prctyp": "HISTORY", "param1": "2026-01-15",
+                                   "param2": "2026-02-10"}]
+    same_content(env, "daily_period", "fct_daily", "id, day, amount")
