@@ -193,10 +193,17 @@ def save_job(db: Database, args: Args) -> dict[str, Any]:
         raise DmsError(f"mapping {mapref} does not exist", sqlstate="42704")
     values = {"mapid": mapping[0]["mapid"], **_fields(mapping[0], JOB_FIELDS[1:])}
     jobid, changed = historise(db, "dms_job", "jobid", {"mapref": mapref}, values)
-    if changed:  # the checkpoint of the job's previous version carries over
-        db.query("UPDATE dms.dms_job SET chkpntval = (SELECT j.chkpntval FROM dms.dms_job j"
+    if changed:
+        # The checkpoint of the job's previous version carries over -- when it
+        # is a value of the same column.  Another column's value would filter
+        # the new one (pay_id 50600 read as a batch number skips every batch),
+        # so a new checkpoint column starts from nothing: a full read, in which
+        # the loads insert no key twice.
+        db.query("UPDATE dms.dms_job n SET chkpntval = (SELECT j.chkpntval FROM dms.dms_job j"
                  " WHERE j.mapref = $1 AND j.curflg = 'N' ORDER BY j.jobid DESC LIMIT 1)"
-                 " WHERE jobid = $2", [mapref, jobid])
+                 " WHERE n.jobid = $2 AND (SELECT upper(j.chkpntclnm) FROM dms.dms_job j"
+                 " WHERE j.mapref = $1 AND j.curflg = 'N' ORDER BY j.jobid DESC LIMIT 1)"
+                 " = upper(n.chkpntclnm)", [mapref, jobid])
     details = db.query("SELECT * FROM dms.dms_maprdtl WHERE mapref = $1 AND curflg = 'Y'",
                        [mapref])
     kept = set()

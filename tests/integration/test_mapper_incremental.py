@@ -501,3 +501,36 @@ def test_a_historical_period_given_day_first_loads_that_period(
                     [row[0]]) == [{"prctyp": "HISTORY", "param1": "2026-01-15",
                                    "param2": "2026-02-10"}]
     same_content(env, "daily_period", "fct_daily", "id, day, amount")
+
+
+def test_a_new_checkpoint_column_does_not_inherit_the_old_ones_value(
+        env: MapperEnv, operator: str) -> None:
+    with env.connect() as conn:
+        conn.execute("CREATE TABLE src.batch_events (event_id bigint PRIMARY KEY,"
+                     " batch_no integer NOT NULL, amount numeric(12,2) NOT NULL)")
+        conn.execute("INSERT INTO src.batch_events SELECT g, g / 100, g FROM"
+                     " generate_series(1, 1000) g")
+    query = "SELECT event_id, batch_no, amount FROM src.batch_events"
+    columns = [Column("EVENT_ID", "BIGINT", query, key=True), Column("BATCH_NO", "INTEGER", query),
+               Column("AMOUNT", "MONEY", query)]
+    define(env, "FCT_BATCH", "FCT", columns, checkpoint="EVENT_ID")
+    grant(env, operator)
+    env.run_job("FCT_BATCH", SERIAL, user=operator)
+    assert checkpoint_of(env, "FCT_BATCH") == "1000"
+    # The administrator moves the checkpoint to the batch number; batch 11 arrives.
+    env.rows("SELECT pkgdwmapr.create_update_mapping(p_mapref => 'FCT_BATCH', p_mapdesc =>"
+             " 'FCT_BATCH test', p_trgschm => 'dw', p_trgtbtyp => 'FCT', p_trgtbnm =>"
+             " 'fct_batch', p_blkprcrows => 1000, p_chkpntstrtgy => 'KEY',"
+             " p_chkpntclnm => 'BATCH_NO')")
+    assert env.rows("SELECT * FROM pkgdwmapr.validate_mapping_details('FCT_BATCH')") == []
+    env.rows("SELECT pkgdwmapr.activate_deactivate_mapping('FCT_BATCH', 'A')")
+    env.rows("SELECT pkgdwjob.create_update_job('FCT_BATCH')")
+    assert checkpoint_of(env, "FCT_BATCH") is None  # event id 1000 is no batch number
+    with env.connect() as conn:
+        conn.execute("INSERT INTO src.batch_events SELECT g, 11, g FROM"
+                     " generate_series(1001, 1100) g")
+    second = env.run_job("FCT_BATCH", SERIAL, user=operator)
+    assert joblog(env, second) == {"srcrows": 1100, "trgrows": 100, "errrows": 0,
+                                   "status": "PC"}
+    assert checkpoint_of(env, "FCT_BATCH") == "11"
+    same_content(env, "batch_events", "fct_batch", "event_id, batch_no, amount")
