@@ -756,3 +756,34 @@ def test_a_bad_engine_setting_in_dms_params_refuses_the_run_before_it_starts(
     assert (err.diag.sqlstate, err.diag.message_primary) == (
         INVALID, "dms: max_workers must be from 1 to 64, got 'four' (from DMS_PARAMS)")
     assert written(env) == before
+
+
+REFUSED_SCHEDULES = [
+    pytest.param("SELECT pkgdwprc.create_job_dependency(%s, 'V_RUN_FCT')", ["V_RUN_FCT"],
+                 "dms: job V_RUN_FCT cannot depend on itself", id="dependency-on-itself"),
+    pytest.param("SELECT pkgdwprc.create_job_dependency(%s, 'V_NO_SUCH_JOB')", ["V_RUN_FCT"],
+                 "dms: mapping V_NO_SUCH_JOB has no job", id="dependency-unknown-child"),
+    pytest.param("SELECT pkgdwprc.create_job_schedule(p_mapref => %s, p_frqcd => 'WK',"
+                 " p_frqhh => 2, p_frqmi => 30)", ["V_RUN_FCT"],
+                 "dms: a WK schedule needs the weekday (FRQDD)",
+                 id="schedule-without-weekday"),
+    pytest.param("SELECT pkgdwprc.enable_disable_schedule(%s, 'SOMETIMES')", ["V_RUN_FCT"],
+                 "dms: p_action must be ENABLE (E) or DISABLE (D), got 'SOMETIMES'",
+                 id="enable-disable-bad-action"),
+]
+
+
+@pytest.mark.parametrize(("statement", "params", "message"), REFUSED_SCHEDULES)
+def test_a_refused_schedule_call_writes_nothing(
+        env: MapperEnv, runnable: tuple[str, str], login_role: Any, statement: str,
+        params: list[Any], message: str) -> None:
+    admin = login_role("dms_admin")  # schedules are set up by administrators
+    before = written(env)
+    try:
+        with pytest.raises(psycopg.Error) as err:
+            env.rows(statement, params, user=admin)
+    finally:
+        with env.connect() as conn:
+            conn.execute(f'DROP OWNED BY "{admin}"')
+    assert err.value.diag.message_primary == message
+    assert written(env) == before
