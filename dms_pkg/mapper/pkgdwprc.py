@@ -190,7 +190,8 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
                 # combination of the same keys, and a key that arrived in
                 # between waits for the next run instead of getting a version
                 # with the first combination's columns empty.
-                ceiling = _read_up_to(ctx, outcome.run_id) or last
+                read = _read_up_to(ctx, outcome.run_id)
+                ceiling = last if read is None else read
     except Exception as exc:  # recorded as the process's failure, then raised below
         ctx.db.rollback()
         status = "FL"
