@@ -226,7 +226,11 @@ def _export_snapshot(local: Local, run: RunInfo, login: Login | None
             [run.spec.run_id])[0]
         # The parsed statement, never the recorded text itself (source_query).
         query = runnable(recorded["source_sql"], recorded["source_dialect"])
-        value = conn.execute(sql.SQL("SELECT max(q.{})::text FROM ({}) AS q").format(
+        # As JSON text: dates and times in ISO 8601 whatever this session's
+        # DateStyle, so the next run's filter reads the same value back in any
+        # session (a DMY text read as MDY would skip or repeat months of rows).
+        value = conn.execute(sql.SQL(
+            "SELECT pg_catalog.to_jsonb(max(q.{})) #>> '{{}}' FROM ({}) AS q").format(
             sql.Identifier(column), sql.SQL(query))).fetchone()
         local.session.query("SELECT dms.set_checkpoint_value($1::bigint, $2::text)",
                             [run.spec.run_id, value[0] if value else None])

@@ -5,7 +5,9 @@ target's types, no WAL, no indexes) and a few statements move them into the
 target -- in the same transaction as the chunk's ledger row, so a chunk is
 merged exactly once.  Nothing is looked up row by row.
 
-* ``append`` (NRM, FCT, MRT tables): insert every staged row.
+* ``append`` (NRM, FCT, MRT tables): insert every staged row; with
+  ``only_new``, only the rows whose business key the target does not hold,
+  and a key staged twice is refused as in ``scd``.
 * ``scd`` (DIM tables), per business key, comparing the staged row with the
   current version of the target:
 
@@ -162,8 +164,18 @@ def plan(spec: MergeSpec, schema: str, table: str, loaded: Sequence[str],
         "CREATE TEMP TABLE IF NOT EXISTS {} ({}, dms_rn bigint GENERATED ALWAYS AS IDENTITY)"
         " ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE), columns))]
     if spec.kind == "append":
-        return MergePlan(prepare, None, [_append(spec, target, stage, loaded)])
+        # only_new makes the business key the row's identity: two staged rows
+        # with one key would both be inserted now, and a later load of that key
+        # would insert neither -- refused, as the scd merge refuses it.
+        return MergePlan(prepare, _twice(spec, stage) if spec.only_new else None,
+                         [_append(spec, target, stage, loaded)])
     return _scd(spec, target, stage, loaded, prepare)
+
+
+def _twice(spec: MergeSpec, stage: sql.Identifier) -> str:
+    """The first business key staged more than once, if any."""
+    return _q(sql.SQL("SELECT {} FROM {} AS s GROUP BY {} HAVING count(*) > 1 LIMIT 1").format(
+        _ids(spec.keys, "s"), stage, _ids(spec.keys, "s")))
 
 
 _NOW = sql.SQL("pg_catalog.transaction_timestamp()")
@@ -217,34 +229,34 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
     ``carry`` columns belong to the row but not to this load (another
     combination of a mapping fills them): they count in the row hash, and a
     new version takes them over from the version it replaces.  A *fresh*
-    current version -- its loaded columns all NULL (another combination
-    inserted the key), or made by the same job run (valid-from at or after
-    ``since``) -- is completed in place, not replaced: a job run makes at most
-    one new version per key, whatever its combinations change.
+    current version -- one the same job run made (valid-from at or after
+    ``since``: an earlier combination inserted the key, or versioned it) -- is
+    completed in place, not replaced: a job run makes at most one new version
+    per key, whatever its combinations change.  Any other version is
+    versioned on an SCD2 change, including one whose loaded columns are all
+    NULL (the combination's source lacked the key): a value arriving there
+    is a change like any other, and the version that lacked it stays history.
     """
     assert spec.current_column is not None
     value = [c for c in loaded if c not in spec.keys]
     key_match = _key_match(spec)
     current = sql.SQL("t.{} = 'Y' AND {}").format(sql.Identifier(spec.current_column),
                                                   _key_slice(spec, stage))
-    # A current version that this load may complete in place rather than
-    # replace: one whose loaded columns were never filled (another
-    # combination inserted the key), or one the same job run made.
-    fresh: list[sql.Composable] = []
-    if value:
-        fresh.append(sql.SQL("({})").format(sql.SQL(" AND ").join(
-            sql.SQL("t.{} IS NULL").format(sql.Identifier(c)) for c in value)))
+    since = sql.SQL("{}::timestamptz").format(sql.Literal(spec.since))
+    is_fresh: sql.Composable = sql.SQL("false")
     if spec.since and spec.valid_from_column:
-        fresh.append(sql.SQL("t.{} >= {}::timestamptz").format(
-            sql.Identifier(spec.valid_from_column), sql.Literal(spec.since)))
-    is_fresh = sql.SQL("coalesce({}, false)").format(
-        sql.SQL(" OR ").join(fresh)) if fresh else sql.SQL("false")
+        is_fresh = sql.SQL("coalesce(t.{} >= {}, false)").format(
+            sql.Identifier(spec.valid_from_column), since)
+    # A version an earlier combination of this job run updated in place: a
+    # further update is counted with that one (a row written once), not again.
+    touched: sql.Composable = is_fresh
+    if spec.since and spec.updated_column:
+        touched = sql.SQL("({} OR coalesce(t.{} >= {}, false))").format(
+            is_fresh, sql.Identifier(spec.updated_column), since)
     # One column order for the row hash, whichever combination computes it.
     every = sorted({*value, *spec.carry})
     new_hash = _row_hash([sql.Identifier("s" if c in value else "t", c) for c in every])
-    check = _q(sql.SQL(
-        "SELECT {} FROM {} AS s GROUP BY {} HAVING count(*) > 1 LIMIT 1").format(
-            _ids(spec.keys, "s"), stage, _ids(spec.keys, "s")))
+    check = _twice(spec, stage)
     statements: list[tuple[str, str]] = []
     if spec.scd2:
         closing = [sql.SQL("{} = 'N'").format(sql.Identifier(spec.current_column))]
@@ -269,11 +281,11 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
             sets.append(sql.SQL("{} = {}").format(sql.Identifier(spec.updated_column), _NOW))
         update = sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {} AND {} AND {}").format(
             target, sql.SQL(", ").join(sets), stage, key_match, current, _ROWS, changed)
-        # Completing a fresh version is counted apart: it is not a change of the
-        # target's content that the job log reports as an update.
-        statements.append(("updated", _q(sql.SQL("{} AND NOT {}").format(update, is_fresh))))
-        if fresh:
-            statements.append(("completed", _q(sql.SQL("{} AND {}").format(update, is_fresh))))
+        # Completing a version this job run wrote already is counted apart:
+        # the job log counts each row the run wrote once.
+        statements.append(("updated", _q(sql.SQL("{} AND NOT {}").format(update, touched))))
+        if spec.since:
+            statements.append(("completed", _q(sql.SQL("{} AND {}").format(update, touched))))
 
     columns = list(loaded) + list(spec.carry)
     values: list[sql.Composable] = [sql.Identifier("s", c) for c in loaded]

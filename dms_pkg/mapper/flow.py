@@ -196,8 +196,9 @@ def render(flow: JobFlow) -> str:
            else " (rows are appended)."),
     ]
     if flow.checkpoint["strategy"] == "KEY":
-        header.append(f"# Incremental: only rows with {flow.checkpoint['column']} above the "
-                      "last loaded value are read.")
+        header.append(f"# Incremental: only rows with {flow.checkpoint['column']} at or above "
+                      "the last loaded value (or NULL) are read;")
+        header.append("# rows loaded already are not loaded twice.")
     combos = ",\n".join(_render_combination(c) for c in flow.combinations)
     body = (
         "job_flow(\n"
@@ -282,30 +283,48 @@ def with_params(sql_text: str, params: Sequence[str | None], dialect: str = "pos
 
 
 def source_query(sql_text: str, column: str | None = None, last: str | None = None,
-                 dialect: str = "postgres") -> str:
-    """``SELECT * FROM (<combination>) AS dms_src``, restricted to rows after the
-    last checkpoint value when there is one.  The wrapper makes the business key
-    an output column the chunk planner follows down to the driving table.
+                 dialect: str = "postgres", ceiling: str | None = None) -> str:
+    """``SELECT * FROM (<combination>) AS dms_src``, restricted to the rows from the
+    last checkpoint value on when there is one.  The wrapper makes the business
+    key an output column the chunk planner follows down to the driving table.
 
-    The checkpoint filter goes into the driving query itself when that is
-    plainly the same (see ``_push_into_driver``): the planner then measures and
-    cuts only the rows after the checkpoint, instead of cutting the whole
-    table into chunks that are mostly empty."""
+    The filter is ``column >= last``, not ``>``: rows that share the last
+    value but were committed after the previous run read it are loaded too
+    (the rows at ``last`` that are there already are read again, and a load
+    never writes a key twice -- see ``merge_spec``).  Rows whose checkpoint
+    value is NULL are read by every run: no ``>=`` ever selects them, and
+    leaving them out would lose them without a word.  ``ceiling`` (the highest
+    value an earlier combination of the same job run read) bounds the rows
+    from above, so every combination of one run loads the same keys.
+
+    The filter goes into the driving query itself when that is plainly the
+    same (see ``_push_into_driver``): the planner then measures and cuts only
+    the rows after the checkpoint, instead of cutting the whole table into
+    chunks that are mostly empty."""
     chunk_dialect = get_dialect(dialect)
     inner = parse_query(sql_text, chunk_dialect)
-    pushed = False
-    if column is not None and last is not None:
-        pushed = _push_into_driver(inner, column, exp.Literal.string(last))
     outer = exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(
         this=exp.to_identifier("dms_src"))))
-    if column is not None and last is not None and not pushed:
-        outer = outer.where(exp.GT(this=exp.column(column, table="dms_src"),
-                                   expression=exp.Literal.string(last)))
+    if column is not None and last is not None:
+        bounds = (exp.Literal.string(last),
+                  None if ceiling is None else exp.Literal.string(ceiling))
+        if not _push_into_driver(inner, column, bounds):
+            outer = outer.where(checkpoint_filter(exp.column(column, table="dms_src"), *bounds))
     return outer.sql(dialect=chunk_dialect.sqlglot)
 
 
-def _push_into_driver(combination: exp.Expr, column: str, last: exp.Expr) -> bool:
-    """Add ``<source column> > last`` to the WHERE of the driving query ``q1``.
+def checkpoint_filter(value: exp.Expr, last: exp.Expr, ceiling: exp.Expr | None) -> exp.Expr:
+    """``(value >= last [AND value <= ceiling]) OR value IS NULL`` (see ``source_query``)."""
+    window: exp.Expr = exp.GTE(this=value.copy(), expression=last.copy())
+    if ceiling is not None:
+        window = exp.and_(window, exp.LTE(this=value.copy(), expression=ceiling.copy()))
+    return exp.or_(window, exp.Is(this=value.copy(), expression=exp.Null()))
+
+
+def _push_into_driver(combination: exp.Expr, column: str,
+                      bounds: tuple[exp.Expr, exp.Expr | None]) -> bool:
+    """Add the checkpoint filter on ``<source column>`` to the WHERE of the driving
+    query ``q1``.
 
     Only when that filters exactly the combination's rows: the output column is
     ``q1.<name>``, the other queries are LEFT JOINed to q1 (so q1's rows are
@@ -333,5 +352,5 @@ def _push_into_driver(combination: exp.Expr, column: str, last: exp.Expr) -> boo
                   if p.alias_or_name == source.name), None)
     if not isinstance(inner, exp.Column):
         return False
-    query.where(exp.GT(this=inner.copy(), expression=last), copy=False)
+    query.where(checkpoint_filter(inner, *bounds), copy=False)
     return True

@@ -108,7 +108,13 @@ def create_target_table(ctx: Context, mapref: str) -> str:
     wanted: list[tuple[str, str]] = []
     if kind in SURROGATE_TYPES:
         wanted.append(("skey", "bigint"))
-    wanted += list(types.items())
+    # The business key is NOT NULL: a load finds the rows of a key with "=",
+    # which never matches NULL, so a NULL key would be inserted again by every
+    # load (a new current version each time for a DIM).  The target refuses it
+    # instead, and the row goes to DMS_JOBERR.  (Only in a new table: an added
+    # key column of a table with rows cannot be NOT NULL.)
+    wanted += [(name, f"{type_sql} NOT NULL" if name in keys else type_sql)
+               for name, type_sql in types.items()]
     wanted.append(("rwhkey", "text"))
     if kind == "DIM":
         wanted += [("curflg", "char(1) NOT NULL DEFAULT 'Y'"), ("fromdt", "timestamptz"),
@@ -163,6 +169,8 @@ def _create_or_extend(target: Session, schema: str, table: str, kind: str, keys:
     have = {c.name for c in existing}
     for column, type_sql in wanted:
         if column not in have and column != "skey":
+            if column in keys:
+                type_sql = type_sql.removesuffix(" NOT NULL")
             target.execute(_q(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
                 name, sql.Identifier(column), sql.SQL(type_sql))))
     if keys and all_versions:  # say, a DIM that gained a second combination

@@ -24,17 +24,19 @@ and a NRM/FCT/MRT load inserts only keys the target does not hold yet.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dms_pkg.engine import config as cfg
 from dms_pkg.engine import stopping
 from dms_pkg.engine.columns import error_fields
 from dms_pkg.engine.connections import DIALECTS
 from dms_pkg.engine.coordinator import RunOutcome, coordinate
-from dms_pkg.engine.planning import RunRequest, plan_run
+from dms_pkg.engine.planning import RunRequest, effective_config, plan_run
 from dms_pkg.errors import (
     INVALID_PARAMETER_VALUE,
     OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -45,8 +47,23 @@ from dms_pkg.mapper.context import Context, database_type
 
 JOB_FAILED = "P0001"
 PARAM_COUNT = flow.PARAM_COUNT
-# Engine settings the job flow decides; a caller may not override them.
-FLOW_SETTINGS = ("merge", "key", "write_mode", "checkpoint_column", "create_target", "path")
+DECIDED_BY_FLOW = "is decided by the job flow"
+# Engine settings a job run may not be given, and why: the job flow decides
+# them, or they would break what a job promises (every row once, one key in
+# one chunk, all combinations as of one moment, one load of a target at once).
+FLOW_SETTINGS: dict[str, str] = {
+    "merge": DECIDED_BY_FLOW, "key": DECIDED_BY_FLOW, "write_mode": DECIDED_BY_FLOW,
+    "checkpoint_column": DECIDED_BY_FLOW, "create_target": DECIDED_BY_FLOW,
+    "path": DECIDED_BY_FLOW,
+    "snapshot": "is always on for a job run: its chunks and its checkpoint are read as of "
+    "one moment",
+    "if_busy": "cannot be given to a job run: a job refuses a target another run is loading",
+}
+# A job's chunks are cut on the business key, so that a key is never split
+# over two chunks (merged by two sessions at once); a physical (ctid) cut is not.
+KEY_STRATEGIES = ("auto", "key_range", "quantile", "hash", "offset", "single")
+RUN_SETTINGS = tuple(sorted(name for name in cfg.SETTINGS if name not in FLOW_SETTINGS))
+PARAM_KEYS = ("params", *(f"param{i}" for i in range(1, PARAM_COUNT + 1)))
 
 
 def _upper(value: str | None) -> str:
@@ -78,8 +95,19 @@ def _runnable(ctx: Context, mapref: str) -> tuple[dict[str, Any], dict[str, Any]
 
 def split_params(p_params: Mapping[str, Any] | None) -> tuple[list[str | None], dict[str, Any]]:
     """``run_job``'s p_params: DWT_PARAM values (``params`` list or ``param1``..``param10``)
-    and engine settings (max_workers, chunk_size, ...)."""
+    and engine settings (max_workers, chunk_size, ...).  Every key is checked
+    here, before anything is written; the settings' values by ``check_settings``."""
     given = dict(p_params or {})
+    for name in given:
+        if name not in PARAM_KEYS and name not in cfg.SETTINGS:
+            close = difflib.get_close_matches(name, [*PARAM_KEYS, *RUN_SETTINGS], n=1)
+            raise DmsError(
+                f'unknown key "{name}" in p_params'
+                + (f'; did you mean "{close[0]}"?' if close else ""),
+                sqlstate=INVALID_PARAMETER_VALUE,
+                detail="p_params of a job run holds DWT_PARAM values and run settings; "
+                "nothing was run",
+                hint="known keys: params, param1 .. param10, " + ", ".join(RUN_SETTINGS))
     values: list[str | None] = [None] * PARAM_COUNT
     listed = given.pop("params", None)
     if listed is not None:
@@ -93,13 +121,28 @@ def split_params(p_params: Mapping[str, Any] | None) -> tuple[list[str | None], 
         if f"param{i}" in given:
             value = given.pop(f"param{i}")
             values[i - 1] = None if value is None else str(value)
-    for name in FLOW_SETTINGS:
+    for name, why in FLOW_SETTINGS.items():
         if name in given:
-            raise DmsError(f"setting {name} is decided by the job flow and cannot be given "
-                           "to a job run", sqlstate=INVALID_PARAMETER_VALUE,
-                           hint="run settings: max_workers, chunk_size, min_rows_for_parallel, "
-                           "enable_parallel, enable_retry, max_retries")
+            raise DmsError(f"setting {name} {why}" + (
+                " and cannot be given to a job run" if why == DECIDED_BY_FLOW else ""),
+                sqlstate=INVALID_PARAMETER_VALUE,
+                hint="run settings: " + ", ".join(RUN_SETTINGS))
     return values, given
+
+
+def check_settings(ctx: Context, settings: Mapping[str, Any], chunk_size: int | None) -> None:
+    """Every run setting as the engine will take it (DMS_PARAMS and environment
+    included), checked before the process is recorded: a bad value is refused
+    with nothing written, not logged as a failed process."""
+    given = dict(settings)
+    if chunk_size and "chunk_size" not in given:
+        given["chunk_size"] = int(chunk_size)
+    config = effective_config(ctx.db, given)
+    if config["strategy"] not in KEY_STRATEGIES:
+        raise DmsError(
+            f"strategy {config['strategy']} cannot be used by a job run: a job's chunks are "
+            "cut on the business key, so that one key is never merged by two chunks",
+            sqlstate=INVALID_PARAMETER_VALUE, hint="strategies: " + ", ".join(KEY_STRATEGIES))
 
 
 def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (), *,
@@ -117,6 +160,7 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
             f"job {mapref} loads a dimension: emptying it first would drop its history",
             sqlstate=INVALID_PARAMETER_VALUE,
             hint="call process_historical_data with p_tl_flg => 'N' for a DIM")
+    check_settings(ctx, settings or {}, job_flow.chunk_size)
     values = [None if p is None else str(p) for p in list(params)[:PARAM_COUNT]]
     started = ctx.write("start_process", jobid=job["jobid"], jobflwid=jobflw["jobflwid"],
                         mapref=mapref, prctyp=prctyp, params=values)
@@ -126,18 +170,27 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
             f"combination{'s' if len(job_flow.combinations) != 1 else ''}")
     status, message = "PC", None
     totals = Totals()
+    last = job.get("chkpntval") if use_checkpoint else None
+    ceiling: str | None = None
     try:
         for index, combination in enumerate(job_flow.combinations):
             outcome = _run_combination(
                 ctx, job, job_flow, combination, prcid, values, str(started["strtdt"]),
-                settings or {}, truncate=truncate and index == 0,
-                last=job.get("chkpntval") if use_checkpoint else None,
-                use_checkpoint=use_checkpoint)
+                settings or {}, truncate=truncate and index == 0, last=last,
+                ceiling=ceiling, use_checkpoint=use_checkpoint)
             if outcome.state != "SUCCEEDED":
                 status = "FL"
                 message = (f"combination {combination.code or '(default)'}: run "
                            f"{outcome.run_id} {outcome.state}: {outcome.message}")
                 break
+            if index == 0:
+                # The later combinations read no further than the first did,
+                # though their snapshots are later: one run loads every
+                # combination of the same keys, and a key that arrived in
+                # between waits for the next run instead of getting a version
+                # with the first combination's columns empty.
+                read = _read_up_to(ctx, outcome.run_id)
+                ceiling = last if read is None else read
     except Exception as exc:  # recorded as the process's failure, then raised below
         ctx.db.rollback()
         status = "FL"
@@ -168,12 +221,14 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
 def _run_combination(ctx: Context, job: Mapping[str, Any], job_flow: flow.JobFlow,
                      combination: flow.Combination, prcid: int, params: list[str | None],
                      started: str, settings: Mapping[str, Any], *, truncate: bool,
-                     last: str | None, use_checkpoint: bool) -> RunOutcome:
+                     last: str | None, ceiling: str | None, use_checkpoint: bool
+                     ) -> RunOutcome:
     dialect = DIALECTS.get(database_type(ctx, combination.source_conid), "postgres")
     text = flow.with_params(combination.sql, params, dialect)
     column = job_flow.checkpoint.get("column") if (
         use_checkpoint and job_flow.checkpoint.get("strategy") == "KEY") else None
-    text = flow.source_query(text, column, last if column else None, dialect)
+    text = flow.source_query(text, column, last if column else None, dialect,
+                             ceiling=ceiling if column else None)
     engine: dict[str, Any] = {"key": ",".join(job_flow.keys),
                               "merge": merge_spec(job_flow, combination, started)}
     if job_flow.chunk_size:
@@ -195,6 +250,12 @@ def _run_combination(ctx: Context, job: Mapping[str, Any], job_flow: flow.JobFlo
             f"{'s' if planned.workers != 1 else ''}")
     return coordinate(ctx.local, planned.run_id, planned.workers, login=ctx.login,
                       notify=ctx.notify)
+
+
+def _read_up_to(ctx: Context, run_id: int) -> str | None:
+    """The highest checkpoint value an engine run read (NULL: none, or no checkpoint)."""
+    rows = ctx.rows("SELECT checkpoint_value FROM dms.run WHERE run_id = $1::bigint", [run_id])
+    return rows[0]["checkpoint_value"] if rows else None
 
 
 def merge_spec(job_flow: flow.JobFlow, combination: flow.Combination, started: str
@@ -252,11 +313,19 @@ def process_historical_data(ctx: Context, mapref: str, strtdt: Any, enddt: Any,
         raise DmsError("a historical load needs its period: p_strtdt and p_enddt",
                        sqlstate=INVALID_PARAMETER_VALUE,
                        hint="the job's queries read them as DWT_PARAM1 and DWT_PARAM2")
-    if str(enddt) < str(strtdt):
-        raise DmsError(f"p_enddt {enddt} is before p_strtdt {strtdt}",
+    # The dates arrive as text in this session's DateStyle (15/01/2026 with
+    # DMY): compared by the database, and handed on as ISO 8601, which the
+    # worker sessions -- whatever their DateStyle -- read as the same day.
+    period = ctx.rows(
+        "SELECT pg_catalog.to_jsonb($1::text::date) #>> '{}' AS strtdt,"
+        " pg_catalog.to_jsonb($2::text::date) #>> '{}' AS enddt,"
+        " $2::text::date < $1::text::date AS reversed", [str(strtdt), str(enddt)])[0]
+    if period["reversed"]:
+        raise DmsError(f"p_enddt {period['enddt']} is before p_strtdt {period['strtdt']}",
                        sqlstate=INVALID_PARAMETER_VALUE)
-    return process_job_flow(ctx, mapref, [str(strtdt), str(enddt)], prctyp="HISTORY",
-                            settings=settings, truncate=flag == "Y", use_checkpoint=False)
+    return process_job_flow(ctx, mapref, [period["strtdt"], period["enddt"]],
+                            prctyp="HISTORY", settings=settings, truncate=flag == "Y",
+                            use_checkpoint=False)
 
 
 def stop_running_job(ctx: Context, mapref: str) -> str:

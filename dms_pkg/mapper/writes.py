@@ -193,10 +193,17 @@ def save_job(db: Database, args: Args) -> dict[str, Any]:
         raise DmsError(f"mapping {mapref} does not exist", sqlstate="42704")
     values = {"mapid": mapping[0]["mapid"], **_fields(mapping[0], JOB_FIELDS[1:])}
     jobid, changed = historise(db, "dms_job", "jobid", {"mapref": mapref}, values)
-    if changed:  # the checkpoint of the job's previous version carries over
-        db.query("UPDATE dms.dms_job SET chkpntval = (SELECT j.chkpntval FROM dms.dms_job j"
+    if changed:
+        # The checkpoint of the job's previous version carries over -- when it
+        # is a value of the same column.  Another column's value would filter
+        # the new one (pay_id 50600 read as a batch number skips every batch),
+        # so a new checkpoint column starts from nothing: a full read, in which
+        # the loads insert no key twice.
+        db.query("UPDATE dms.dms_job n SET chkpntval = (SELECT j.chkpntval FROM dms.dms_job j"
                  " WHERE j.mapref = $1 AND j.curflg = 'N' ORDER BY j.jobid DESC LIMIT 1)"
-                 " WHERE jobid = $2", [mapref, jobid])
+                 " WHERE n.jobid = $2 AND (SELECT upper(j.chkpntclnm) FROM dms.dms_job j"
+                 " WHERE j.mapref = $1 AND j.curflg = 'N' ORDER BY j.jobid DESC LIMIT 1)"
+                 " = upper(n.chkpntclnm)", [mapref, jobid])
     details = db.query("SELECT * FROM dms.dms_maprdtl WHERE mapref = $1 AND curflg = 'Y'",
                        [mapref])
     kept = set()
@@ -253,7 +260,9 @@ def start_process(db: Database, args: Args) -> dict[str, Any]:
         "INSERT INTO dms.dms_prclog (jobid, jobflwid, mapref, prctyp, status, param1, param2,"
         " param3, param4, param5, param6, param7, param8, param9, param10)"
         " VALUES ($1, $2, $3, $4, 'IP', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        " RETURNING prcid, strtdt::text AS strtdt",
+        # strtdt as JSON text (ISO 8601): it goes into merge statements that
+        # worker sessions read, whose DateStyle may not be the caller's.
+        " RETURNING prcid, pg_catalog.to_jsonb(strtdt) #>> '{}' AS strtdt",
         [args["jobid"], args["jobflwid"], mapref, args.get("prctyp") or "REGULAR",
          *[None if p is None else str(p) for p in params[:10]]])
     return {"id": int(row[0]["prcid"]), "strtdt": row[0]["strtdt"]}

@@ -627,3 +627,163 @@ def test_a_mapping_cannot_be_declared_verified_by_its_definer(env: MapperEnv) ->
         f"dms: mapping {mapref} is not valid: the logic verified flag (LGVRFYFLG) is set by "
         "pkgdwmapr.validate_mapping_details, not given: pass N or leave it out")
     assert counts(env) == before
+
+
+# -- job runs: a refused call leaves no row behind -------------------------------------------
+
+RUN_SETTINGS = ("chunk_size, chunks, copy_reader, enable_parallel, enable_progress, "
+                "enable_retry, max_retries, max_workers, min_rows_for_parallel, "
+                "retry_initial_delay, retry_max_delay, strategy")
+KNOWN_KEYS = "known keys: params, param1 .. param10, " + RUN_SETTINGS
+
+
+@pytest.fixture(scope="module")
+def runnable(env: MapperEnv) -> tuple[str, str]:
+    """An active FCT job and an active DIM job, both ready to run."""
+    for mapref, kind in (("V_RUN_FCT", "FCT"), ("V_RUN_DIM", "DIM")):
+        define(env, mapref, Validation((KEY, NAME), (), table_type=kind))
+        assert validate(env, mapref) == []
+        env.rows("SELECT pkgdwmapr.activate_deactivate_mapping(%s, 'A')", [mapref])
+        env.rows("SELECT pkgdwjob.create_update_job(%s)", [mapref])
+    return "V_RUN_FCT", "V_RUN_DIM"
+
+
+def written(env: MapperEnv) -> dict[str, int]:
+    """Rows of every table a job run writes."""
+    return {table: int(env.one(f"SELECT count(*) FROM {table}")) for table in (
+        "dms.dms_prclog", "dms.dms_joblog", "dms.dms_joberr", "dms.dms_prcreq",
+        "dms.dms_jobsch", "dms.run", "dms.chunk")}
+
+
+RUN_JOB = "CALL pkgdwjob.run_job(p_mapref => 'V_RUN_FCT', p_params => %s)"
+REFUSED_RUNS = [
+    pytest.param(RUN_JOB, ['{"maxworkers": 4}'],
+                 'dms: unknown key "maxworkers" in p_params; did you mean "max_workers"?',
+                 KNOWN_KEYS, id="run_job-unknown-key"),
+    pytest.param(RUN_JOB, ['{"param11": "x"}'],
+                 'dms: unknown key "param11" in p_params; did you mean "param1"?',
+                 KNOWN_KEYS, id="run_job-param11"),
+    pytest.param(RUN_JOB, ['{"max_workers": 0}'],
+                 "dms: max_workers must be from 1 to 64, got 0 (from p_params)",
+                 "max_workers: parallel sessions; capped by the server's free connections",
+                 id="run_job-max-workers-0"),
+    pytest.param(RUN_JOB, ['{"chunk_size": "many"}'],
+                 "dms: chunk_size must be from 1 to 1e+09, got 'many' (from p_params)",
+                 "chunk_size: rows per chunk", id="run_job-chunk-size-text"),
+    pytest.param(RUN_JOB, ['{"params": "2026-01-01"}'],
+                 "dms: params must be a list of at most 10 values",
+                 """for example p_params => '{"params": ["2026-01-01"]}'""",
+                 id="run_job-params-not-a-list"),
+    pytest.param(RUN_JOB, ['{"key": "name"}'],
+                 "dms: setting key is decided by the job flow and cannot be given to a job run",
+                 "run settings: " + RUN_SETTINGS, id="run_job-key"),
+    pytest.param(RUN_JOB, ['{"if_busy": "queue"}'],
+                 "dms: setting if_busy cannot be given to a job run: a job refuses a target "
+                 "another run is loading", "run settings: " + RUN_SETTINGS, id="run_job-if-busy"),
+    pytest.param(RUN_JOB, ['{"snapshot": false}'],
+                 "dms: setting snapshot is always on for a job run: its chunks and its "
+                 "checkpoint are read as of one moment", "run settings: " + RUN_SETTINGS,
+                 id="run_job-snapshot"),
+    pytest.param(RUN_JOB, ['{"strategy": "ctid"}'],
+                 "dms: strategy ctid cannot be used by a job run: a job's chunks are cut on the "
+                 "business key, so that one key is never merged by two chunks",
+                 "strategies: auto, key_range, quantile, hash, offset, single",
+                 id="run_job-ctid"),
+    pytest.param(RUN_JOB, ['[4]'], "dms: p_params must be a JSON object, got list",
+                 """for example p_params => '{"max_workers": 4}'""", id="run_job-not-an-object"),
+    pytest.param("CALL pkgdwjob.run_job(p_mapref => %s)", ["V_NO_SUCH_JOB"],
+                 "dms: mapping V_NO_SUCH_JOB has no job",
+                 "create it with SELECT pkgdwjob.create_update_job('V_NO_SUCH_JOB')",
+                 id="run_job-unknown-mapref"),
+    pytest.param("CALL pkgdwprc.process_job_flow(p_mapref => %s, p_param1 => 'x')",
+                 ["V_NO_SUCH_JOB"], "dms: mapping V_NO_SUCH_JOB has no job",
+                 "create it with SELECT pkgdwjob.create_update_job('V_NO_SUCH_JOB')",
+                 id="process_job_flow-unknown-mapref"),
+    pytest.param("CALL pkgdwprc.process_historical_data(p_mapref => 'V_RUN_FCT',"
+                 " p_strtdt => %s, p_enddt => '2026-01-31', p_tl_flg => 'X')", ["2026-01-01"],
+                 "dms: p_tl_flg must be Y (empty the target first) or N, got 'X'", None,
+                 id="historical-bad-flag"),
+    pytest.param("CALL pkgdwprc.process_historical_data(p_mapref => 'V_RUN_FCT',"
+                 " p_strtdt => %s, p_enddt => '2026-01-31')", ["2026-02-01"],
+                 "dms: p_enddt 2026-01-31 is before p_strtdt 2026-02-01", None,
+                 id="historical-period-reversed"),
+    pytest.param("CALL pkgdwprc.process_historical_data(p_mapref => 'V_RUN_FCT',"
+                 " p_strtdt => %s, p_enddt => NULL)", ["2026-02-01"],
+                 "dms: a historical load needs its period: p_strtdt and p_enddt",
+                 "the job's queries read them as DWT_PARAM1 and DWT_PARAM2",
+                 id="historical-no-end"),
+    pytest.param("CALL pkgdwprc.process_historical_data(p_mapref => 'V_RUN_DIM',"
+                 " p_strtdt => %s, p_enddt => '2026-01-31', p_tl_flg => 'Y')", ["2026-01-01"],
+                 "dms: job V_RUN_DIM loads a dimension: emptying it first would drop its history",
+                 "call process_historical_data with p_tl_flg => 'N' for a DIM",
+                 id="historical-truncate-a-dim"),
+    pytest.param("SELECT pkgdwprc.schedule_job_immediate(%s)", ["V_NO_SUCH_JOB"],
+                 "dms: mapping V_NO_SUCH_JOB has no job",
+                 "create it with SELECT pkgdwjob.create_update_job('V_NO_SUCH_JOB')",
+                 id="schedule_job_immediate-unknown-mapref"),
+]
+
+
+@pytest.mark.parametrize(("statement", "params", "message", "hint"), REFUSED_RUNS)
+def test_a_refused_job_run_writes_nothing(
+        env: MapperEnv, runnable: tuple[str, str], login_role: Any, statement: str,
+        params: list[Any], message: str, hint: str | None) -> None:
+    operator = login_role("dms_operator")  # a login with only the role that runs jobs
+    before = written(env)
+    try:
+        with pytest.raises(psycopg.Error) as err:
+            env.rows(statement, params, user=operator)
+    finally:
+        with env.connect() as conn:
+            conn.execute(f'DROP OWNED BY "{operator}"')
+    assert (err.value.diag.sqlstate, err.value.diag.message_primary,
+            err.value.diag.message_hint) == (
+        "42704" if "no job" in message else INVALID, message, hint)
+    assert written(env) == before
+
+
+def test_a_bad_engine_setting_in_dms_params_refuses_the_run_before_it_starts(
+        env: MapperEnv, runnable: tuple[str, str]) -> None:
+    before = written(env)
+    with env.connect() as conn:
+        conn.execute("INSERT INTO dms.dms_params (prtyp, prcd, prdesc, prval) VALUES"
+                     " ('PARALLEL', 'MAPPER_MAX_WORKERS', 'a typo', 'four')")
+        try:
+            err = refused(env, "CALL pkgdwjob.run_job(p_mapref => 'V_RUN_FCT')")
+        finally:
+            conn.execute("DELETE FROM dms.dms_params WHERE prtyp = 'PARALLEL'"
+                         " AND prcd = 'MAPPER_MAX_WORKERS'")
+    assert (err.diag.sqlstate, err.diag.message_primary) == (
+        INVALID, "dms: max_workers must be from 1 to 64, got 'four' (from DMS_PARAMS)")
+    assert written(env) == before
+
+
+REFUSED_SCHEDULES = [
+    pytest.param("SELECT pkgdwprc.create_job_dependency(%s, 'V_RUN_FCT')", ["V_RUN_FCT"],
+                 "dms: job V_RUN_FCT cannot depend on itself", id="dependency-on-itself"),
+    pytest.param("SELECT pkgdwprc.create_job_dependency(%s, 'V_NO_SUCH_JOB')", ["V_RUN_FCT"],
+                 "dms: mapping V_NO_SUCH_JOB has no job", id="dependency-unknown-child"),
+    pytest.param("SELECT pkgdwprc.create_job_schedule(p_mapref => %s, p_frqcd => 'WK',"
+                 " p_frqhh => 2, p_frqmi => 30)", ["V_RUN_FCT"],
+                 "dms: a WK schedule needs the weekday (FRQDD)",
+                 id="schedule-without-weekday"),
+    pytest.param("SELECT pkgdwprc.enable_disable_schedule(%s, 'SOMETIMES')", ["V_RUN_FCT"],
+                 "dms: p_action must be ENABLE (E) or DISABLE (D), got 'SOMETIMES'",
+                 id="enable-disable-bad-action"),
+]
+
+
+@pytest.mark.parametrize(("statement", "params", "message"), REFUSED_SCHEDULES)
+def test_a_refused_schedule_call_writes_nothing(
+        env: MapperEnv, runnable: tuple[str, str], login_role: Any, statement: str,
+        params: list[Any], message: str) -> None:
+    admin = login_role("dms_admin")  # schedules are set up by administrators
+    before = written(env)
+    try:
+        with pytest.raises(psycopg.Error) as err:
+            env.rows(statement, params, user=admin)
+    finally:
+        with env.connect() as conn:
+            conn.execute(f'DROP OWNED BY "{admin}"')
+    assert err.value.diag.message_primary == message
+    assert written(env) == before

@@ -13,11 +13,21 @@ COMBINATION = ("SELECT q1.sale_id AS sale_id, q2.name AS name FROM (SELECT sale_
 
 def test_checkpoint_filter_goes_into_the_driving_query() -> None:
     # There the planner measures and cuts only the rows after the checkpoint.
+    # ">=": rows that tie with the last value and came later are read too; NULLs
+    # are read by every run (no comparison ever selects them).
     assert source_query(COMBINATION, "sale_id", "10000") == (
         "SELECT * FROM (SELECT q1.sale_id AS sale_id, q2.name AS name FROM (SELECT sale_id,"
-        " cust_id FROM src.sales WHERE (region = 'EU' OR region = 'UK') AND sale_id > '10000')"
-        " AS q1 LEFT JOIN (SELECT cust_id, name FROM src.customer) AS q2"
+        " cust_id FROM src.sales WHERE (region = 'EU' OR region = 'UK') AND (sale_id >= '10000'"
+        " OR sale_id IS NULL)) AS q1 LEFT JOIN (SELECT cust_id, name FROM src.customer) AS q2"
         " ON q2.cust_id = q1.cust_id) AS dms_src")
+
+
+def test_a_later_combination_reads_no_further_than_the_first() -> None:
+    assert source_query(COMBINATION, "sale_id", "10000", ceiling="15000") == (
+        "SELECT * FROM (SELECT q1.sale_id AS sale_id, q2.name AS name FROM (SELECT sale_id,"
+        " cust_id FROM src.sales WHERE (region = 'EU' OR region = 'UK') AND ((sale_id >= '10000'"
+        " AND sale_id <= '15000') OR sale_id IS NULL)) AS q1 LEFT JOIN (SELECT cust_id, name"
+        " FROM src.customer) AS q2 ON q2.cust_id = q1.cust_id) AS dms_src")
 
 
 @pytest.mark.parametrize("combination", [
@@ -30,7 +40,8 @@ def test_checkpoint_filter_goes_into_the_driving_query() -> None:
 ], ids=["group-by", "distinct", "limit", "expression", "inner-join"])
 def test_checkpoint_filter_stays_outside_when_pushing_it_could_change_the_rows(
         combination: str) -> None:
-    assert source_query(combination, "id", "5").endswith(") AS dms_src WHERE dms_src.id > '5'")
+    assert source_query(combination, "id", "5").endswith(
+        ") AS dms_src WHERE dms_src.id >= '5' OR dms_src.id IS NULL")
 
 
 def test_no_checkpoint_no_filter() -> None:
