@@ -38,6 +38,7 @@ from dms_pkg.engine.connections import DIALECTS
 from dms_pkg.engine.coordinator import RunOutcome, coordinate
 from dms_pkg.engine.planning import RunRequest, effective_config, plan_run
 from dms_pkg.errors import (
+    INSUFFICIENT_PRIVILEGE,
     INVALID_PARAMETER_VALUE,
     OBJECT_NOT_IN_PREREQUISITE_STATE,
     DmsError,
@@ -90,7 +91,45 @@ def _runnable(ctx: Context, mapref: str) -> tuple[dict[str, Any], dict[str, Any]
     if not flows:
         raise DmsError(f"job {mapref} has no job flow", sqlstate="42704",
                        hint=f"SELECT pkgdwjob.create_job_flow('{mapref}')")
+    _refuse_sql_others_wrote(ctx, mapref)
     return job, flows[0]
+
+
+# Who wrote the SQL a job runs: its mapping details (MAPLOGIC), the DMS_MAPRSQL
+# entries they name, and its generated job flow.
+_SQL_WRITERS = """
+SELECT w.login FROM (
+    SELECT unnest(ARRAY[d.crtdby, d.uptdby]) AS login FROM dms.dms_maprdtl d
+     WHERE d.mapref = $1 AND d.curflg = 'Y'
+    UNION ALL
+    SELECT unnest(ARRAY[s.crtdby, s.uptdby]) FROM dms.dms_maprsql s
+     WHERE s.curflg = 'Y' AND s.maprsqlcd IN (
+           SELECT upper(btrim(d.maplogic)) FROM dms.dms_maprdtl d
+            WHERE d.mapref = $1 AND d.curflg = 'Y')
+    UNION ALL
+    SELECT unnest(ARRAY[f.crtdby, f.uptdby]) FROM dms.dms_jobflw f
+     WHERE f.mapref = $1 AND f.curflg = 'Y') w
+ WHERE (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user)
+   AND w.login <> session_user
+   AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                      WHERE r.rolname = w.login), false)
+ GROUP BY w.login ORDER BY w.login"""
+
+
+def _refuse_sql_others_wrote(ctx: Context, mapref: str) -> None:
+    """A superuser does not run SQL a non-superuser wrote (docs/roles.md): its
+    sessions would run it as a superuser, and that SQL could use it."""
+    writers = [str(r["login"]) for r in ctx.rows(_SQL_WRITERS, [mapref])]
+    if writers:
+        raise DmsError(
+            f"job {mapref} runs SQL written by {', '.join(writers)}, who "
+            f"{'is' if len(writers) == 1 else 'are'} not a superuser: a superuser's "
+            "session does not run it",
+            sqlstate=INSUFFICIENT_PRIVILEGE,
+            detail="nothing was run",
+            hint="run the job as a login without SUPERUSER (a dms_operator), or, after "
+            "reviewing the SQL, save it again as a superuser (pkgdwmapr, then "
+            "pkgdwjob.create_update_job)")
 
 
 def split_params(p_params: Mapping[str, Any] | None) -> tuple[list[str | None], dict[str, Any]]:

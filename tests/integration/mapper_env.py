@@ -88,3 +88,24 @@ def define_dim(env: MapperEnv, mapref: str, table: str, *, blkprcrows: int = 500
     assert env.rows("SELECT * FROM pkgdwmapr.validate_mapping_details(%s)", [mapref]) == []
     assert env.one("SELECT pkgdwmapr.activate_deactivate_mapping(%s, 'A')", [mapref]) == "A"
     assert env.one("SELECT pkgdwjob.create_update_job(%s)", [mapref]) > 0
+
+
+def define_fct(env: MapperEnv, mapref: str, query: str, user: str | None = None) -> None:
+    """An FCT mapping dw.<mapref> (ID key, AMOUNT) over ``query``, made by ``user``
+    (the superuser when None): validated, activated, made a job."""
+    def call(text: str, params: list[Any]) -> Any:
+        return env.one_as(user, text, params)
+
+    call("SELECT pkgdwmapr.create_update_mapping(p_mapref => %s, p_mapdesc => %s,"
+         " p_trgschm => 'dw', p_trgtbtyp => 'FCT', p_trgtbnm => %s, p_blkprcrows => 500)",
+         [mapref, f"{mapref} test", mapref.lower()])
+    for seq, (column, dtype, key) in enumerate([("ID", "BIGINT", "Y"), ("AMOUNT", "NUMBER", "N")],
+                                               start=1):
+        call("SELECT pkgdwmapr.create_update_mapping_detail(p_mapref => %s, p_trgclnm => %s,"
+             " p_trgcldtyp => %s, p_trgkeyflg => %s, p_trgkeyseq => %s, p_maplogic => %s,"
+             " p_keyclnm => 'id', p_valclnm => %s, p_excseq => %s)",
+             [mapref, column, dtype, key, 1 if key == "Y" else None, query, column.lower(), seq])
+    assert env.rows("SELECT * FROM pkgdwmapr.validate_mapping_details(%s)", [mapref],
+                    user) == []
+    call("SELECT pkgdwmapr.activate_deactivate_mapping(%s, 'A')", [mapref])
+    call("SELECT pkgdwjob.create_update_job(%s)", [mapref])

@@ -6,14 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
-from tests.integration.mapper_env import MapperEnv
+from tests.integration.mapper_env import MapperEnv, define_fct
 
 SLOW_FN = ("CREATE FUNCTION src.slow(x bigint) RETURNS bigint LANGUAGE sql VOLATILE"
            " AS 'SELECT x FROM pg_sleep(0.002)'")
@@ -35,25 +34,6 @@ def env(cluster: Cluster, databases: DatabaseFactory) -> MapperEnv:
                           ("FCT_SLOW", "SELECT src.slow(id) AS id, amount FROM src.slow_orders")):
         define_fct(environment, mapref, query)
     return environment
-
-
-def define_fct(env: MapperEnv, mapref: str, query: str, user: str | None = None) -> None:
-    def call(text: str, params: list[Any]) -> Any:
-        return env.one_as(user, text, params)
-
-    call("SELECT pkgdwmapr.create_update_mapping(p_mapref => %s, p_mapdesc => %s,"
-         " p_trgschm => 'dw', p_trgtbtyp => 'FCT', p_trgtbnm => %s, p_blkprcrows => 500)",
-         [mapref, f"{mapref} test", mapref.lower()])
-    for seq, (column, dtype, key) in enumerate([("ID", "BIGINT", "Y"), ("AMOUNT", "NUMBER", "N")],
-                                               start=1):
-        call("SELECT pkgdwmapr.create_update_mapping_detail(p_mapref => %s, p_trgclnm => %s,"
-             " p_trgcldtyp => %s, p_trgkeyflg => %s, p_trgkeyseq => %s, p_maplogic => %s,"
-             " p_keyclnm => 'id', p_valclnm => %s, p_excseq => %s)",
-             [mapref, column, dtype, key, 1 if key == "Y" else None, query, column.lower(), seq])
-    assert env.rows("SELECT * FROM pkgdwmapr.validate_mapping_details(%s)", [mapref],
-                    user) == []
-    call("SELECT pkgdwmapr.activate_deactivate_mapping(%s, 'A')", [mapref])
-    call("SELECT pkgdwjob.create_update_job(%s)", [mapref])
 
 
 def test_immediate_request_runs_at_dispatch_and_then_its_child(env: MapperEnv) -> None:

@@ -668,8 +668,10 @@ REFUSED_RUNS = [
                  "max_workers: parallel sessions; capped by the server's free connections",
                  id="run_job-max-workers-0"),
     pytest.param(RUN_JOB, ['{"chunk_size": "many"}'],
-                 "dms: chunk_size must be from 1 to 1e+09, got 'many' (from p_params)",
-                 "chunk_size: rows per chunk", id="run_job-chunk-size-text"),
+                 'dms: chunk_size must be a number (from 1 to 1e+09), got "many", a string'
+                 " (from p_params)",
+                 'write the number without quotes, for example {"chunk_size": 100000}',
+                 id="run_job-chunk-size-text"),
     pytest.param(RUN_JOB, ['{"params": "2026-01-01"}'],
                  "dms: params must be a list of at most 10 values",
                  """for example p_params => '{"params": ["2026-01-01"]}'""",

@@ -580,3 +580,57 @@ def test_constr_libpq_cannot_read_is_refused_without_repeating_it(env: Env,
     assert err.value.diag.message_primary == (
         "dms: CONSTR of connection bad is not a connection string libpq can read")
     assert marker not in str(err.value)
+
+
+# ------------------------------------------------------------------ mapper jobs
+
+def test_mapper_jobs_run_as_whoever_asked_and_never_as_a_superuser_over_others_sql(
+        env: Env, member: Any) -> None:
+    """An administrator writes a job's SQL; a superuser's session does not run it
+    (it would run as a superuser), an operator's does, and a request the
+    operator queued is carried out as the operator by a superuser's dispatcher."""
+    from tests.integration.mapper_env import MapperEnv, define_fct
+
+    admin, operator = member("dms_admin"), member()
+    mapper = MapperEnv(env.cluster, env.home)
+    with env.connect() as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS src; CREATE SCHEMA IF NOT EXISTS dw")
+        conn.execute("CREATE TABLE src.orders_sec AS SELECT g::bigint AS id, g::numeric AS"
+                     " amount, NULL::text AS who FROM generate_series(1, 500) g")
+        for schema in ("src", "dw"):
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}, {}").format(
+                sql.Identifier(schema), sql.Identifier(admin), sql.Identifier(operator)))
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA dw TO {}").format(sql.Identifier(admin)))
+        conn.execute(sql.SQL("GRANT SELECT ON src.orders_sec TO {}, {}").format(
+            sql.Identifier(admin), sql.Identifier(operator)))
+    define_fct(mapper, "FCT_SEC", "SELECT id, amount FROM src.orders_sec", user=admin)
+    with env.connect(user=admin) as conn:  # the admin owns the target; the operator loads it
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON dw.fct_sec TO {}").format(
+            sql.Identifier(operator)))
+        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE dw.fct_sec_skey_seq TO {}").format(
+            sql.Identifier(operator)))
+    logged = env.one("SELECT count(*) FROM dms.dms_prclog")
+    for call in ("CALL pkgdwjob.run_job('FCT_SEC')",
+                 "SELECT pkgdwprc.schedule_job_immediate('FCT_SEC')"):
+        with env.connect() as conn, pytest.raises(errors.InsufficientPrivilege) as err:
+            conn.execute(call)
+        assert err.value.diag.message_primary == (
+            f"dms: job FCT_SEC runs SQL written by {admin}, who is not a superuser: a"
+            " superuser's session does not run it")
+    assert env.one("SELECT count(*) FROM dms.dms_prclog") == logged
+    assert env.one("SELECT count(*) FROM dms.dms_prcreq WHERE mapref = 'FCT_SEC'") == 0
+
+    with env.connect(user=operator) as conn:
+        reqid = conn.execute("SELECT pkgdwprc.schedule_job_immediate('FCT_SEC')").fetchone()
+    assert reqid is not None
+    with env.connect() as conn:  # the superuser's dispatcher, as pg_cron runs it
+        conn.execute("CALL pkgdwprc.dispatch()")
+    with env.connect() as conn:
+        request = conn.execute("SELECT r.status, p.status, p.crtdby FROM dms.dms_prcreq r"
+                               " JOIN dms.dms_prclog p USING (prcid) WHERE r.reqid = %s",
+                               [reqid[0]]).fetchone()
+        assert request == ("DONE", "PC", operator)
+        assert conn.execute("SELECT DISTINCT created_by FROM dms.run WHERE prcid = ("
+                            "SELECT prcid FROM dms.dms_prcreq WHERE reqid = %s)",
+                            [reqid[0]]).fetchall() == [(operator,)]
+        assert conn.execute("SELECT count(*) FROM dw.fct_sec").fetchone() == (500,)
