@@ -443,6 +443,33 @@ $fn$;
 COMMENT ON FUNCTION dms.start_workers(bigint, integer) IS
     'Coordinator: open p_count sessions to this database logged in as the caller, each running CALL dms.work(run); returns their names (operator role, the run''s coordinator only)';
 
+CREATE OR REPLACE FUNCTION dms._dblink_outcome(p_name text)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_message text;
+    v_rows integer;
+BEGIN
+    -- Collect the statement's outcome (fail => false: an error comes back as
+    -- text, not as an exception), then drain the connection.
+    EXECUTE pg_catalog.format(
+        'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
+        INTO v_rows USING p_name;
+    EXECUTE pg_catalog.format('SELECT %I.dblink_error_message($1)', v_schema)
+        INTO v_message USING p_name;
+    EXECUTE pg_catalog.format(
+        'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
+        INTO v_rows USING p_name;
+    RETURN nullif(v_message, 'OK');
+END
+$fn$;
+COMMENT ON FUNCTION dms._dblink_outcome(text) IS
+    'Internal: the error of the statement a dblink connection finished (NULL when it succeeded), the connection drained';
+
 CREATE OR REPLACE FUNCTION dms.run_as_owner(p_kind text, p_id bigint)
 RETURNS text
 LANGUAGE plpgsql
@@ -462,7 +489,6 @@ DECLARE
     v_name text := 'dms_owner_' || replace(pg_catalog.gen_random_uuid()::text, '-', '');
     v_message text;
     v_busy integer;
-    v_rows integer;
 BEGIN
     PERFORM dms._require_role('dms_operator');
     IF p_kind = 'run' THEN
@@ -497,14 +523,7 @@ BEGIN
             EXIT WHEN v_busy = 0;
             PERFORM pg_catalog.pg_sleep(0.1);
         END LOOP;
-        EXECUTE pg_catalog.format(
-            'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
-            INTO v_rows USING v_name;
-        EXECUTE pg_catalog.format('SELECT %I.dblink_error_message($1)', v_schema)
-            INTO v_message USING v_name;
-        EXECUTE pg_catalog.format(
-            'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
-            INTO v_rows USING v_name;
+        v_message := dms._dblink_outcome(v_name);
         EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
     EXCEPTION WHEN OTHERS THEN
         BEGIN
@@ -515,7 +534,7 @@ BEGIN
         END;
         RAISE;
     END;
-    RETURN nullif(v_message, 'OK');
+    RETURN v_message;
 END
 $fn$;
 COMMENT ON FUNCTION dms.run_as_owner(text, bigint) IS
@@ -531,8 +550,6 @@ AS $fn$
 DECLARE
     v_schema text := dms._dblink_schema();
     v_busy integer;
-    v_message text;
-    v_rows integer;
 BEGIN
     PERFORM dms._require_role('dms_operator');
     FOREACH name IN ARRAY p_names LOOP
@@ -544,18 +561,8 @@ BEGIN
         IF v_busy = 1 THEN
             busy := true; error := NULL;
         ELSE
-            -- Collect the CALL's outcome (fail => false: an error comes back as
-            -- text, not as an exception), then drain the connection.
-            EXECUTE pg_catalog.format(
-                'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
-                INTO v_rows USING name;
-            EXECUTE pg_catalog.format('SELECT %I.dblink_error_message($1)', v_schema)
-                INTO v_message USING name;
-            EXECUTE pg_catalog.format(
-                'SELECT count(*) FROM %I.dblink_get_result($1, false) AS t(status text)', v_schema)
-                INTO v_rows USING name;
             busy := false;
-            error := nullif(v_message, 'OK');
+            error := dms._dblink_outcome(name);
         END IF;
         RETURN NEXT;
     END LOOP;

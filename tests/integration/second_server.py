@@ -13,25 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from dms_pkg.sandbox import SERVER_USER, pg_bindir
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_server_user(args: list[str]) -> None:
-    cmd = ["runuser", "-u", SERVER_USER, "--", *args] if os.geteuid() == 0 else args
-    subprocess.run(cmd, check=True, capture_output=True)
+from tests.integration.server_without_plpython import _as_server_user, _free_port
 
 
 @contextmanager
