@@ -430,3 +430,32 @@ def test_sqlite_table_without_primary_key_splits_on_rowid(
     refused = plan_chunks(backend.source(), "SELECT a, count(*) FROM nopk GROUP BY a")
     assert refused.strategy == "single"
     assert refused.refused_reason == safety.PHYSICAL_GROUP_BY
+
+
+def test_dms_plan_on_sqlite_without_a_key_and_with_mixed_types(tmp_path: Path) -> None:
+    """Issue 15, through the command line: ``auto`` without a primary key said
+    'chunk strategy "key_range" needs a chunk key', and a column of mixed types
+    failed with "'<' not supported between instances of 'bytes' and 'int'"."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / "mixed.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE nopk (a, b INTEGER)")
+        conn.executemany("INSERT INTO nopk VALUES (?, ?)",
+                         [(v, i) for i, v in enumerate([1, 2.5, "x", b"\x01", None] * 40)])
+
+    def plan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dms_pkg.cli", "plan", "--dsn", f"sqlite:///{path}",
+             "--sql", "SELECT a, b FROM nopk", "--chunks", "3", *args],
+            capture_output=True, text=True, check=False)
+
+    rowid, mixed = plan(), plan("--key", "a", "--strategy", "quantile")
+    assert rowid.returncode == 0, rowid.stderr
+    assert "strategy key_range  dialect sqlite  driving table nopk  key rowid  chunks 4" in (
+        rowid.stdout)
+    assert mixed.returncode == 0, mixed.stderr
+    assert "strategy quantile  dialect sqlite  driving table nopk  key a  chunks 4" in (
+        mixed.stdout)
