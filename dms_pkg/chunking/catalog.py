@@ -158,6 +158,11 @@ class MySQLCatalog(Catalog):
 
 
 class SQLiteCatalog(Catalog):
+    # A view's rowid is not a row address (SQLite leaves it unspecified): say 'v'.
+    RELATION_KIND_SQL = (
+        "SELECT CASE type WHEN 'view' THEN 'v' ELSE 'r' END FROM sqlite_master"
+        " WHERE name = {dms_table} AND {dms_schema} IS NULL"
+    )
     # pragma_table_info takes the schema ('main' by default) as its second argument.
     COLUMNS_SQL = "SELECT name FROM pragma_table_info({dms_table}, COALESCE({dms_schema}, 'main'))"
     PRIMARY_KEY_SQL = (

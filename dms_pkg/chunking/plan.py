@@ -133,12 +133,19 @@ class ChunkPlan:
     hot_values: tuple[bnd.HotValue, ...] = ()
 
 
-def validate_strategy(strategy: str) -> str:
-    """The strategy name, or DmsError 22023 listing the allowed ones."""
+def validate_strategy(strategy: str, dialect: ChunkDialect | None = None) -> str:
+    """The strategy name, or DmsError 22023 listing the allowed ones (0A000 when
+    ``dialect`` cannot render it)."""
     if strategy not in STRATEGIES:
         raise DmsError(
             f'unknown chunk strategy "{strategy}"; allowed strategies: ' + ", ".join(STRATEGIES),
             sqlstate=INVALID_PARAMETER_VALUE,
+        )
+    if dialect is not None and strategy in dialect.UNSUPPORTED_STRATEGIES:
+        raise DmsError(
+            f'chunk strategy "{strategy}" is not available for {dialect.NAME}: '
+            + dialect.UNSUPPORTED_STRATEGIES[strategy],
+            sqlstate=FEATURE_NOT_SUPPORTED,
         )
     return strategy
 
@@ -176,16 +183,10 @@ def plan_query(
 ) -> ChunkPlan:
     """Plan the chunks of ``sql``; see the module docstring for the rules."""
     chunk_dialect = get_dialect(dialect)
-    validate_strategy(strategy)
+    validate_strategy(strategy, chunk_dialect)
     validate_n_chunks(n_chunks)
     style = param_style or chunk_dialect.PARAM_STYLE
     stats = bounds_input or BoundsInput()
-    if strategy in chunk_dialect.UNSUPPORTED_STRATEGIES:
-        raise DmsError(
-            f'chunk strategy "{strategy}" is not available for {chunk_dialect.NAME}: '
-            + chunk_dialect.UNSUPPORTED_STRATEGIES[strategy],
-            sqlstate=FEATURE_NOT_SUPPORTED,
-        )
     wants_row_key = strategy in ("key_range", "quantile") or (
         strategy == "auto" and (stats.min_value is not None or bool(stats.sample))
     )
@@ -220,6 +221,7 @@ def plan_analysis(
     unsafe split exact.  ``notes`` are put before the planner's own.
     """
     dialect = analysis.dialect
+    validate_strategy(strategy, dialect)
     style = param_style or dialect.PARAM_STYLE
     stats = bounds_input or BoundsInput()
     planner = _Planner(analysis, dialect, style, stats)

@@ -71,7 +71,7 @@ PK_NOT_PASSED_ON = (
     "level of the query above it, so it cannot be the chunk key"
 )
 NOT_A_TABLE = (
-    "{table} is a {kind}, which has no physical row address (ctid); "
+    "{table} is a {kind}, which has no physical row address ({locator}); "
     "name a chunk key to split it"
 )
 KEY_RANGE_NO_WIDTH = (
@@ -87,6 +87,17 @@ NON_FINITE = (
     "{key} holds values with no place on its number or time line (NaN, infinity, or values "
     "of another type): the equal-width ranges span the others and the open outer ranges "
     "hold them, in the order the database sorts them"
+)
+# Key kinds whose order no collation changes: range cuts of one UNION ALL
+# branch hold for every branch.
+_ORDER_FREE = frozenset({"int", "numeric", "date", "timestamp", "uuid"})
+UNION_TEXT_ORDER = (
+    "quantile ranges cannot cut the text or composite key {key} of a UNION ALL: they are "
+    "measured on the first branch, and another branch may order text in another collation"
+)
+UNION_TEXT_HASH = (
+    "hash buckets split this UNION ALL: its key is text (or composite), which another "
+    "branch may order in another collation than the first, where range bounds are measured"
 )
 _RELKINDS = {"v": "view", "f": "foreign table", "c": "composite type", "S": "sequence",
              "i": "index", "I": "partitioned index", "t": "TOAST table"}
@@ -145,7 +156,7 @@ def plan_chunks(
     the connection that will run them.
     """
     dialect = get_dialect(source.dialect)
-    validate_strategy(strategy)
+    validate_strategy(strategy, dialect)
     validate_n_chunks(n_chunks)
     rows_per_chunk = validate_chunk_size(chunk_size)
     style = render_style or source.style
@@ -189,7 +200,10 @@ def plan_chunks(
             sqlstate=INVALID_PARAMETER_VALUE,
             hint="name the key column, for example key => 'id'",
         )
-    relkind = catalog.relation_kind(table) if table is not None else None
+    # The relation the analysis filters (a physical split may drive another
+    # table than the key the user named).
+    driving = analysis.paths[0].table if analysis.paths else None
+    relkind = catalog.relation_kind(driving) if driving is not None else None
 
     if physical:
         return _plan_physical(source, analysis, strategy, relkind, n_chunks, rows_per_chunk,
@@ -203,6 +217,19 @@ def plan_chunks(
     measure = _Measure(source, analysis, n_chunks, rows_per_chunk, sample_rows,
                        table_sample=relkind is None or relkind in _HAS_CTID, notes=notes)
     stats, chosen = measure.keyed(strategy, unique=unique)
+    if chosen == "quantile" and len(analysis.paths) > 1 and stats.key_kind not in _ORDER_FREE:
+        # Measured on the first branch, cut in its order: another branch may
+        # compare its text key in another collation, where those cuts need not
+        # ascend.  A hash bucket is a function of each row alone.
+        if strategy == "quantile":
+            raise DmsError(UNION_TEXT_ORDER.format(key=safety.key_sql(
+                analysis.key or [], dialect)), sqlstate=INVALID_PARAMETER_VALUE,
+                hint="use strategy hash (or auto), or a numeric, date or timestamp key")
+        if "hash" in dialect.UNSUPPORTED_STRATEGIES:
+            return planned(_refused(analysis, UNION_TEXT_ORDER.format(
+                key=safety.key_sql(analysis.key or [], dialect))), "single")
+        notes.append(UNION_TEXT_HASH)
+        stats, chosen = replace(stats, sample=()), "hash"
     plan = planned(analysis, chosen, stats)
     if strategy == "auto" and plan.strategy == "quantile" and stats.key_kind in bnd.WIDTH_KINDS:
         note = "auto chose quantile ranges: equal-width ranges would be unbalanced on this key"
@@ -230,7 +257,7 @@ def _plan_physical(
         if relkind is not None and relkind not in _HAS_CTID:
             kind = _RELKINDS.get(relkind, "relation")
             return planned(_refused(analysis, NOT_A_TABLE.format(
-                table=analysis.driving_table, kind=kind)), "single")
+                table=analysis.driving_table, kind=kind, locator="ctid")), "single")
         query = stats_sql.relpages_sql(analysis, style=source.style)
         row = source.fetch(query.sql, query.params)[0]
         pages, tuples = int(row[2]), float(row[1])
@@ -245,6 +272,10 @@ def _plan_physical(
         keyed = with_row_key(analysis)
         if keyed is None:
             return planned(_refused(analysis, _physical_refusal(analysis)), "single")
+        if relkind == "v":
+            return planned(_refused(analysis, NOT_A_TABLE.format(
+                table=analysis.driving_table, kind="view", locator=dialect.IMPLICIT_ROW_KEY)),
+                "single")
         measure = _Measure(source, keyed, n_chunks, rows_per_chunk, sample_rows, notes=notes)
         stats, chosen = measure.keyed("auto", unique=True)  # a rowid is unique
         return planned(keyed, chosen, stats)

@@ -430,6 +430,26 @@ def test_sqlite_table_without_primary_key_splits_on_rowid(
     refused = plan_chunks(backend.source(), "SELECT a, count(*) FROM nopk GROUP BY a")
     assert refused.strategy == "single"
     assert refused.refused_reason == safety.PHYSICAL_GROUP_BY
+    # A UNION ALL on a text key: without a hash, SQLite runs it as one chunk.
+    union = plan_chunks(backend.source(), "SELECT b FROM nopk UNION ALL SELECT b FROM nopk",
+                        key="b", n_chunks=4)
+    assert (union.strategy, union.refused_reason) == (
+        "single", "quantile ranges cannot cut the text or composite key b of a UNION ALL: they "
+        "are measured on the first branch, and another branch may order text in another "
+        "collation")
+    # A view's rowid is no row address: one chunk, saying so.
+    backend.execute("DROP VIEW IF EXISTS nopk_view")
+    backend.execute("CREATE VIEW nopk_view AS SELECT a, b FROM nopk")
+    view = plan_chunks(backend.source(), "SELECT a, b FROM nopk_view", n_chunks=4)
+    assert (view.strategy, view.refused_reason) == (
+        "single", "nopk_view is a view, which has no physical row address (rowid); name a "
+        "chunk key to split it")
+    # Strategies SQLite cannot render are refused before anything is measured.
+    with pytest.raises(DmsError) as err:
+        plan_chunks(backend.source(), "SELECT a, b FROM nopk", strategy="ctid")
+    assert (err.value.sqlstate, err.value.message) == (
+        "0A000", 'chunk strategy "ctid" is not available for sqlite: ctid TID ranges exist '
+        "only in PostgreSQL")
 
 
 def test_dms_plan_on_sqlite_without_a_key_and_with_mixed_types(tmp_path: Path) -> None:

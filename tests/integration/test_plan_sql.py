@@ -270,6 +270,8 @@ CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
 CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (10) TO (20);
 INSERT INTO parted SELECT g, g % 20 FROM generate_series(1, 20000) g;
 CREATE VIEW sales_view AS SELECT customer_id, status FROM sales;
+CREATE TABLE c_names (name text COLLATE "C" PRIMARY KEY, v int);
+INSERT INTO c_names SELECT 'x' || name, v FROM icu;
 ANALYZE;
 """
 
@@ -533,3 +535,21 @@ def test_a_view_without_a_key_is_one_chunk_with_the_reason(operator: str) -> Non
         "single", "sales_view is a view, which has no physical row address (ctid); name a "
         "chunk key to split it")]
     assert len(keyed) >= 5 and union == whole
+
+
+def test_a_union_on_a_text_key_is_split_by_hash(operator: str) -> None:
+    """The branches order their keys in other collations (ICU and C): cuts measured
+    on the first need not ascend in the second, hash buckets hold for both."""
+    sql = "SELECT name, v FROM icu UNION ALL SELECT name, v FROM c_names"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_key="name", p_chunks=4)
+        assert rows[0]["strategy"] == "hash" and len(rows) == 4
+        assert rows[0]["notes"].startswith("hash buckets split this UNION ALL: its key is text")
+        _assert_partition(conn, sql, rows)
+        with pytest.raises(psycopg.Error) as err:
+            _plan(conn, p_sql=sql, p_key="name", p_strategy="quantile")
+    assert err.value.diag.sqlstate == "22023"
+    assert err.value.diag.message_primary == (
+        "dms: quantile ranges cannot cut the text or composite key name of a UNION ALL: they "
+        "are measured on the first branch, and another branch may order text in another "
+        "collation")
