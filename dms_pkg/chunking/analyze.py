@@ -26,6 +26,15 @@ owns ``id`` is unknown without a catalog.
 
 For ``UNION ALL`` every branch gets its own path; the key names an output
 column and is matched by position in each branch.
+
+``analyze_query(..., locate=True)`` only finds the driving table, without the
+safety rules: the planner needs the table's catalog (columns, primary key)
+before it knows the key the safety rules judge.  ``key_above`` then carries a
+key of that table -- its primary key, as the catalog spells it -- up to the
+names the outermost query sees (``WITH r AS (SELECT id AS order_id ...)``
+makes ``id`` the key ``order_id``), so the default key is analysed like a
+key the user named.  ``with_row_key`` makes SQLite's hidden ``rowid`` the key
+of a physical path: it sits on the base table itself, below every level.
 """
 
 from __future__ import annotations
@@ -92,30 +101,157 @@ def analyze_query(
     key: str | Sequence[str] | None = None,
     *,
     columns: Sequence[str] | None = None,
+    locate: bool = False,
 ) -> QueryAnalysis:
     """Parse ``sql`` and find its driving table(s) for ``key``.
 
     ``columns``, when given, are the driving table's column names; a key
     column not among them is refused (42703).  Refusals for query shape are
-    returned in ``refused_reason``; bad input raises DmsError.
+    returned in ``refused_reason``; bad input raises DmsError.  With
+    ``locate`` the shape is not judged: the paths only say where the driving
+    table is (the first branch's, for a set operation without a key).
     """
     chunk_dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
     tree = parse_query(sql, chunk_dialect)
     user_key = parse_key(key, chunk_dialect) if key is not None else None
-    resolver = _Resolver(tree, chunk_dialect)
+    resolver = _Resolver(tree, chunk_dialect, check_safety=not locate)
     analysis = QueryAnalysis(chunk_dialect, sql, tree, user_key)
     result = resolver.resolve_root(user_key)
     if isinstance(result, str):
         analysis.refused_reason = result
     else:
         analysis.paths = result
-        analysis.refused_reason = _off_path_refusal(tree, result, chunk_dialect)
+        if not locate:
+            analysis.refused_reason = _off_path_refusal(tree, result, chunk_dialect)
         for index, path in enumerate(result):
             for level in path.levels:
                 level.select.meta[PATH_MARK] = index
         if columns is not None and result:
             _check_columns(result[0], columns, chunk_dialect)
     return analysis
+
+
+def key_above(analysis: QueryAnalysis, names: Sequence[str]) -> str | None:
+    """The chunk key, as the outermost query names it, for the driving table's
+    columns ``names`` (spelled as the catalog stores them); ``None`` when a
+    level between them and the top does not pass them on as plain columns.
+
+    ``analysis`` must have a path down to a base table (``locate`` finds it).
+    For a set operation the key is the first branch's output column, as
+    every UNION ALL key is.
+    """
+    if not analysis.paths or analysis.paths[0].table is None:
+        return None
+    dialect = analysis.dialect
+    levels = analysis.paths[0].levels
+    current: list[exp.Identifier] = [_identifier(name, dialect) for name in names]
+    # levels[d].select reads the relation levels[d].source; going up, that
+    # relation's columns are the outputs of levels[d].select as the level
+    # above sees them (renamed by a column alias list, when it has one).
+    for depth in range(len(levels) - 1, 0, -1):
+        renames = _alias_columns(_definition(levels[depth].select))
+        found = _outputs(levels[depth].select, levels[depth].qualifier, current, renames, dialect)
+        if found is None:
+            return None
+        current = found
+    if analysis.is_set_operation:
+        found = _outputs(levels[0].select, levels[0].qualifier, current, None, dialect)
+        if found is None:
+            return None
+        current = found
+    return ", ".join(exp.Column(this=ident.copy()).sql(dialect.sqlglot) for ident in current)
+
+
+def _identifier(name: str, dialect: ChunkDialect) -> exp.Identifier:
+    """``name`` as written in SQL: quoted only when the database would fold it."""
+    plain = exp.to_identifier(name)
+    if plain.quoted or dialect.normalize(plain) != name:
+        return exp.to_identifier(name, quoted=True)
+    return plain
+
+
+def _definition(select: exp.Select) -> exp.Expr | None:
+    """The CTE or aliased subquery whose body ``select`` is (through parentheses)."""
+    node = select.parent
+    while isinstance(node, exp.Subquery) and not node.alias:
+        node = node.parent
+    return node
+
+
+def _alias_columns(source: exp.Expr | None) -> list[exp.Identifier] | None:
+    """The column alias list of a CTE or derived table (``r (a, b) AS ...``), if any."""
+    if source is None:
+        return None
+    alias = source.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.columns:
+        return [c for c in alias.columns if isinstance(c, exp.Identifier)]
+    return None
+
+
+def _outputs(
+    select: exp.Select,
+    qualifier: exp.Identifier,
+    wanted: Sequence[exp.Identifier],
+    renames: list[exp.Identifier] | None,
+    dialect: ChunkDialect,
+) -> list[exp.Identifier] | None:
+    """The output names under which ``select`` passes on its source columns
+    ``wanted`` as plain columns (``id``, ``q.id AS k`` or ``*``)."""
+    own = dialect.normalize(qualifier)
+    found: list[exp.Identifier] = []
+    for ident in wanted:
+        name = dialect.normalize(ident)
+        output: exp.Identifier | None = None
+        for position, proj in enumerate(select.expressions):
+            inner = proj.this if isinstance(proj, exp.Alias) else proj
+            star = isinstance(inner, exp.Star) or (
+                isinstance(inner, exp.Column) and isinstance(inner.this, exp.Star)
+            )
+            table = inner.args.get("table") if isinstance(inner, exp.Column) else None
+            if isinstance(table, exp.Identifier) and dialect.normalize(table) != own:
+                continue
+            if star:
+                if renames is None:  # a star keeps the name; its position is unknown
+                    output = ident
+                    break
+                continue
+            if not isinstance(inner, exp.Column) or not isinstance(inner.this, exp.Identifier):
+                continue
+            if dialect.normalize(inner.this) != name:
+                continue
+            if renames is not None:
+                output = renames[position] if position < len(renames) else None
+            elif isinstance(proj, exp.Alias) and isinstance(proj.args.get("alias"), exp.Identifier):
+                output = proj.args["alias"]
+            else:
+                output = inner.this
+            break
+        if output is None:
+            return None
+        found.append(output.copy())
+    return found
+
+
+def with_row_key(analysis: QueryAnalysis) -> QueryAnalysis | None:
+    """The physical ``analysis`` keyed on the dialect's hidden row key (SQLite's
+    ``rowid``) of its driving table, or ``None`` when the path ends in a derived
+    relation, which has no rowid.
+
+    The shape was judged for a physical split, which no GROUP BY or DISTINCT
+    contains -- the same verdict a key no query level selects gets -- so the
+    rowid can filter the base table below every level.
+    """
+    name = analysis.dialect.IMPLICIT_ROW_KEY
+    if name is None or len(analysis.paths) != 1 or analysis.paths[0].table is None:
+        return None
+    path = analysis.paths[0]
+    target = path.target
+    column = exp.Column(this=exp.to_identifier(name), table=target.qualifier.copy())
+    levels = [*path.levels[:-1], Level(target.select, target.source, target.qualifier, [column])]
+    return QueryAnalysis(
+        analysis.dialect, analysis.sql, analysis.tree, [exp.Column(this=exp.to_identifier(name))],
+        [DrivingPath(levels, path.table, path.relation_name)], analysis.refused_reason,
+    )
 
 
 def _off_path_refusal(
@@ -136,6 +272,8 @@ def _check_columns(path: DrivingPath, columns: Sequence[str], dialect: ChunkDial
         return
     known = {dialect.normalize(exp.to_identifier(c, quoted=True)) for c in columns}
     known |= {dialect.normalize(exp.to_identifier(c)) for c in columns if c.isidentifier()}
+    if dialect.IMPLICIT_ROW_KEY:  # SQLite's rowid is in no column list
+        known.add(dialect.normalize(exp.to_identifier(dialect.IMPLICIT_ROW_KEY)))
     for column in key:
         if dialect.normalize(column.this) not in known:
             raise DmsError(
@@ -146,9 +284,11 @@ def _check_columns(path: DrivingPath, columns: Sequence[str], dialect: ChunkDial
 
 
 class _Resolver:
-    def __init__(self, tree: exp.Query, dialect: ChunkDialect) -> None:
+    def __init__(self, tree: exp.Query, dialect: ChunkDialect, *, check_safety: bool = True
+                 ) -> None:
         self.tree = tree
         self.dialect = dialect
+        self.check_safety = check_safety
 
     # -- helpers ---------------------------------------------------------
 
@@ -224,12 +364,13 @@ class _Resolver:
         self, root: exp.SetOperation, key: list[exp.Column] | None, ctes: dict[str, exp.CTE]
     ) -> list[DrivingPath] | str:
         limit = root.args.get("limit")
-        if isinstance(limit, exp.Fetch):
-            return safety.FETCH_FIRST
-        if limit is not None:
-            return safety.LIMIT
-        if root.args.get("offset") is not None:
-            return safety.OFFSET
+        if self.check_safety:
+            if isinstance(limit, exp.Fetch):
+                return safety.FETCH_FIRST
+            if limit is not None:
+                return safety.LIMIT
+            if root.args.get("offset") is not None:
+                return safety.OFFSET
         branches: list[exp.Expr] = []
         pending: list[exp.Expr] = [root]
         while pending:
@@ -237,12 +378,17 @@ class _Resolver:
             while isinstance(node, exp.Subquery) and not node.alias:
                 node = node.this
             if isinstance(node, exp.SetOperation):
-                reason = safety.set_operation_refusal(node)
+                reason = safety.set_operation_refusal(node) if self.check_safety else None
                 if reason:
                     return reason
                 pending[:0] = [node.this, node.expression]
             else:
                 branches.append(node)
+        if key is None and not self.check_safety:  # locate: the first branch's table
+            first = branches[0]
+            found = (self._resolve(first, None, ctes, [], user_level=True)
+                     if isinstance(first, exp.Select) else None)
+            return [found] if isinstance(found, DrivingPath) else found or safety.NO_TABLE
         if key is None:
             return safety.PHYSICAL_SET_OPERATION
         if any(k.args.get("table") is not None for k in key):
@@ -373,7 +519,8 @@ class _Resolver:
             if key is not None
             else None
         )
-        reason = safety.select_refusal(select, qualified, self.dialect)
+        reason = (safety.select_refusal(select, qualified, self.dialect)
+                  if self.check_safety else None)
         if reason:
             return reason if user_level else None
         levels = [*above, Level(select, source, qualifier, qualified)]

@@ -25,6 +25,18 @@ Model:
 
 Composite keys are tuples compared lexicographically; a tuple with any NULL
 component goes to the NULL chunk.
+
+Order is the database's, not Python's.  A text key compares by its collation
+(ICU, case-insensitive, nondeterministic, MariaDB's ``_ci``, SQLite's NOCASE),
+SQLite orders a column of mixed types NULL < numbers < text < blob, and
+PostgreSQL puts NaN above every number: Python's ``<`` agrees with none of
+these.  The chunks partition the rows only when the cut points ascend in the
+order the predicates compare in, so a sample read from the database arrives
+as ``Ranked`` values -- each with its ``DENSE_RANK()`` in the database's own
+``ORDER BY key`` -- and every function here orders, compares and counts them
+by that rank (values the database calls equal share one rank).  Predicates
+bind the plain ``value``.  Plain Python values still work where their order is
+the database's (integers, finite numbers, dates, the unit tests).
 """
 
 from __future__ import annotations
@@ -32,14 +44,45 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import decimal
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 KeyKind = Literal["int", "numeric", "date", "timestamp", "text", "uuid"]
 WIDTH_KINDS: frozenset[str] = frozenset({"int", "numeric", "date", "timestamp"})
 KEY_KINDS: tuple[str, ...] = ("int", "numeric", "date", "timestamp", "text", "uuid")
+
+
+@dataclass(frozen=True, order=True)
+class Ranked:
+    """A key value read from the database with its rank in the database's order.
+
+    Equality, order and hash are the rank's alone: two values the key's
+    collation calls equal ("e" and "E" under a case-insensitive collation)
+    have one rank and are one value here, as they are in ``key = :v``.
+    """
+
+    rank: int
+    value: Any = field(compare=False)
+
+
+def raw(value: Any) -> Any:
+    """The value to bind for ``value``: a ``Ranked`` unwrapped, anything else as is."""
+    return value.value if isinstance(value, Ranked) else value
+
+
+def is_finite(value: Any) -> bool:
+    """Whether Python arithmetic and order hold for ``value`` (no NaN, no infinity,
+    no value a driver kept as text because Python cannot represent it)."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, decimal.Decimal):
+        return value.is_finite()
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int | dt.date)
 
 
 @dataclass(frozen=True)
@@ -139,6 +182,7 @@ def sorted_non_null(sample: Iterable[Any]) -> list[Any]:
 
 def is_null(value: Any) -> bool:
     """SQL NULL-ness: None, or a composite key with a None component."""
+    value = raw(value)
     return value is None or (isinstance(value, tuple) and any(v is None for v in value))
 
 

@@ -57,6 +57,18 @@ class Catalog:
             )
         return [r[0] for r in rows]
 
+    # One row: the relation's kind (PostgreSQL's relkind); empty where the
+    # dialect has no such notion.
+    RELATION_KIND_SQL: ClassVar[str] = ""
+
+    def relation_kind(self, table: exp.Table) -> str | None:
+        """PostgreSQL's relkind (``r`` table, ``p`` partitioned, ``v`` view, ...),
+        or None: it says whether the relation has a ctid and takes TABLESAMPLE."""
+        if not self.RELATION_KIND_SQL:
+            return None
+        rows = self.source.fetch(self._sql(self.RELATION_KIND_SQL), self._params(table))
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def primary_key(self, table: exp.Table) -> list[str]:
         return [
             r[0] for r in self.source.fetch(self._sql(self.PRIMARY_KEY_SQL), self._params(table))
@@ -100,6 +112,7 @@ class PostgresCatalog(Catalog):
         f" WHERE i.indrelid = {_REL} AND i.indisprimary"
         " ORDER BY pg_catalog.array_position(i.indkey::int2[], a.attnum)"
     )
+    RELATION_KIND_SQL = f"SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = {_REL}"
     # Expression indexes are left out whole (indexprs): their plain columns
     # alone are not unique.
     UNIQUE_KEYS_SQL = (
@@ -145,6 +158,11 @@ class MySQLCatalog(Catalog):
 
 
 class SQLiteCatalog(Catalog):
+    # A view's rowid is not a row address (SQLite leaves it unspecified): say 'v'.
+    RELATION_KIND_SQL = (
+        "SELECT CASE type WHEN 'view' THEN 'v' ELSE 'r' END FROM sqlite_master"
+        " WHERE name = {dms_table} AND {dms_schema} IS NULL"
+    )
     # pragma_table_info takes the schema ('main' by default) as its second argument.
     COLUMNS_SQL = "SELECT name FROM pragma_table_info({dms_table}, COALESCE({dms_schema}, 'main'))"
     PRIMARY_KEY_SQL = (

@@ -64,6 +64,12 @@ class ChunkDialect:
     # percentile_disc(ARRAY[...]) WITHIN GROUP: all quantiles in one aggregate.
     PERCENTILE_ARRAY: ClassVar[bool] = False
 
+    # Statements every session that reads statistics or chunks must run first,
+    # so that ORDER BY (which the bounds come from) and ``<`` (which the
+    # predicates use) order text alike.  Empty where both always follow the
+    # column's collation.
+    SESSION_SETUP: ClassVar[tuple[str, ...]] = ()
+
     # Strategy -> why this dialect cannot render it.  Extended by subclasses.
     UNSUPPORTED_STRATEGIES: ClassVar[dict[str, str]] = {
         "ctid": "ctid TID ranges exist only in PostgreSQL",
@@ -106,11 +112,14 @@ class ChunkDialect:
     def _hash(self, keys: list[exp.Expr]) -> exp.Expr:
         raise NotImplementedError  # pragma: no cover - guarded by UNSUPPORTED_STRATEGIES
 
-    def sample(self, select: exp.Select, percent: float, params: dict[str, object]) -> exp.Select:
+    def sample(self, select: exp.Select, percent: float, params: dict[str, object], *,
+               table_sample: bool = True) -> exp.Select:
         """Keep about ``percent`` % of the rows of ``select`` (for key samples).
 
         The default filters on a per-row random number, which reads the whole
-        table but works everywhere; dialects with block/row sampling override.
+        relation but works on any of them; dialects with row sampling
+        override it for base tables (``table_sample``), the only relations
+        their TABLESAMPLE/SAMPLE clause accepts.
         """
         params["dms_fraction"] = percent / 100.0
         condition = exp.LT(this=self._random(), expression=exp.Placeholder(this="dms_fraction"))
@@ -132,14 +141,26 @@ class Postgres(ChunkDialect):
     }
 
     def _hash(self, keys: list[exp.Expr]) -> exp.Expr:
-        # hashtextextended() returns a signed bigint; masking the sign bit keeps
-        # MOD non-negative without abs(), which overflows on the minimum value.
-        arg: exp.Expr = keys[0] if len(keys) == 1 else exp.Anonymous(this="ROW", expressions=keys)
-        text = exp.Cast(this=arg, to=exp.DataType.build("text"))
-        hashed = exp.Anonymous(this="hashtextextended", expressions=[text, exp.Literal.number(0)])
+        # hashtextextended() hashes by the text's collation: values that a
+        # nondeterministic collation calls equal hash alike, so a GROUP BY or
+        # DISTINCT on the key never sees one group in two buckets.  A composite
+        # key chains the parts (each the seed of the next) instead of hashing
+        # ROW(...)::text, which would lose every part's collation.
+        hashed: exp.Expr = exp.Literal.number(0)
+        for key in keys:
+            text = exp.Cast(this=key, to=exp.DataType.build("text"))
+            hashed = exp.Anonymous(this="hashtextextended", expressions=[text, hashed])
+        # It returns a signed bigint; masking the sign bit keeps MOD
+        # non-negative without abs(), which overflows on the minimum value.
         return exp.BitwiseAnd(this=hashed, expression=exp.Literal.number(9223372036854775807))
 
-    def sample(self, select: exp.Select, percent: float, params: dict[str, object]) -> exp.Select:
+    def _random(self) -> exp.Expr:
+        return exp.Anonymous(this="random")
+
+    def sample(self, select: exp.Select, percent: float, params: dict[str, object], *,
+               table_sample: bool = True) -> exp.Select:
+        if not table_sample:  # a CTE, a subquery or a view: TABLESAMPLE is refused there
+            return super().sample(select, percent, params)
         # BERNOULLI samples rows, not pages, so clustered keys are not over-represented.
         params["dms_percent"] = percent
         table = select.args["from_"].this
@@ -161,11 +182,21 @@ class MySQL(ChunkDialect):
     OFFSET_WITHOUT_LIMIT = 18446744073709551615
 
     def _hash(self, keys: list[exp.Expr]) -> exp.Expr:
-        # CRC32 is unsigned, so MOD is already in [0, n).
+        # CRC32 hashes bytes, but a _ci collation calls 'e' and 'E' equal and a
+        # PAD SPACE one 'a' and 'a ': hashing the collation's weights of the
+        # value without trailing spaces gives equal values one bucket, so a
+        # GROUP BY or DISTINCT on the key never sees one group in two chunks.
+        # (Unequal values sharing a bucket costs nothing.)  CRC32 is unsigned,
+        # so MOD is already in [0, n).
+        weights = [
+            exp.Anonymous(this="WEIGHT_STRING", expressions=[exp.Anonymous(this="RTRIM",
+                                                                          expressions=[k])])
+            for k in keys
+        ]
         arg: exp.Expr = (
-            keys[0]
-            if len(keys) == 1
-            else exp.Anonymous(this="CONCAT_WS", expressions=[exp.Literal.string("|"), *keys])
+            weights[0]
+            if len(weights) == 1
+            else exp.Anonymous(this="CONCAT_WS", expressions=[exp.Literal.string("|"), *weights])
         )
         return exp.Anonymous(this="CRC32", expressions=[arg])
 
@@ -178,6 +209,12 @@ class Oracle(ChunkDialect):
     ROW_VALUE_COMPARISON = False
     ROW_LOCATOR = "ROWID"
     ROW_ORDER_PSEUDOCOLUMNS = frozenset({"ROWNUM"})
+    # Oracle sorts text by NLS_SORT but compares it by NLS_COMP, which can
+    # differ (NLS_SORT follows NLS_LANGUAGE, NLS_COMP defaults to BINARY):
+    # bounds taken from ORDER BY would then not ascend for ``<``.  Pinning
+    # both makes them one order -- binary, or a column's declared collation,
+    # which both then use.
+    SESSION_SETUP = ("ALTER SESSION SET NLS_SORT = BINARY", "ALTER SESSION SET NLS_COMP = BINARY")
     UNSUPPORTED_STRATEGIES: ClassVar[dict[str, str]] = {
         k: v for k, v in ChunkDialect.UNSUPPORTED_STRATEGIES.items() if k != "rowid"
     }
@@ -191,7 +228,13 @@ class Oracle(ChunkDialect):
             )
         return exp.Anonymous(this="ORA_HASH", expressions=[arg])
 
-    def sample(self, select: exp.Select, percent: float, params: dict[str, object]) -> exp.Select:
+    def _random(self) -> exp.Expr:
+        return exp.column("VALUE", table="DBMS_RANDOM")
+
+    def sample(self, select: exp.Select, percent: float, params: dict[str, object], *,
+               table_sample: bool = True) -> exp.Select:
+        if not table_sample:
+            return super().sample(select, percent, params)
         # Oracle's SAMPLE clause takes only a literal; the percentage is our own
         # validated float, never user data, so writing it is safe.
         table = select.args["from_"].this
@@ -210,7 +253,8 @@ class SQLite(ChunkDialect):
         "hash": "SQLite has no built-in hash function; use key_range or quantile",
     }
 
-    def sample(self, select: exp.Select, percent: float, params: dict[str, object]) -> exp.Select:
+    def sample(self, select: exp.Select, percent: float, params: dict[str, object], *,
+               table_sample: bool = True) -> exp.Select:
         # random() is a signed 64-bit integer; keep rows whose value modulo a
         # million falls under the wanted share.
         params["dms_per_million"] = round(percent * 10_000)

@@ -47,7 +47,7 @@ from sqlglot import exp
 
 from dms_pkg.chunking import boundaries as bnd
 from dms_pkg.chunking import safety
-from dms_pkg.chunking.analyze import DrivingPath, QueryAnalysis, analyze_query
+from dms_pkg.chunking.analyze import DrivingPath, QueryAnalysis, analyze_query, with_row_key
 from dms_pkg.chunking.dialects import ChunkDialect, ParamStyle, get_dialect
 from dms_pkg.chunking.predicates import (
     Predicate,
@@ -133,12 +133,19 @@ class ChunkPlan:
     hot_values: tuple[bnd.HotValue, ...] = ()
 
 
-def validate_strategy(strategy: str) -> str:
-    """The strategy name, or DmsError 22023 listing the allowed ones."""
+def validate_strategy(strategy: str, dialect: ChunkDialect | None = None) -> str:
+    """The strategy name, or DmsError 22023 listing the allowed ones (0A000 when
+    ``dialect`` cannot render it)."""
     if strategy not in STRATEGIES:
         raise DmsError(
             f'unknown chunk strategy "{strategy}"; allowed strategies: ' + ", ".join(STRATEGIES),
             sqlstate=INVALID_PARAMETER_VALUE,
+        )
+    if dialect is not None and strategy in dialect.UNSUPPORTED_STRATEGIES:
+        raise DmsError(
+            f'chunk strategy "{strategy}" is not available for {dialect.NAME}: '
+            + dialect.UNSUPPORTED_STRATEGIES[strategy],
+            sqlstate=FEATURE_NOT_SUPPORTED,
         )
     return strategy
 
@@ -176,39 +183,59 @@ def plan_query(
 ) -> ChunkPlan:
     """Plan the chunks of ``sql``; see the module docstring for the rules."""
     chunk_dialect = get_dialect(dialect)
-    validate_strategy(strategy)
+    validate_strategy(strategy, chunk_dialect)
     validate_n_chunks(n_chunks)
     style = param_style or chunk_dialect.PARAM_STYLE
     stats = bounds_input or BoundsInput()
-    if strategy in chunk_dialect.UNSUPPORTED_STRATEGIES:
-        raise DmsError(
-            f'chunk strategy "{strategy}" is not available for {chunk_dialect.NAME}: '
-            + chunk_dialect.UNSUPPORTED_STRATEGIES[strategy],
-            sqlstate=FEATURE_NOT_SUPPORTED,
-        )
-    if strategy in _KEYED and key is None:
+    wants_row_key = strategy in ("key_range", "quantile") or (
+        strategy == "auto" and (stats.min_value is not None or bool(stats.sample))
+    )
+    row_key = key is None and chunk_dialect.IMPLICIT_ROW_KEY is not None and wants_row_key
+    physical = strategy in _PHYSICAL or key is None
+    analysis = analyze_query(sql, chunk_dialect, None if physical else key, columns=columns)
+    if row_key and analysis.refused_reason is None:  # SQLite: split on the table's rowid
+        keyed = with_row_key(analysis)
+        if keyed is None:
+            return _Planner(analysis, chunk_dialect, style, stats).single(
+                safety.PHYSICAL_DERIVED.format(name=analysis.driving_table))
+        analysis = keyed
+    return plan_analysis(analysis, n_chunks, strategy, stats, secondary_key=secondary_key,
+                         rows_per_chunk=rows_per_chunk, param_style=style)
+
+
+def plan_analysis(
+    analysis: QueryAnalysis,
+    n_chunks: int | None,
+    strategy: str,
+    bounds_input: BoundsInput | None = None,
+    *,
+    secondary_key: str | None = None,
+    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
+    param_style: ParamStyle | None = None,
+    notes: Sequence[str] = (),
+) -> ChunkPlan:
+    """Plan an analysed query (``analysis.key`` None: a physical split).
+
+    A query whose shape ``analysis`` refused is one chunk carrying the
+    reason, whatever ``strategy`` asks for: a forced strategy cannot make an
+    unsafe split exact.  ``notes`` are put before the planner's own.
+    """
+    dialect = analysis.dialect
+    validate_strategy(strategy, dialect)
+    style = param_style or dialect.PARAM_STYLE
+    stats = bounds_input or BoundsInput()
+    planner = _Planner(analysis, dialect, style, stats)
+    planner.notes.extend(notes)
+    if analysis.refused_reason is not None:
+        return planner.single(analysis.refused_reason)
+    if strategy in _KEYED and analysis.key is None:
         raise DmsError(
             f'chunk strategy "{strategy}" needs a chunk key',
             sqlstate=INVALID_PARAMETER_VALUE,
             hint="name the key column, for example key => 'id'",
         )
-
-    effective_key = key
-    wants_row_key = strategy in ("key_range", "quantile") or (
-        strategy == "auto" and (stats.min_value is not None or bool(stats.sample))
-    )
-    if key is None and chunk_dialect.IMPLICIT_ROW_KEY and wants_row_key:
-        effective_key = chunk_dialect.IMPLICIT_ROW_KEY  # SQLite: split on rowid
-    physical = strategy in _PHYSICAL or (strategy == "auto" and effective_key is None)
-    analysis = analyze_query(
-        sql, chunk_dialect, None if physical else effective_key, columns=columns
-    )
-    planner = _Planner(analysis, chunk_dialect, style, stats)
-    if analysis.refused_reason is not None:
-        return planner.single(analysis.refused_reason)
-
     if strategy == "auto":
-        strategy = planner.choose(effective_key is not None)
+        strategy = planner.choose(analysis.key is not None)
         if strategy == "single":
             return planner.single(planner.auto_reason)
     if strategy == "single":
@@ -373,6 +400,16 @@ class _Planner:
                     sqlstate=INVALID_PARAMETER_VALUE,
                     hint="fetch them with stats_sql.min_max_count_sql",
                 )
+            if stats.min_value is not None and not (
+                bnd.is_finite(stats.min_value) and bnd.is_finite(stats.max_value)
+            ):
+                raise DmsError(
+                    "strategy key_range needs a finite bounds_input.min_value and max_value, "
+                    f"got {stats.min_value!r} and {stats.max_value!r}",
+                    sqlstate=INVALID_PARAMETER_VALUE,
+                    hint="pass the smallest and largest finite keys: NaN and infinite keys "
+                    "land in the open-ended outer ranges",
+                )
             cuts = bnd.equal_width_cuts(stats.min_value, stats.max_value, n, kind)
             bounds = list(bnd.ranges_from_cuts(cuts))
         else:
@@ -388,7 +425,7 @@ class _Planner:
                 bounds = list(bnd.ranges_from_cuts(bnd.quantile_cuts(sample, n)))
             else:
                 isolated, hot = bnd.skew_aware_ranges(sample, n)
-                self.hot = tuple(hot)
+                self.hot = tuple(bnd.HotValue(bnd.raw(h.value), h.fraction) for h in hot)
                 bounds = self._split_hot(isolated, secondary_key)
 
         non_null = (
@@ -435,8 +472,8 @@ class _Planner:
         out: list[bnd.ChunkBounds] = []
         cuts = self.stats.hot_value_cuts
         for b in bounds:
-            if isinstance(b, bnd.PointBounds) and secondary_key and b.value in cuts:
-                out.extend(bnd.split_hot_value(b.value, list(cuts[b.value])))
+            if isinstance(b, bnd.PointBounds) and secondary_key and bnd.raw(b.value) in cuts:
+                out.extend(bnd.split_hot_value(b.value, list(cuts[bnd.raw(b.value)])))
             else:
                 out.append(b)
         if cuts and not secondary_key:
@@ -557,7 +594,7 @@ class _Planner:
 
 def _describe(bounds: bnd.ChunkBounds) -> tuple[Any, Any, str]:
     if isinstance(bounds, bnd.RangeBounds):
-        return bounds.lo, bounds.hi, "range"
+        return bnd.raw(bounds.lo), bnd.raw(bounds.hi), "range"
     if isinstance(bounds, bnd.PointBounds):
-        return bounds.value, bounds.value, "point"
+        return bnd.raw(bounds.value), bnd.raw(bounds.value), "point"
     return None, None, "null"

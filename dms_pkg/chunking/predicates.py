@@ -28,7 +28,7 @@ from typing import Any
 from sqlglot import exp
 
 from dms_pkg.chunking.analyze import PATH_MARK
-from dms_pkg.chunking.boundaries import ChunkBounds, NullBounds, PointBounds, RangeBounds
+from dms_pkg.chunking.boundaries import ChunkBounds, NullBounds, PointBounds, RangeBounds, raw
 from dms_pkg.chunking.dialects import ChunkDialect
 
 
@@ -41,7 +41,7 @@ class Predicate:
 
 
 def _bind(params: dict[str, Any], name: str, value: Any) -> exp.Placeholder:
-    params[name] = value
+    params[name] = raw(value)  # a sampled value binds as itself, not its rank
     return exp.Placeholder(this=name)
 
 
@@ -108,6 +108,7 @@ def _range(
 
 
 def _binds(params: dict[str, Any], name: str, value: Any, single: bool) -> list[exp.Expr]:
+    value = raw(value)
     if single:
         return [_bind(params, name, value)]
     if not isinstance(value, tuple):

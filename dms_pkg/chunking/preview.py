@@ -10,6 +10,7 @@ statistics (``hash``, ``single``); the others say what they are missing.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,16 @@ def preview(
     return plan_query(sql, chunk_dialect.NAME, key, n_chunks, strategy)
 
 
+def _json_params(params: dict[str, Any]) -> str:
+    """The binds as a JSON object; NaN and infinities (which JSON lacks) as text."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(value)
+        return value
+
+    return json.dumps({name: plain(v) for name, v in params.items()}, default=str)
+
+
 def plan_rows(plan: ChunkPlan) -> list[PlanRow]:
     notes = "; ".join(plan.notes) or None
     return [
@@ -109,7 +120,7 @@ def plan_rows(plan: ChunkPlan) -> list[PlanRow]:
             lo=show_value(c.lo),
             hi=show_value(c.hi),
             estimated_rows=c.estimated_rows,
-            params=json.dumps(c.params, default=str),
+            params=_json_params(c.params),
             driving_table=plan.driving_table,
             chunk_key=plan.key,
             refused_reason=plan.refused_reason,

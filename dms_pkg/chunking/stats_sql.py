@@ -13,11 +13,20 @@ taken from the filtered query instead.
 Queries:
 
 * ``min_max_count_sql`` — min, max, row count and NULL count of a one-column key.
-* ``sample_sql`` — about ``percent`` % of the key values (per-dialect sampling).
+* ``sample_sql`` — about ``percent`` % of the non-NULL key values (per-dialect
+  sampling), each with its ``DENSE_RANK()`` in the database's ``ORDER BY key``.
 * ``quantiles_sql`` — ``n`` evenly spaced key values (the rows at ranks
-  ``ceil(k * total / n)``), one sort, works for composite keys; PostgreSQL
-  gets ``percentile_disc`` with an array of fractions instead.
-* ``relpages_sql`` — PostgreSQL page counts for ctid ranges.
+  ``ceil(k * total / n)``), one sort, works for composite keys, with the same
+  dense rank; PostgreSQL gets ``percentile_disc`` with an array of fractions
+  for a one-column key instead.
+* ``relpages_sql`` — PostgreSQL page counts for ctid ranges (of the largest
+  partition, for a partitioned table) and the relation's kind.
+
+The rank is what makes the bounds follow the key's own order: the planner
+sorts and compares sampled values by it (``boundaries.Ranked``), never by
+Python's ``<``, so a collated, case-insensitive or mixed-type key is cut in
+exactly the order its ``key < :bound`` predicates compare in -- both are the
+same column compared by the same database.
 * ``rowid_ranges_sql`` — Oracle ROWID ranges: extents grouped into ``n``
   block-balanced groups, each turned into a ``[lo, hi]`` ROWID pair with
   ``DBMS_ROWID.ROWID_CREATE`` (per data object, so partitions stay apart).
@@ -175,22 +184,47 @@ def min_max_count_sql(
     return _finish(select, dialect, {}, columns, style)
 
 
+RANK_COLUMN = "dms_rank"
+
+
+def _dense_rank(key: Sequence[exp.Column], dialect: ChunkDialect) -> exp.Expr:
+    """``DENSE_RANK() OVER (ORDER BY key...)``: the database's order and equality."""
+    order = exp.Order(expressions=[dialect.ordered(c) for c in key])
+    return exp.alias_(exp.Window(this=exp.Anonymous(this="DENSE_RANK"), order=order),
+                      RANK_COLUMN)
+
+
+def _not_null(key: Sequence[exp.Column]) -> exp.Expr:
+    return exp.and_(*(exp.not_(exp.Is(this=c.copy(), expression=exp.Null())) for c in key))
+
+
 def sample_sql(
     analysis: QueryAnalysis,
     percent: float,
     path_index: int = 0,
     style: ParamStyle | None = None,
+    *,
+    table_sample: bool = True,
 ) -> StatsQuery:
-    """About ``percent`` % of the key values, sampled the dialect's way."""
+    """About ``percent`` % of the non-NULL key values, sampled the dialect's way,
+    each followed by its dense rank (column ``dms_rank``) in the key's order.
+
+    ``table_sample`` false asks for the per-row random filter even on a base
+    table (a view or a foreign table takes no TABLESAMPLE); a derived
+    relation always gets it.
+    """
     if not 0 < percent <= 100:
         raise ValueError(f"percent must be in (0, 100], got {percent}")
     path = _path(analysis, path_index)
     key = _key(analysis, path)
-    select = exp.select(*(c.copy() for c in key))
+    dialect = analysis.dialect
+    select = exp.select(*(c.copy() for c in key), _dense_rank(key, dialect))
     from_driving(analysis, path, select)
+    select.where(_not_null(key), append=True, copy=False)
     params: dict[str, Any] = {}
-    select = analysis.dialect.sample(select, percent, params)
-    return _finish(select, analysis.dialect, params, [c.name for c in key], style)
+    select = dialect.sample(select, percent, params,
+                            table_sample=table_sample and path.table is not None)
+    return _finish(select, dialect, params, [*(c.name for c in key), RANK_COLUMN], style)
 
 
 def quantiles_sql(
@@ -202,7 +236,9 @@ def quantiles_sql(
     """``n_quantiles`` evenly spaced non-NULL key values, in key order.
 
     Ask for more quantiles than chunks (``4 * n``) so ``find_hot_values``
-    can see a value that repeats across them.
+    can see a value that repeats across them.  The rank form ends each row
+    with the value's dense rank (``dms_rank``); PostgreSQL's one-column form
+    returns one array, already in the key's order.
     """
     if n_quantiles < 1:
         raise ValueError(f"n_quantiles must be at least 1, got {n_quantiles}")
@@ -230,6 +266,7 @@ def quantiles_sql(
         *(exp.alias_(c.copy(), n) for c, n in zip(key, names, strict=True)),
         exp.alias_(exp.Window(this=exp.RowNumber(), order=order), "dms_rn"),
         exp.alias_(exp.Window(this=exp.Count(this=exp.Star())), "dms_total"),
+        _dense_rank(key, dialect),
     )
     from_driving(analysis, path, inner)
     inner.where(
@@ -241,22 +278,27 @@ def quantiles_sql(
         expression=exp.Placeholder(this="dms_n"),
     )
     outer = (
-        exp.select(*(exp.column(n) for n in names))
+        exp.select(*(exp.column(n) for n in names), exp.column(RANK_COLUMN))
         .from_(inner.subquery("dms_q"))
         .where(picked)
         .order_by(dialect.ordered(exp.column("dms_rn")))
     )
-    return _finish(outer, dialect, params, names, style)
+    return _finish(outer, dialect, params, [*names, RANK_COLUMN], style)
 
 
 def relpages_sql(
     analysis: QueryAnalysis, path_index: int = 0, style: ParamStyle | None = None
 ) -> StatsQuery:
-    """PostgreSQL: ``relpages, reltuples, pages`` of the driving table.
+    """PostgreSQL: ``relpages, reltuples, pages, relkind`` of the driving table.
 
     ``pages`` is the current size (``pg_relation_size / block_size``);
     ``relpages`` is the planner's estimate, 0 before the first ANALYZE — use
-    ``pages``.  The table name is bound as text and resolved by ``regclass``.
+    ``pages``.  A partitioned table (relkind ``p``) has no pages of its own:
+    its rows live in the partitions, each with its own TIDs, and a ctid range
+    applies to every partition at once; ``pages`` is then the largest
+    partition's size, so the ranges cover every partition.  ``relkind`` tells
+    the caller whether the relation has a ctid at all (a view has none).
+    The table name is bound as text and resolved by ``regclass``.
     """
     path = _path(analysis, path_index)
     if path.table is None:
@@ -267,10 +309,13 @@ def relpages_sql(
     table = _markers(params, style or analysis.dialect.PARAM_STYLE)["dms_table"]
     sql = (
         "SELECT c.relpages, c.reltuples, "
-        "pg_relation_size(c.oid) / current_setting('block_size')::bigint AS pages "
+        "CASE WHEN c.relkind = 'p' THEN (SELECT COALESCE(max(pg_catalog.pg_relation_size("
+        "p.relid)), 0) FROM pg_catalog.pg_partition_tree(c.oid) AS p WHERE p.isleaf) "
+        "ELSE pg_catalog.pg_relation_size(c.oid) END "
+        "/ pg_catalog.current_setting('block_size')::bigint AS pages, c.relkind::text AS relkind "
         f"FROM pg_catalog.pg_class AS c WHERE c.oid = CAST({table} AS regclass)"
     )
-    return StatsQuery(sql, params, ("relpages", "reltuples", "pages"))
+    return StatsQuery(sql, params, ("relpages", "reltuples", "pages", "relkind"))
 
 
 _ROWID_RANGES = """\

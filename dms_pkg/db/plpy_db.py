@@ -63,12 +63,14 @@ class PlpyDatabase:
         self._plpy = plpy
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [dict(r) for r in self.result(sql, params)]
+
+    def result(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The PL/Python result object itself (it knows its column types)."""
         if not params:
-            result = self._plpy.execute(sql)
-        else:
-            plan = self._plpy.prepare(sql, [_pg_type(p) for p in params])
-            result = self._plpy.execute(plan, [_adapt(p) for p in params])
-        return [dict(r) for r in result]
+            return self._plpy.execute(sql)
+        plan = self._plpy.prepare(sql, [_pg_type(p) for p in params])
+        return self._plpy.execute(plan, [_adapt(p) for p in params])
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a command; return the number of rows it processed."""

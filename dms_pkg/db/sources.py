@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import psycopg
 
 from dms_pkg.db.binds import ParamStyle
+from dms_pkg.db.pg_values import from_text, keep_out_of_range_as_text
 
 
 class SourceConnection(Protocol):
@@ -40,6 +41,8 @@ class PsycopgSource:
 
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self.conn.cursor() as cur:
+            # A key's min or max may be '-infinity': keep such values as text.
+            keep_out_of_range_as_text(cur.adapters)
             # Always pass a mapping: rendered SQL doubles a literal % for the
             # pyformat style, and psycopg un-doubles it only when given params.
             cur.execute(sql.encode(), dict(params or {}))
@@ -73,7 +76,13 @@ class SQLiteSource:
 
 
 class PlpySource:
-    """The local database seen from PL/Python; binds are ``$1..$n`` in params order."""
+    """The local database seen from PL/Python; binds are ``$1..$n`` in params order.
+
+    PL/Python passes dates, timestamps and uuids as text; they are loaded
+    into the Python values psycopg returns (``pg_values.from_text``), so a
+    plan is the same whether it is measured here or over a connection.  The
+    text is read in DateStyle ISO, set for the query and put back after it.
+    """
 
     dialect = "postgres"
     style = ParamStyle.NUMERIC
@@ -81,11 +90,27 @@ class PlpySource:
     def __init__(self, plpy: Any) -> None:
         from dms_pkg.db.plpy_db import PlpyDatabase
 
+        self._plpy = plpy
         self._db = PlpyDatabase(plpy)
 
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        rows = self._db.query(sql, list((params or {}).values()))
-        return [tuple(r.values()) for r in rows]
+        datestyle = self._plpy.execute(
+            "SELECT pg_catalog.current_setting('DateStyle') AS s")[0]["s"]
+        iso = str(datestyle).upper().startswith("ISO")
+        if not iso:
+            self._plpy.execute("SELECT pg_catalog.set_config('DateStyle', 'ISO', true)")
+        try:
+            result = self._db.result(sql, list((params or {}).values()))
+        finally:
+            if not iso:
+                plan = self._plpy.prepare(
+                    "SELECT pg_catalog.set_config('DateStyle', $1, true)", ["text"])
+                self._plpy.execute(plan, [datestyle])
+        if result.nrows() == 0 or not result.colnames():
+            return []
+        names, oids = result.colnames(), result.coltypes()
+        return [tuple(from_text(oid, row[name]) for name, oid in zip(names, oids, strict=True))
+                for row in result]
 
 
 @contextmanager

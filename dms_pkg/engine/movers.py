@@ -34,6 +34,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.rows import dict_row
 
 from dms_pkg.db.binds import escape_pyformat, pyformat_to_numeric
+from dms_pkg.db.pg_values import keep_out_of_range_as_text
 from dms_pkg.engine import merge as merge_mod
 from dms_pkg.engine.merge import MergePlan
 from dms_pkg.engine.psql_reader import SnapshotImportError, SourceSession, copy_out
@@ -465,6 +466,9 @@ class Mover:
         with ExitStack() as stack:
             src = stack.enter_context(
                 source.cursor(name=f"dms_chunk_{task.chunk_no}", row_factory=dict_row))
+            # '-infinity' or a year past 9999 has no datetime: such a value
+            # travels as its text, which the text COPY below writes unchanged.
+            keep_out_of_range_as_text(src.adapters)
             src.itersize = self.batch_size
             src.execute(query.encode(), params)
             # Entered last, so it is left first: an error aborts the COPY and

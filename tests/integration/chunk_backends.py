@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pymysql
 
+from dms_pkg.db.pg_values import keep_out_of_range_as_text
 from dms_pkg.db.sources import PsycopgSource, PyMySQLSource, SourceConnection, SQLiteSource
 
 KEY_TYPES = ("int", "bigint", "numeric", "text", "uuid", "date", "timestamp")
@@ -74,6 +75,8 @@ class Backend:
             self.conn.commit()
             return list(rows)
         with self.conn.cursor() as cur:
+            if self.name == "postgres":  # '-infinity' as text, as the planner reads it
+                keep_out_of_range_as_text(cur.adapters)
             cur.execute(sql, params)
             rows = list(cur.fetchall()) if cur.description else []
         self.conn.commit()
@@ -92,13 +95,18 @@ class Backend:
         return "?" if self.name == "sqlite" else "%s"
 
     def load(self, key_type: str, rows: Sequence[tuple[int, Any, Any, str | None]],
-             k2_type: str = "text") -> None:
-        """(Re)create t and d and insert ``rows`` = (rid, k1, k2, v)."""
+             k2_type: str = "text", *, k1_ddl: str | None = None) -> None:
+        """(Re)create t and d and insert ``rows`` = (rid, k1, k2, v).
+
+        ``k1_ddl`` replaces the column type of k1 (a collation, an untyped
+        SQLite column); its values are then bound as they are.
+        """
         ddl = _DDL[self.name]
         for table in ("t", "d"):
             self.execute(f"DROP TABLE IF EXISTS {table}")
+        k1 = ddl[key_type] if k1_ddl is None else k1_ddl
         self.execute(
-            f"CREATE TABLE t (rid INTEGER NOT NULL PRIMARY KEY, k1 {ddl[key_type]} NULL, "
+            f"CREATE TABLE t (rid INTEGER NOT NULL PRIMARY KEY, k1 {k1} NULL, "
             f"k2 {ddl[k2_type]} NULL, v {ddl['text']} NULL)"
         )
         self.execute(f"CREATE TABLE d (id INTEGER NOT NULL PRIMARY KEY, grp {ddl['text']})")
@@ -107,17 +115,34 @@ class Backend:
                          [(0, "g0"), (1, "g1"), (2, "g2")])
         self.executemany(
             f"INSERT INTO t (rid, k1, k2, v) VALUES ({m}, {m}, {m}, {m})",
-            [(rid, to_db(self.name, key_type, k1), to_db(self.name, k2_type, k2), v)
+            [(rid, k1 if k1_ddl is not None else to_db(self.name, key_type, k1),
+              to_db(self.name, k2_type, k2), v)
              for rid, k1, k2, v in rows],
         )
         if self.name == "postgres":
             self.execute("ANALYZE t")
 
 
+# Text key types with a collation other than the database default, per
+# backend: ICU, case-insensitive and nondeterministic ones, whose order is not
+# Python's code-point order (the test database's default is C.UTF-8).
+COLLATED_TEXT: dict[str, tuple[str, ...]] = {
+    "postgres": ('text COLLATE "en-US-x-icu"', "text COLLATE dms_ci",
+                 'varchar(20) COLLATE "de-DE-x-icu"', 'text COLLATE "sv-SE-x-icu"'),
+    "mysql": tuple(f"VARCHAR(40) CHARACTER SET utf8mb4 COLLATE {c}" for c in
+                   ("utf8mb4_general_ci", "utf8mb4_unicode_ci", "utf8mb4_bin")),
+    "sqlite": ("TEXT COLLATE NOCASE", "TEXT COLLATE RTRIM", "TEXT"),
+}
+
+
 def connect_postgres(dsn: str) -> Backend:
     # Tables are re-created with other column types between examples: no
     # server-side prepared statements, whose cached plans would go stale.
-    return Backend("postgres", psycopg.connect(dsn, autocommit=True, prepare_threshold=None))
+    backend = Backend("postgres", psycopg.connect(dsn, autocommit=True, prepare_threshold=None))
+    # Case- (not accent-) insensitive and nondeterministic: 'a' = 'A'.
+    backend.execute("CREATE COLLATION IF NOT EXISTS dms_ci "
+                    "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)")
+    return backend
 
 
 def connect_mysql(args: dict[str, Any]) -> Backend:
@@ -128,5 +153,5 @@ def connect_sqlite(path: str) -> Backend:
     return Backend("sqlite", sqlite3.connect(path))
 
 
-__all__ = ["KEY_TYPES", "Backend", "connect_mysql", "connect_postgres", "connect_sqlite",
-           "decimal", "uuid"]
+__all__ = ["COLLATED_TEXT", "KEY_TYPES", "Backend", "connect_mysql", "connect_postgres",
+           "connect_sqlite", "decimal", "uuid"]

@@ -6,13 +6,17 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import errors
 
+from dms_pkg.chunking import safety
 from dms_pkg.chunking.planner import plan_chunks
+from dms_pkg.db.pg_values import keep_out_of_range_as_text
 from dms_pkg.db.sources import PsycopgSource
 from tests.integration.conftest import Cluster
 
@@ -222,3 +226,330 @@ def test_params_are_json(db: str) -> None:
     with psycopg.connect(db) as conn:
         rows = _plan(conn, p_sql="SELECT id FROM t", p_chunks=2, p_strategy="key_range")
     assert json.loads(json.dumps(rows[0]["params"])) == {"dms_hi": 2501}
+
+
+# ------------------------------------------------ issue 15: plans, not errors
+
+ISSUE15 = r"""
+CREATE COLLATION IF NOT EXISTS dms_ci
+  (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+-- Upper and lower case interleave in ICU order, not in code-point order.
+CREATE TABLE icu (name text COLLATE "en-US-x-icu" PRIMARY KEY, v int);
+INSERT INTO icu SELECT (ARRAY['a','B','c','D','é','F','y','Z'])[1 + g % 8] || g, g
+  FROM generate_series(1, 4678) g;
+CREATE TABLE ci (id int PRIMARY KEY, k text COLLATE dms_ci);
+INSERT INTO ci SELECT g, (ARRAY['e','E','f','F','y','Y','z'])[1 + g % 7]
+  FROM generate_series(1, 700) g;
+CREATE TABLE nums (id int PRIMARY KEY, x numeric, f double precision);
+INSERT INTO nums SELECT g,
+  CASE WHEN g % 50 = 0 THEN 'NaN' WHEN g = 7 THEN 'Infinity' WHEN g = 8 THEN '-Infinity'
+       ELSE g::numeric / 4 END,
+  CASE WHEN g % 40 = 0 THEN 'NaN' WHEN g = 9 THEN 'Infinity' WHEN g = 10 THEN '-Infinity'
+       ELSE g::double precision END
+  FROM generate_series(1, 1000) g;
+CREATE TABLE events (id int PRIMARY KEY, ts timestamp, d date);
+INSERT INTO events SELECT g,
+  CASE WHEN g = 1 THEN '-infinity' WHEN g = 2 THEN 'infinity'
+       ELSE timestamp '2020-01-01' + g * interval '90 minutes' END,
+  CASE WHEN g = 3 THEN '-infinity' WHEN g = 4 THEN 'infinity'
+       ELSE date '2020-01-01' + g END
+  FROM generate_series(1, 1000) g;
+CREATE TABLE plain_ts (id int PRIMARY KEY, ts timestamp NOT NULL, d date NOT NULL);
+INSERT INTO plain_ts SELECT g, timestamp '2021-06-01' + g * interval '1 hour',
+  date '2021-06-01' + g / 10 FROM generate_series(1, 1000) g;
+CREATE TABLE "R_Mixed" ("Id" int PRIMARY KEY, v text);
+INSERT INTO "R_Mixed" SELECT g, 'v' || (g % 5) FROM generate_series(1, 1000) g;
+CREATE TABLE sales (id int PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
+  amount numeric NOT NULL);
+INSERT INTO sales SELECT g, g % 97, (ARRAY['new','paid','shipped','cancelled'])[1 + g % 4], g
+  FROM generate_series(1, 3000) g;
+CREATE TABLE returns (id int PRIMARY KEY, amount numeric NOT NULL);
+INSERT INTO returns SELECT 100000 + g, -g FROM generate_series(1, 800) g;
+CREATE TABLE parted (id int, r int) PARTITION BY RANGE (r);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
+CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (10) TO (20);
+INSERT INTO parted SELECT g, g % 20 FROM generate_series(1, 20000) g;
+CREATE VIEW sales_view AS SELECT customer_id, status FROM sales;
+CREATE TABLE c_names (name text COLLATE "C" PRIMARY KEY, v int);
+INSERT INTO c_names SELECT 'x' || name, v FROM icu;
+ANALYZE;
+"""
+
+
+@pytest.fixture(scope="module")
+def issue15(db: str) -> str:
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(ISSUE15.encode())
+    return db
+
+
+@pytest.fixture
+def operator(issue15: str, login_role: Any) -> Iterator[str]:
+    """A login that is only a member of dms_operator, with SELECT on the tables."""
+    name = login_role("dms_operator")
+    with psycopg.connect(issue15, autocommit=True) as conn:
+        conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{name}"')
+    yield psycopg.conninfo.make_conninfo(issue15, user=name)
+    with psycopg.connect(issue15, autocommit=True) as conn:
+        conn.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{name}"')
+
+
+def _chunk_rows(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> list[Counter[Any]]:
+    """The rows of each chunk, by running its query with its binds."""
+    out = []
+    for row in rows:
+        with psycopg.RawCursor(conn) as cur:
+            keep_out_of_range_as_text(cur.adapters)
+            cur.execute(row["query_sql"], list(row["params"].values()) or None)
+            out.append(Counter(_plain(r) for r in cur.fetchall()))
+    return out
+
+
+def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(str(v) if isinstance(v, float | Decimal) and v != v else v for v in row)
+
+
+def _assert_partition(conn: psycopg.Connection[Any], sql: str, rows: list[dict[str, Any]],
+                      ) -> list[Counter[Any]]:
+    """Every row of ``sql`` in exactly one chunk (the first column is unique)."""
+    with psycopg.RawCursor(conn) as cur:
+        keep_out_of_range_as_text(cur.adapters)
+        cur.execute(sql)
+        whole = Counter(_plain(r) for r in cur.fetchall())
+    chunks = _chunk_rows(conn, rows)
+    union: Counter[Any] = Counter()
+    for chunk in chunks:
+        union.update(chunk)
+    assert union == whole, [r["query_sql"] for r in rows]
+    firsts = [r[0] for chunk in chunks for r in chunk.elements()]
+    assert len(firsts) == len(set(firsts)), "a row is in two chunks"
+    return chunks
+
+
+@pytest.mark.parametrize("strategy", ["quantile", "auto", "hash"])
+def test_icu_text_primary_key_is_cut_in_its_collation(operator: str, strategy: str) -> None:
+    """Issue 15: 261 of 4,678 rows were in two chunks (bounds in code-point order)."""
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql="SELECT name, v FROM icu", p_chunks=6, p_strategy=strategy)
+        assert rows[0]["chunk_key"] == "name" and rows[0]["refused_reason"] is None
+        assert len(rows) >= 6
+        chunks = _assert_partition(conn, "SELECT name, v FROM icu", rows)
+    assert sum(sum(c.values()) for c in chunks) == 4678
+
+
+def test_composite_key_with_a_collated_part(operator: str) -> None:
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql="SELECT name, v FROM icu", p_key="name, v", p_chunks=5)
+        assert rows[0]["strategy"] == "quantile"
+        _assert_partition(conn, "SELECT name, v FROM icu", rows)
+
+
+@pytest.mark.parametrize("strategy", ["quantile", "auto", "hash"])
+def test_group_by_a_nondeterministic_key_keeps_each_group_whole(
+    operator: str, strategy: str
+) -> None:
+    """'e' = 'E' under the nondeterministic collation: each letter one group, one chunk."""
+    sql = "SELECT min(id), count(*) FROM ci GROUP BY k"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_key="k", p_chunks=3, p_strategy=strategy)
+        assert rows[0]["refused_reason"] is None and rows[0]["strategy"] != "single"
+        chunks = _assert_partition(conn, sql, rows)
+    assert sum(sum(c.values()) for c in chunks) == 4  # e, f, y, z
+
+
+@pytest.mark.parametrize(("key", "strategy"), [
+    ("x", "auto"), ("x", "key_range"), ("x", "quantile"), ("x", "hash"),
+    ("f", "auto"), ("f", "key_range"), ("f", "quantile"),
+])
+def test_nan_and_infinite_numbers_are_split(operator: str, key: str, strategy: str) -> None:
+    """numeric NaN made decimal.InvalidOperation; NaN sorts above every number in
+    PostgreSQL, so it lands in the open top range."""
+    sql = f"SELECT id, {key} FROM nums"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_key=key, p_chunks=4, p_strategy=strategy)
+        assert rows[0]["refused_reason"] is None
+        assert len(rows) == (4 if strategy == "hash" else 5)
+        _assert_partition(conn, sql, rows)
+    if strategy == "key_range":
+        assert rows[0]["notes"].startswith(
+            f"{key} holds values with no place on its number or time line (NaN, infinity, ")
+
+
+@pytest.mark.parametrize(("key", "strategy"), [
+    ("ts", "auto"), ("ts", "key_range"), ("ts", "quantile"), ("d", "key_range"),
+    ("d", "auto"),
+])
+def test_infinite_timestamps_are_split(operator: str, key: str, strategy: str) -> None:
+    """'-infinity' made psycopg fail ("timestamp too small"); here it is planned."""
+    sql = f"SELECT id, {key} FROM events"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_key=key, p_chunks=4, p_strategy=strategy)
+        assert rows[0]["refused_reason"] is None and len(rows) >= 5
+        _assert_partition(conn, sql, rows)
+
+
+@pytest.mark.parametrize("key", ["ts", "d"])
+def test_key_range_on_a_time_key_inside_the_server(operator: str, key: str) -> None:
+    """dms.plan_chunks measures through PL/Python, which passes times as text:
+    key_range said "got 'text'" here and accepted the same key over a connection."""
+    sql = f"SELECT id, {key} FROM plain_ts"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_key=key, p_chunks=4, p_strategy="key_range")
+        assert [r["kind"] for r in rows] == ["range"] * 4 + ["null"]
+        assert rows[1]["lo"].startswith("2021-06-")
+        _assert_partition(conn, sql, rows)
+
+
+def test_a_cte_referenced_twice_is_sampled_without_tablesample(operator: str) -> None:
+    sql = ("WITH c AS (SELECT id, amount FROM sales) "
+           "SELECT a.id, b.amount FROM c a JOIN c b ON a.id = b.id")
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_key="a.id", p_chunks=4, p_strategy="quantile")
+        assert rows[0]["predicate_sql"] == "a.id < $1"
+        _assert_partition(conn, sql, rows)
+
+
+@pytest.mark.parametrize("sql", [
+    "WITH r AS (SELECT id AS sale_id, amount FROM sales) SELECT * FROM r",
+    "SELECT r.sale_id, r.amount FROM (SELECT id AS sale_id, amount FROM sales) r",
+    "WITH r (sale_id, amount) AS (SELECT id, amount FROM sales) SELECT sale_id FROM r",
+])
+def test_a_renamed_primary_key_is_the_default_key_by_its_new_name(
+    operator: str, sql: str
+) -> None:
+    """The default key is sales.id as the query names it: "column r.id does not exist"."""
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_chunks=3)
+        assert rows[0]["chunk_key"] == "sale_id"
+        assert rows[0]["predicate_sql"] == "sales.id < $1"  # still on the table's index
+        _assert_partition(conn, sql, rows)
+
+
+def test_a_hidden_primary_key_leaves_a_ctid_split_and_says_why(operator: str) -> None:
+    sql = "SELECT s.amount FROM (SELECT amount FROM sales) s"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_chunks=3)
+        assert rows[0]["strategy"] == "ctid"
+        assert rows[0]["notes"] == (
+            "the primary key (id) of sales is not passed on as a plain column by every level "
+            "of the query above it, so it cannot be the chunk key")
+        with pytest.raises(psycopg.Error) as err:
+            _plan(conn, p_sql=sql, p_strategy="key_range")
+    assert err.value.diag.sqlstate == "22023"
+    assert err.value.diag.message_primary == (
+        'dms: chunk strategy "key_range" needs a chunk key: the primary key (id) of sales is '
+        "not passed on as a plain column by every level of the query above it, so it cannot "
+        "be the chunk key")
+
+
+def test_strategy_single_is_one_chunk(operator: str) -> None:
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql="SELECT id, amount FROM sales", p_strategy="single")
+    assert [(r["strategy"], r["kind"], r["refused_reason"]) for r in rows] == [
+        ("single", "all", None)]
+    assert rows[0]["query_sql"] == "SELECT id, amount FROM sales"
+
+
+def test_a_mixed_case_primary_key_is_the_default_key(operator: str) -> None:
+    sql = 'SELECT "Id", v FROM "R_Mixed"'
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_chunks=4)
+        assert rows[0]["chunk_key"] == '"Id"'
+        assert rows[1]["predicate_sql"] == '"R_Mixed"."Id" >= $1 AND "R_Mixed"."Id" < $2'
+        _assert_partition(conn, sql, rows)
+
+
+@pytest.mark.parametrize(("sql", "key"), [
+    ("SELECT customer_id, count(*), sum(amount) FROM sales GROUP BY customer_id",
+     "customer_id"),
+    ("SELECT DISTINCT status FROM sales", "status"),
+    ("SELECT id, amount FROM sales UNION ALL SELECT id, amount FROM returns", "id"),
+])
+@pytest.mark.parametrize("strategy", ["auto", "key_range", "quantile", "hash"])
+def test_a_key_that_makes_the_query_safe_splits_it(
+    operator: str, sql: str, key: str, strategy: str
+) -> None:
+    """Issue 15: these planned as one chunk with refused_reason NULL, and a forced
+    strategy failed with "needs bounds_input.key_kind ... got None"."""
+    if strategy == "key_range" and key == "status":
+        with psycopg.connect(operator) as conn, pytest.raises(psycopg.Error) as err:
+            _plan(conn, p_sql=sql, p_key=key, p_strategy=strategy)
+        assert err.value.diag.message_primary == (
+            "dms: strategy key_range needs an integer, numeric, date or timestamp key, and "
+            "status holds none (its smallest value is 'cancelled')")
+        return
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_key=key, p_chunks=3, p_strategy=strategy)
+        assert rows[0]["refused_reason"] is None
+        assert rows[0]["strategy"] != "single" and len(rows) >= 3
+        chunks = _assert_partition(conn, sql, rows)
+    assert sum(1 for c in chunks if c) >= 2  # really split
+
+
+def test_a_forced_strategy_on_a_query_that_must_not_be_split_is_one_chunk(
+    operator: str
+) -> None:
+    """It raised 22023 ("needs a chunk key"); now one chunk with the reason."""
+    sql = "SELECT status, count(*) FROM sales GROUP BY status"
+    by_key = ("GROUP BY status does not contain the chunk key sales.id; a group would be split "
+              "across chunks and aggregated once per chunk")
+    with psycopg.connect(operator) as conn:
+        for strategy in ("key_range", "quantile", "hash", "offset", "ctid"):
+            rows = _plan(conn, p_sql=sql, p_strategy=strategy)
+            reason = safety.PHYSICAL_GROUP_BY if strategy == "ctid" else by_key
+            assert [(r["strategy"], r["refused_reason"]) for r in rows] == [
+                ("single", reason)], strategy
+        # With no primary key to fall back on either.
+        rows = _plan(conn, p_sql="SELECT r, count(*) FROM parted GROUP BY r",
+                     p_strategy="key_range")
+    assert [(r["strategy"], r["refused_reason"]) for r in rows] == [
+        ("single", safety.PHYSICAL_GROUP_BY)]
+
+
+def test_ctid_on_a_partitioned_table_splits_every_partition(operator: str) -> None:
+    sql = "SELECT id, r FROM parted"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_chunks=4)
+        assert rows[0]["strategy"] == "ctid" and len(rows) == 4
+        assert rows[0]["notes"].startswith(
+            "ctid ranges on the partitioned table parted cut every partition at the same page "
+            "numbers (the largest partition has ")
+        chunks = _assert_partition(conn, sql, rows)
+    assert all(len(c) > 1000 for c in chunks)
+
+
+def test_a_view_without_a_key_is_one_chunk_with_the_reason(operator: str) -> None:
+    """A view has no ctid ("column ctid does not exist" at run time) and takes no
+    TABLESAMPLE: without a key it is one chunk saying so; with one it is sampled."""
+    sql = "SELECT customer_id, status FROM sales_view"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_chunks=4)
+        keyed = _plan(conn, p_sql=sql, p_key="customer_id", p_chunks=4, p_strategy="quantile")
+        with psycopg.RawCursor(conn) as cur:
+            cur.execute(sql)
+            whole = Counter(cur.fetchall())
+        union: Counter[Any] = Counter()
+        for chunk in _chunk_rows(conn, keyed):
+            union.update(chunk)
+    assert [(r["strategy"], r["refused_reason"]) for r in rows] == [(
+        "single", "sales_view is a view, which has no physical row address (ctid); name a "
+        "chunk key to split it")]
+    assert len(keyed) >= 5 and union == whole
+
+
+def test_a_union_on_a_text_key_is_split_by_hash(operator: str) -> None:
+    """The branches order their keys in other collations (ICU and C): cuts measured
+    on the first need not ascend in the second, hash buckets hold for both."""
+    sql = "SELECT name, v FROM icu UNION ALL SELECT name, v FROM c_names"
+    with psycopg.connect(operator) as conn:
+        rows = _plan(conn, p_sql=sql, p_key="name", p_chunks=4)
+        assert rows[0]["strategy"] == "hash" and len(rows) == 4
+        assert rows[0]["notes"].startswith("hash buckets split this UNION ALL: its key is text")
+        _assert_partition(conn, sql, rows)
+        with pytest.raises(psycopg.Error) as err:
+            _plan(conn, p_sql=sql, p_key="name", p_strategy="quantile")
+    assert err.value.diag.sqlstate == "22023"
+    assert err.value.diag.message_primary == (
+        "dms: quantile ranges cannot cut the text or composite key name of a UNION ALL: they "
+        "are measured on the first branch, and another branch may order text in another "
+        "collation")

@@ -46,33 +46,72 @@ def test_min_max_count_of_a_derived_relation_keeps_its_ctes() -> None:
     )
 
 
+RANK = "DENSE_RANK() OVER (ORDER BY o.id ASC) AS dms_rank"
+
+
 @pytest.mark.parametrize(
     ("dialect", "sql", "params"),
     [
         (
             "postgres",
-            'SELECT o.id FROM "Sales"."Orders" AS o TABLESAMPLE BERNOULLI (%(dms_percent)s) '
-            "WHERE o.x > 0",
+            f'SELECT o.id, {RANK} FROM "Sales"."Orders" AS o '
+            "TABLESAMPLE BERNOULLI (%(dms_percent)s) WHERE o.x > 0 AND NOT o.id IS NULL",
             {"dms_percent": 2.0},
         ),
-        ("oracle", 'SELECT o.id FROM "Sales"."Orders" SAMPLE (2.0) o WHERE o.x > 0', {}),
+        (
+            "oracle",
+            f'SELECT o.id, {RANK} FROM "Sales"."Orders" SAMPLE (2.0) o '
+            "WHERE o.x > 0 AND NOT o.id IS NULL",
+            {},
+        ),
         (
             "mysql",
-            "SELECT o.id FROM `Sales`.`Orders` AS o WHERE o.x > 0 AND RAND() < %(dms_fraction)s",
+            f"SELECT o.id, {RANK} FROM `Sales`.`Orders` AS o "
+            "WHERE (o.x > 0 AND NOT o.id IS NULL) AND RAND() < %(dms_fraction)s",
             {"dms_fraction": 0.02},
         ),
         (
             "sqlite",
-            'SELECT o.id FROM "Sales"."Orders" AS o '
-            "WHERE o.x > 0 AND ABS(RANDOM() % 1000000) < :dms_per_million",
+            f'SELECT o.id, {RANK} FROM "Sales"."Orders" AS o '
+            "WHERE (o.x > 0 AND NOT o.id IS NULL) AND ABS(RANDOM() % 1000000) < :dms_per_million",
             {"dms_per_million": 20000},
         ),
     ],
 )
 def test_sample_per_dialect(dialect: str, sql: str, params: dict[str, object]) -> None:
+    """Each sampled value comes with its rank in the database's own ORDER BY: the
+    planner orders bounds by it, so they follow the key's collation."""
     source = SQL.replace('"', "`") if dialect == "mysql" else SQL
     query = sample_sql(analyze_query(source, dialect, "id"), 2.0)
     assert (query.sql, query.params) == (sql, params)
+    assert query.columns == ("id", "dms_rank")
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        ("postgres", "WITH c AS (SELECT * FROM t) SELECT a.id, DENSE_RANK() OVER (ORDER BY "
+         "a.id ASC) AS dms_rank FROM c AS a WHERE NOT a.id IS NULL AND RANDOM() < "
+         "%(dms_fraction)s"),
+        ("oracle", "WITH c AS (SELECT * FROM t) SELECT a.id, DENSE_RANK() OVER (ORDER BY "
+         "a.id ASC) AS dms_rank FROM c a WHERE NOT a.id IS NULL AND DBMS_RANDOM.VALUE < "
+         ":dms_fraction"),
+    ],
+)
+def test_a_derived_relation_is_sampled_row_by_row(dialect: str, sql: str) -> None:
+    """TABLESAMPLE and SAMPLE take base tables only; a CTE used twice stays a
+    derived relation, so its sample is a per-row random filter."""
+    query = sample_sql(analyze_query(
+        "WITH c AS (SELECT * FROM t) SELECT a.id FROM c a JOIN c b ON a.id = b.id",
+        dialect, "a.id"), 2.0)
+    assert query.sql == sql
+    assert query.params == {"dms_fraction": 0.02}
+
+
+def test_a_view_is_sampled_row_by_row_when_asked() -> None:
+    query = sample_sql(analyze_query("SELECT id FROM v", "postgres", "id"), 5.0,
+                       table_sample=False)
+    assert "TABLESAMPLE" not in query.sql and "RANDOM() < %(dms_fraction)s" in query.sql
 
 
 def test_postgres_quantiles_use_percentile_disc() -> None:
@@ -88,23 +127,30 @@ def test_postgres_quantiles_use_percentile_disc() -> None:
 def test_quantiles_by_rank_elsewhere_and_for_composite_keys() -> None:
     query = quantiles_sql(analyze_query(SQL, "oracle", "id, x"), 4)
     assert query.sql == (
-        "SELECT dms_k1, dms_k2 FROM (SELECT o.id AS dms_k1, o.x AS dms_k2, "
-        "ROW_NUMBER() OVER (ORDER BY o.id ASC, o.x ASC) AS dms_rn, COUNT(*) OVER () AS dms_total "
+        "SELECT dms_k1, dms_k2, dms_rank FROM (SELECT o.id AS dms_k1, o.x AS dms_k2, "
+        "ROW_NUMBER() OVER (ORDER BY o.id ASC, o.x ASC) AS dms_rn, COUNT(*) OVER () AS dms_total, "
+        "DENSE_RANK() OVER (ORDER BY o.id ASC, o.x ASC) AS dms_rank "
         'FROM "Sales"."Orders" o WHERE o.x > 0 AND (NOT o.id IS NULL AND NOT o.x IS NULL)) dms_q '
         "WHERE MOD(dms_rn * :dms_n, dms_total) < :dms_n ORDER BY dms_rn ASC"
     )
     assert query.params == {"dms_n": 4}
-    assert query.columns == ("dms_k1", "dms_k2")
+    assert query.columns == ("dms_k1", "dms_k2", "dms_rank")
 
 
 def test_relpages_binds_the_quoted_table_name() -> None:
+    """A partitioned table counts the pages of its largest partition: a TID range
+    applies to every partition, so the ranges must reach the end of each."""
     query = relpages_sql(analyze_query(SQL, "postgres"))
     assert query.sql == (
-        "SELECT c.relpages, c.reltuples, pg_relation_size(c.oid) / "
-        "current_setting('block_size')::bigint AS pages FROM pg_catalog.pg_class AS c "
-        "WHERE c.oid = CAST(%(dms_table)s AS regclass)"
+        "SELECT c.relpages, c.reltuples, CASE WHEN c.relkind = 'p' THEN (SELECT "
+        "COALESCE(max(pg_catalog.pg_relation_size(p.relid)), 0) FROM "
+        "pg_catalog.pg_partition_tree(c.oid) AS p WHERE p.isleaf) ELSE "
+        "pg_catalog.pg_relation_size(c.oid) END / "
+        "pg_catalog.current_setting('block_size')::bigint AS pages, c.relkind::text AS relkind "
+        "FROM pg_catalog.pg_class AS c WHERE c.oid = CAST(%(dms_table)s AS regclass)"
     )
     assert query.params == {"dms_table": '"Sales"."Orders"'}
+    assert query.columns == ("relpages", "reltuples", "pages", "relkind")
 
 
 def test_rowid_ranges_sql_uses_extents_and_rowid_create() -> None:
