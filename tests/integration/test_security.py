@@ -634,3 +634,36 @@ def test_mapper_jobs_run_as_whoever_asked_and_never_as_a_superuser_over_others_s
                             "SELECT prcid FROM dms.dms_prcreq WHERE reqid = %s)",
                             [reqid[0]]).fetchall() == [(operator,)]
         assert conn.execute("SELECT count(*) FROM dw.fct_sec").fetchone() == (500,)
+
+
+def test_check_install_says_whether_workers_log_in_and_finds_secrets_stored_before(
+        env: Env, member: Any) -> None:
+    operator = member()
+    marker = f"{SECRET}{uuid.uuid4().hex[:8]}"
+
+    def checks() -> dict[str, tuple[bool, str]]:
+        with env.connect(user=operator) as conn:
+            return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT * FROM dms.check_install()")}
+
+    assert checks()[f"worker sessions log in as {operator}"] == (
+        True, "over the loopback route, without a password")
+    assert checks()["no secret in DMS_DBCONDTLS.CONSTR"] == (True, "none")
+    # A row an earlier version stored (it only had a CHECK that URIs slipped
+    # through): made here by a superuser with the trigger switched off.
+    with env.connect() as conn:
+        conn.execute("ALTER TABLE dms.dms_dbcondtls DISABLE TRIGGER dms_dbcondtls_no_secret")
+        try:
+            conid = conn.execute(
+                "INSERT INTO dms.dms_dbcondtls (connm, dbtyp, constr) VALUES (%s, 'POSTGRESQL',"
+                " %s) RETURNING conid",
+                [f"old_{uuid.uuid4().hex[:6]}", f"postgresql://u:{marker}@db1/x"]).fetchone()
+        finally:
+            conn.execute("ALTER TABLE dms.dms_dbcondtls ENABLE TRIGGER dms_dbcondtls_no_secret")
+    assert conid is not None
+    try:
+        ok, detail = checks()["no secret in DMS_DBCONDTLS.CONSTR"]
+        assert (ok, detail) == (False, f"connections {conid[0]} hold a secret (or a string libpq "
+                                       "cannot read) stored before this version: remove it and "
+                                       "set PWDSRC")
+    finally:
+        env.one("DELETE FROM dms.dms_dbcondtls WHERE conid = %s RETURNING 1", [conid[0]])
