@@ -31,6 +31,10 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
+from dms_pkg.backends import postgres
+from dms_pkg.backends.base import ChunkReader, backend_for
+from dms_pkg.backends.endpoint import Endpoint
+from dms_pkg.backends.postgres import open_connection
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.db.sources import PsycopgSource
 from dms_pkg.engine import columns as cols
@@ -39,10 +43,8 @@ from dms_pkg.engine import target as stage
 from dms_pkg.engine.api_connections import conninfo_for
 from dms_pkg.engine.api_progress import ProgressCallback, ProgressSnapshot, snapshot_of
 from dms_pkg.engine.api_result import ParallelResult, build_result, count_rows
-from dms_pkg.engine.connections import ConnInfo, open_connection
 from dms_pkg.engine.movers import RunSpec
 from dms_pkg.engine.planning import choose_path, choose_workers, plan_source
-from dms_pkg.engine.psql_reader import SourceSession
 from dms_pkg.engine.store import ChunkRecord, MemoryStore
 from dms_pkg.engine.transformation import Transform
 from dms_pkg.engine.worker import LazyMover, RetryPolicy, build_mover, run_worker
@@ -143,9 +145,9 @@ def run_query(
     infos = {SOURCE: source, TARGET: target or source}
 
     with open_connection(source) as planning_conn:
-        plan, query_rows = plan_source(PsycopgDatabase(planning_conn),
-                                       PsycopgSource(planning_conn), source_sql, config)
-        source_columns = cols.describe_query(PsycopgDatabase(planning_conn), source_sql)
+        planning = postgres.Planning(PsycopgDatabase(planning_conn), PsycopgSource(planning_conn))
+        plan, query_rows = plan_source(planning, source_sql, config)
+        source_columns = planning.describe(source_sql)
         source_print = _fingerprint(planning_conn)
     path, spec, staging = "rows", None, None
     if target is not None:
@@ -181,13 +183,12 @@ def run_query(
     pools = {key: _pool(info, workers) for key, info in infos.items()}
 
     def worker() -> None:
-        conns = PooledConnections(pools, infos)
+        conns = PooledConnections(pools, infos, config.values)
         try:
             mover = LazyMover(lambda: build_mover(
                 spec, conns, store, transform=transformation,
                 batch_size=min(int(config["chunk_size"]), 10_000),
                 collect=collect if target is None else None,
-                copy_reader=config["copy_reader"],
             ))
             run_worker(0, store, mover, policy)
         except BaseException as exc:  # reported after the join
@@ -234,7 +235,7 @@ def run_query(
 
 
 def _count_failed(store: MemoryStore, snapshot: psycopg.Connection[Any] | None,
-                  source: ConnInfo) -> dict[int, int | None]:
+                  source: Endpoint) -> dict[int, int | None]:
     """Source rows of each failed chunk: in the run's snapshot when there is one."""
     failed = [c for c in store.records() if c.state != "DONE"]
     if not failed:
@@ -261,7 +262,7 @@ def _wait(threads: list[threading.Thread], store: MemoryStore, started: float,
         progress_callback(snapshot_of(store.records(), started))
 
 
-def _pool(info: ConnInfo, size: int) -> ConnectionPool:
+def _pool(info: Endpoint, size: int) -> ConnectionPool:
     """A pool per database: a worker thread that loses its connection gets a
     fresh one from it (the pool drops the broken one and reconnects)."""
     kwargs = info.connect_kwargs()
@@ -271,12 +272,16 @@ def _pool(info: ConnInfo, size: int) -> ConnectionPool:
 
 
 class PooledConnections:
-    """A worker thread's connections, checked out of the run's pools."""
+    """A worker thread's target connection, checked out of the run's pool, and
+    its reader of the source (from the source's backend)."""
 
-    def __init__(self, pools: dict[int, ConnectionPool], infos: dict[int, ConnInfo]) -> None:
+    def __init__(self, pools: dict[int, ConnectionPool], infos: dict[int, Endpoint],
+                 options: Mapping[str, Any]) -> None:
         self.pools = pools
         self.infos = infos
+        self.options = options
         self._held: dict[int, psycopg.Connection[Any]] = {}
+        self._reader: ChunkReader | None = None
 
     def get(self, conid: int | None, role: str = "target") -> psycopg.Connection[Any]:
         key = conid or SOURCE
@@ -288,18 +293,27 @@ class PooledConnections:
             self._held[key] = conn
         return conn
 
-    def session(self, conid: int | None) -> SourceSession:
-        return SourceSession(self.infos[conid or SOURCE], None, None)
+    def reader(self, conid: int | None) -> ChunkReader:
+        if self._reader is None or not self._reader.usable():
+            if self._reader is not None:
+                self._reader.close()
+            info = self.infos[SOURCE]
+            self._reader = backend_for(info.dbtyp).reader(
+                info, application_name=None, search_path=None, options=self.options)
+        return self._reader
 
     def close(self) -> None:
         for key, conn in self._held.items():
             self.pools[key].putconn(conn)
         self._held.clear()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 def _target_spec(
     target_db: PsycopgDatabase, config: cfg.EngineConfig, source_columns: list[cols.SourceColumn],
-    schema: str, table: str, same: bool, transformed: bool, source: ConnInfo, target: ConnInfo,
+    schema: str, table: str, same: bool, transformed: bool, source: Endpoint, target: Endpoint,
 ) -> tuple[RunSpec, str | None]:
     """Check the target and prepare it (staging table, ledger); nothing moves yet."""
     name = cols.table_name(schema, table)
@@ -328,7 +342,7 @@ def _target_spec(
     return spec, staging
 
 
-def _finish_target(target: ConnInfo, spec: RunSpec, store: MemoryStore, staging: str | None,
+def _finish_target(target: Endpoint, spec: RunSpec, store: MemoryStore, staging: str | None,
                    schema: str, table: str, *, transformed: bool) -> None:
     """Every chunk loaded: swap the staging table in, prune old ledger rows."""
     with open_connection(target) as conn:

@@ -1,4 +1,4 @@
-"""What the Python API accepts as ``source_conn`` / ``target_conn``, as a ConnInfo.
+"""What the Python API accepts as ``source_conn`` / ``target_conn``, as a Endpoint.
 
 A psycopg connection or a PostgreSQL connection string (``key=value`` or a
 ``postgresql://`` URL).  Anything else is refused before a connection is
@@ -10,7 +10,7 @@ opened, so a call that cannot work writes nothing:
 * any other object, or a string libpq cannot parse, with 22023.
 
 A password in the string is taken out of the connection string and kept in
-``ConnInfo.password``: every reader then gets it the way it needs it (psycopg
+``Endpoint.password``: every reader then gets it the way it needs it (psycopg
 as a keyword, a ``psql`` reader through its environment), and no connection
 string the engine builds, shows or passes on a command line holds it.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from dms_pkg.engine.connections import ConnInfo
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.errors import FEATURE_NOT_SUPPORTED, INVALID_PARAMETER_VALUE, DmsError
 
 # URL schemes (``mysql+pymysql://`` counts as ``mysql``) and driver packages of
@@ -38,12 +38,12 @@ _OTHER_DRIVERS = {
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 
 
-def conninfo_for(conn: Any, role: str) -> ConnInfo:
-    """``conn`` (what the caller passed as ``<role>_conn``) as a ConnInfo; refuse what
+def conninfo_for(conn: Any, role: str) -> Endpoint:
+    """``conn`` (what the caller passed as ``<role>_conn``) as a Endpoint; refuse what
     the Python API cannot move."""
     if isinstance(conn, psycopg.Connection):
         # info.dsn leaves the password out; info.password has it.
-        return ConnInfo(None, role, "POSTGRESQL", conn.info.dsn, password=conn.info.password)
+        return Endpoint(None, role, "POSTGRESQL", conn.info.dsn, password=conn.info.password)
     if isinstance(conn, str):
         return _from_string(conn, role)
     driver = type(conn).__module__.split(".", 1)[0]
@@ -58,7 +58,7 @@ def conninfo_for(conn: Any, role: str) -> ConnInfo:
     )
 
 
-def _from_string(text: str, role: str) -> ConnInfo:
+def _from_string(text: str, role: str) -> Endpoint:
     scheme = text.split("://", 1)[0].split("+", 1)[0].strip().lower() if "://" in text else None
     if scheme is not None and scheme not in _POSTGRES_SCHEMES:
         if scheme in _OTHER_SCHEMES:
@@ -81,7 +81,7 @@ def _from_string(text: str, role: str) -> ConnInfo:
         ) from None
     password = parts.pop("password", None)
     conninfo = make_conninfo("", **{k: str(v) for k, v in parts.items() if v is not None})
-    return ConnInfo(None, role, "POSTGRESQL", conninfo,
+    return Endpoint(None, role, "POSTGRESQL", conninfo,
                     password=None if password is None else str(password))
 
 

@@ -24,9 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg import IsolationLevel, sql
-
+from dms_pkg.backends.base import ConsistentPoint, backend_for
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.db import faults
 from dms_pkg.db.base import Session
 from dms_pkg.db.interrupts import Interrupted
@@ -90,8 +89,8 @@ def _setting(config: dict[str, Any], name: str, default: Any) -> Any:
     return value["value"] if isinstance(value, dict) else value
 
 
-def resolver(local: Local) -> Callable[[int | None], connections.ConnInfo]:
-    def resolve(conid: int | None) -> connections.ConnInfo:
+def resolver(local: Local) -> Callable[[int | None], Endpoint]:
+    def resolve(conid: int | None) -> Endpoint:
         return connections.resolve(local.session, conid, local.conninfo.conninfo,
                                    "source or target")
     return resolve
@@ -108,10 +107,11 @@ def work(local: Local, run_id: int, login: Login | None,
                    [run.spec.search_path])
     home.commit()
     store = SqlStore(home)
-    conns = Connections(resolver(local), login, f"dms worker run {run_id} data")
+    # The run's settings go to the source backend's reader (copy_reader, ...).
+    options = {name: _setting(run.config, name, None) for name in run.config}
+    conns = Connections(resolver(local), login, f"dms worker run {run_id} data", options)
     try:
-        reader = str(_setting(run.config, "copy_reader", "auto"))
-        mover = LazyMover(lambda: build_mover(run.spec, conns, store, copy_reader=reader))
+        mover = LazyMover(lambda: build_mover(run.spec, conns, store))
         run_worker(run_id, store, mover, RetryPolicy.from_config(run.config), home=home,
                    on_chunk=on_chunk)
     finally:
@@ -130,14 +130,14 @@ def coordinate(
     home = local.session
     progress = _Progress(home, run_id, notify)
     errors: list[str] = []
-    snapshot: psycopg.Connection[Any] | None = None
+    point: ConsistentPoint | None = None
     try:
         run = load_run(home, run_id)
         home.commit()
         if run.staging_table:
             _align_staging(local, run, login, notify)
         if _setting(run.config, "snapshot", True):
-            snapshot = _export_snapshot(local, run, login)
+            point = _take_point(local, run, login)
         _drive(local, run_id, workers, login, progress, errors)
         _finalize(local, run, login)
     except (Exception, Interrupted) as exc:
@@ -155,8 +155,8 @@ def coordinate(
             raise  # the caller's statement is being cancelled: say so as it came
         raise _stopped(run_id, exc) from None
     finally:
-        if snapshot is not None:
-            snapshot.close()
+        if point is not None:
+            point.close()
     state = str(home.query("SELECT dms.finish_run($1::bigint) AS state", [run_id])[0]["state"])
     if errors and state != "SUCCEEDED":
         home.query(
@@ -205,37 +205,35 @@ class _Progress:
                 self.notify(line)
 
 
-def _export_snapshot(local: Local, run: RunInfo, login: Login | None
-                     ) -> psycopg.Connection[Any]:
-    """Open a transaction on the source and export its snapshot; keep it open."""
+def _take_point(local: Local, run: RunInfo, login: Login | None) -> ConsistentPoint:
+    """Take the run's point in time on its source (the backend's way: an exported
+    snapshot, an SCN, a read lock while the readers start) and record it."""
     info = resolver(local)(run.spec.source_conid)
-    conn = open_connection(info, login if info.is_local else None,
-                           f"dms coordinator run {run.spec.run_id} snapshot")
-    conn.isolation_level = IsolationLevel.REPEATABLE_READ
-    conn.read_only = True
-    row = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
-    assert row is not None
-    local.session.query("SELECT dms.set_snapshot($1::bigint, $2::text)",
-                        [run.spec.run_id, row[0]])
-    column = _setting(run.config, "checkpoint_column", None)
-    if column:
-        # The checkpoint moves to the largest value this run reads: read it in
-        # the run's own snapshot, so rows committed later are left for the next run.
-        recorded = local.session.query(
-            "SELECT source_sql, source_dialect FROM dms.run WHERE run_id = $1::bigint",
-            [run.spec.run_id])[0]
-        # The parsed statement, never the recorded text itself (source_query).
-        query = runnable(recorded["source_sql"], recorded["source_dialect"])
-        # As JSON text: dates and times in ISO 8601 whatever this session's
-        # DateStyle, so the next run's filter reads the same value back in any
-        # session (a DMY text read as MDY would skip or repeat months of rows).
-        value = conn.execute(sql.SQL(
-            "SELECT pg_catalog.to_jsonb(max(q.{})) #>> '{{}}' FROM ({}) AS q").format(
-            sql.Identifier(column), sql.SQL(query))).fetchone()
-        local.session.query("SELECT dms.set_checkpoint_value($1::bigint, $2::text)",
-                            [run.spec.run_id, value[0] if value else None])
-    local.session.commit()
-    return conn
+    backend = backend_for(info.dbtyp)
+    recorded = local.session.query(
+        "SELECT source_sql, source_dialect, driving_table FROM dms.run"
+        " WHERE run_id = $1::bigint", [run.spec.run_id])[0]
+    point = backend.consistent_point(
+        info, tables=[recorded["driving_table"]] if recorded["driving_table"] else [],
+        readers=1, application_name=f"dms coordinator run {run.spec.run_id} snapshot",
+        search_path=login.search_path if login is not None and info.is_local else None)
+    try:
+        local.session.query("SELECT dms.set_snapshot($1::bigint, $2::text)",
+                            [run.spec.run_id, point.token])
+        column = _setting(run.config, "checkpoint_column", None)
+        if column:
+            # The checkpoint moves to the largest value this run reads: read it
+            # as of the run's own point, so rows committed later are left for
+            # the next run.  The parsed statement runs, never the recorded text.
+            query = runnable(recorded["source_sql"], recorded["source_dialect"])
+            local.session.query("SELECT dms.set_checkpoint_value($1::bigint, $2::text)",
+                                [run.spec.run_id, backend.checkpoint_value(point, query,
+                                                                           str(column))])
+        local.session.commit()
+    except BaseException:
+        point.close()
+        raise
+    return point
 
 
 def _align_staging(local: Local, run: RunInfo, login: Login | None,

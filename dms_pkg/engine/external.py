@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.db.sources import PsycopgSource
-from dms_pkg.engine import connections
 from dms_pkg.engine.coordinator import coordinate, work
 from dms_pkg.engine.local import Local
 from dms_pkg.errors import UNDEFINED_OBJECT, DmsError
@@ -40,7 +40,7 @@ def run_external_worker(dsn: str, run_id: int, *, notify: object = None) -> Work
                            hint="dms status lists the runs")
         # This process's own login reaches the database again for data
         # sessions: its DSN, and its password if it gave one (kept in memory).
-        here = connections.ConnInfo(None, "this database", "POSTGRESQL", conn.info.dsn,
+        here = Endpoint(None, "this database", "POSTGRESQL", conn.info.dsn,
                                     password=conn.info.password)
         local = Local(session, PsycopgSource(conn), here)
         state = rows[0]["state"]

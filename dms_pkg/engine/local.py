@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.db.base import Session
 from dms_pkg.db.sources import SourceConnection
-from dms_pkg.engine.connections import ConnInfo
 
 
 @dataclass
@@ -19,5 +19,5 @@ class Local:
 
     session: Session  # runs SQL here: plpy inside a backend, psycopg outside
     planner_source: SourceConnection  # the same database, for the chunk planner
-    conninfo: ConnInfo  # a psycopg route here, for COPY endpoints
+    conninfo: Endpoint  # a psycopg route here, for COPY endpoints
     search_path: str | None = None  # the caller's, for the workers

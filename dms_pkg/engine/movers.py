@@ -15,6 +15,10 @@ chunk sees the source as it was when the run started.
 * ``same_db`` -- source and target in one database: one
   ``INSERT INTO target SELECT ... FROM (<chunk query>) AS dms_q``; no row
   leaves the server.
+
+The source side of every other path is the source backend's reader
+(``dms_pkg.backends``): it yields the chunk as PostgreSQL COPY data, or as
+row batches for a transformation; the mover only writes into the target.
 * ``copy_binary`` / ``copy_text`` -- PostgreSQL to PostgreSQL: ``COPY (<chunk
   query>) TO STDOUT`` on the source streamed block by block into ``COPY target
   FROM STDIN``; Python only hands bytes on.
@@ -31,23 +35,19 @@ from typing import Any, Protocol
 
 import psycopg
 from psycopg import IsolationLevel, sql
-from psycopg.rows import dict_row
 
-from dms_pkg.db.binds import escape_pyformat, pyformat_to_numeric
-from dms_pkg.db.pg_values import keep_out_of_range_as_text
+from dms_pkg.backends.base import Chunk, ChunkReader
+from dms_pkg.backends.base import SnapshotGone as SnapshotGone  # the worker catches it here
+from dms_pkg.backends.postgres import bindable, chunk_select, end, pin
+from dms_pkg.db.binds import escape_pyformat
 from dms_pkg.engine import merge as merge_mod
 from dms_pkg.engine.merge import MergePlan
-from dms_pkg.engine.psql_reader import SnapshotImportError, SourceSession, copy_out
 from dms_pkg.engine.store import ChunkTask
 from dms_pkg.engine.transformation import Transform as Transform  # worker.py imports it here
 from dms_pkg.engine.transformation import apply, check_columns
 
 UNIQUE_VIOLATION = "23505"
 LEDGER = "dms_ledger.chunk_ledger"
-
-
-class SnapshotGone(Exception):
-    """The run's exported snapshot can no longer be imported (its exporter ended)."""
 
 
 @dataclass(frozen=True)
@@ -139,15 +139,15 @@ def _show_key(values: Sequence[Any]) -> str:
 
 
 class ConnectionSource(Protocol):
-    """Hands a mover its connections, by connection id; a broken one is replaced."""
+    """Hands a mover its target connections and its source reader, by connection id;
+    a broken one is replaced."""
 
     def get(self, conid: int | None, role: str = "target") -> psycopg.Connection[Any]:
-        """The connection that plays ``role`` ("source" or "target") on ``conid``:
-        one each, even when both are the same database."""
+        """The PostgreSQL connection that plays ``role`` on ``conid`` (the target)."""
         ...
 
-    def session(self, conid: int | None) -> SourceSession:
-        """How a separate process (psql) would open the same session."""
+    def reader(self, conid: int | None) -> ChunkReader:
+        """The source backend's reader of ``conid``: one per worker, kept open."""
         ...
 
     def close(self) -> None: ...
@@ -160,17 +160,7 @@ OnStart = Callable[[ChunkTask, int | None, int | None], None]
 OnRejects = Callable[[ChunkTask, list["Reject"]], None]
 
 
-def _bindable(statement: str, params: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-    """psycopg reads ``%`` markers only when it is given parameters: a chunk
-    without binds (a single chunk, say) is sent as plain SQL, ``%%`` undone."""
-    if params:
-        return statement, params
-    return pyformat_to_numeric(statement, []), None
 
-
-def _end(conn: psycopg.Connection[Any] | None) -> None:
-    if conn is not None and not conn.closed and not conn.broken:
-        conn.rollback()
 
 
 class Mover:
@@ -186,11 +176,9 @@ class Mover:
         transform: Transform | None = None,
         batch_size: int = 10_000,
         collect: Callable[[int, list[dict[str, Any]]], None] | None = None,
-        psql: str | None = None,
     ) -> None:
         self.spec = spec
         self.conns = conns
-        self.psql = psql  # read COPY streams with this psql (no per-row Python)
         self.on_start = on_start
         self.on_rejects = on_rejects
         self.transform = transform
@@ -203,28 +191,25 @@ class Mover:
 
     def move(self, task: ChunkTask) -> Moved:
         if self.collect is not None:  # no target: the rows go back to the caller
-            rows, _ = self._rows(self._conn(self.spec.source_conid, "source"), None, task)
+            rows, _ = self._rows(self._reader(), None, task)
             return Moved(rows, None)
         target = self._conn(self.spec.target_conid)
         if self.spec.ledger:
             committed = self._ledger_rows(target, task)
             if committed is not None:
                 return Moved(committed, None, already=True)
-        source = self._source()
+        reader = self._source()
         if self.on_start is not None:
-            self.on_start(task, source.info.backend_pid if source else None,
-                          target.info.backend_pid)
+            self.on_start(task, reader.handle if reader else None, target.info.backend_pid)
         try:
-            rows, nbytes = self._load(source, target, task)
+            rows, nbytes = self._load(reader, target, task)
             stats = self._merge(target) if self.merge else None
             self._write_ledger(target, task, rows)
             target.commit()
-            if source is not None:
-                source.rollback()  # read-only: end the snapshot
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.table_name == "chunk_ledger":
                 # Another attempt committed this chunk first; ours rolled back.
-                _end(target)
+                end(target)
                 committed = self._ledger_rows(target, task)
                 if committed is not None:
                     return Moved(committed, None, already=True)
@@ -238,7 +223,9 @@ class Mover:
 
     def recover(self) -> None:
         for conn in self._opened:
-            _end(conn)
+            end(conn)
+        if self.spec.path != "same_db":
+            self.conns.reader(self.spec.source_conid).reset()
 
     def _conn(self, conid: int | None, role: str = "target") -> psycopg.Connection[Any]:
         conn = self.conns.get(conid, role)
@@ -246,30 +233,30 @@ class Mover:
             self._opened.append(conn)
         return conn
 
-    @property
-    def _piped(self) -> bool:
-        return self.psql is not None and self.spec.path in ("copy_binary", "copy_text")
+    def _reader(self) -> ChunkReader:
+        return self.conns.reader(self.spec.source_conid)
 
-    def _source(self) -> psycopg.Connection[Any] | None:
-        """The psycopg source connection, when the path reads through one."""
-        if self.spec.path == "same_db" or self._piped:
-            return None
-        return self._conn(self.spec.source_conid, "source")
+    def _source(self) -> ChunkReader | None:
+        """The source's reader, when the path reads through one (all but same_db)."""
+        return None if self.spec.path == "same_db" else self._reader()
 
-    def _load(self, source: psycopg.Connection[Any] | None, target: psycopg.Connection[Any],
+    def _chunk(self, task: ChunkTask, *, casts: bool = True) -> Chunk:
+        return Chunk(task.query_sql, task.params,
+                     select_list=self.spec.select_list if casts else None,
+                     snapshot=task.snapshot_id)
+
+    def _load(self, reader: ChunkReader | None, target: psycopg.Connection[Any],
               task: ChunkTask) -> tuple[int, int | None]:
         """Write the chunk into the load table in an open target transaction."""
         if self.spec.path == "same_db":
             return self._same_db(target, task)
-        if self._piped:
-            return self._copy_piped(target, task)
-        assert source is not None
+        assert reader is not None
         if self.spec.path in ("copy_binary", "copy_text"):
-            return self._copy(source, target, task)
-        return self._rows(source, target, task)
+            return self._copy(reader, target, task)
+        return self._rows(reader, target, task)
 
     def _begin_target(self, target: psycopg.Connection[Any]) -> None:
-        _end(target)
+        end(target)
         target.isolation_level = IsolationLevel.READ_COMMITTED
         target.read_only = False
         self._prepare_stage(target)
@@ -301,15 +288,15 @@ class Mover:
         try:
             self.on_rejects(task, self._find_rejects(target, task))
         except Exception:
-            _end(target)
+            end(target)
 
     def _find_rejects(self, target: psycopg.Connection[Any], task: ChunkTask
                       ) -> list[Reject]:
         """Load the chunk again and merge it in halves, down to single rows, each
         under a savepoint; everything is rolled back afterwards."""
         assert self.merge is not None
-        source = self._source()
-        staged, _ = self._load(source, target, task)
+        reader = self._source()
+        staged, _ = self._load(reader, target, task)
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.spec.merge_keys)
         rejects: list[Reject] = []
         if self.spec.merge_keys:
@@ -341,8 +328,6 @@ class Mover:
                     rejects.append(Reject(self._key_of(target, lo), exc.diag.sqlstate,
                                           exc.diag.message_primary or str(exc)))
         target.rollback()
-        if source is not None:
-            source.rollback()
         return rejects
 
     def _merge_rows(self, target: psycopg.Connection[Any], lo: int, hi: int) -> None:
@@ -360,7 +345,7 @@ class Mover:
 
     def _ledger_rows(self, target: psycopg.Connection[Any], task: ChunkTask) -> int | None:
         """Rows of the chunk if the ledger says it committed (read committed, fresh)."""
-        _end(target)
+        end(target)
         target.isolation_level = IsolationLevel.READ_COMMITTED
         row = target.execute(
             f"SELECT rows FROM {LEDGER} WHERE run_uuid = %s AND chunk_no = %s",
@@ -376,106 +361,49 @@ class Mover:
                 [task.run_uuid, task.chunk_no, rows],
             )
 
-    @staticmethod
-    def _pin(conn: psycopg.Connection[Any], snapshot: str | None, *, read_only: bool) -> None:
-        """Start a transaction that reads as of the run's snapshot."""
-        _end(conn)
-        conn.isolation_level = (
-            IsolationLevel.REPEATABLE_READ if snapshot else IsolationLevel.READ_COMMITTED
-        )
-        conn.read_only = read_only
-        if snapshot:
-            try:
-                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-            except psycopg.errors.InvalidParameterValue as exc:
-                conn.rollback()
-                raise SnapshotGone(exc.diag.message_primary or str(exc)) from None
-
     # -- the paths -------------------------------------------------------------
-
-    def _select(self, task: ChunkTask) -> str:
-        """The chunk's query, with the casts to the target's types when any are needed."""
-        if self.spec.select_list is None:
-            return task.query_sql
-        return (f"SELECT {escape_pyformat(self.spec.select_list)} FROM ({task.query_sql})"
-                " AS dms_q")
 
     def _same_db(self, conn: psycopg.Connection[Any], task: ChunkTask
                  ) -> tuple[int, int | None]:
-        self._pin(conn, task.snapshot_id, read_only=False)
+        pin(conn, task.snapshot_id, read_only=False)
         self._prepare_stage(conn)
-        query, params = _bindable(
-            f"INSERT INTO {escape_pyformat(self.spec.insert_target)} {self._select(task)}",
-            task.params,
-        )
+        query, params = bindable(
+            f"INSERT INTO {escape_pyformat(self.spec.insert_target)} "
+            f"{chunk_select(self._chunk(task))}", task.params)
         return max(conn.execute(query.encode(), params).rowcount, 0), None
 
-    def _copy(self, source: psycopg.Connection[Any], target: psycopg.Connection[Any],
-              task: ChunkTask) -> tuple[int, int | None]:
+    def _copy(self, reader: ChunkReader, target: psycopg.Connection[Any], task: ChunkTask
+              ) -> tuple[int, int | None]:
+        """The reader's COPY data written block by block into the target's COPY."""
         fmt = "binary" if self.spec.path == "copy_binary" else "text"
-        out_sql, params = _bindable(
-            f"COPY ({self._select(task)}) TO STDOUT (FORMAT {fmt})", task.params)
-        self._pin(source, task.snapshot_id, read_only=True)
         self._begin_target(target)
         nbytes = 0
-        with source.cursor() as src, target.cursor() as tgt:
+        with target.cursor() as tgt:
             # The target COPY is opened first and closed last: if the source
             # fails mid-stream, leaving the inner block with an exception makes
             # psycopg abort the target COPY, so no partial chunk is kept.
             with tgt.copy(f"COPY {self.spec.insert_target} FROM STDIN (FORMAT {fmt})"
-                          ) as sink, src.copy(out_sql.encode(), params) as feed:
+                          ) as sink, reader.copy(self._chunk(task), fmt) as feed:
                 for block in feed:
                     sink.write(block)
                     nbytes += len(block)
             return tgt.rowcount, nbytes
 
-    def _copy_piped(self, target: psycopg.Connection[Any], task: ChunkTask
-                    ) -> tuple[int, int | None]:
-        """Like ``_copy``, with psql reading the source: Python moves blocks, not rows."""
-        assert self.psql is not None
-        fmt = "binary" if self.spec.path == "copy_binary" else "text"
-        out_sql, params = _bindable(
-            f"COPY ({self._select(task)}) TO STDOUT (FORMAT {fmt})", task.params)
-        if params is not None:  # COPY takes no parameters: psycopg quotes the bounds
-            out_sql = psycopg.ClientCursor(target).mogrify(out_sql, params)
-        self._begin_target(target)
-        nbytes = 0
-        session = self.conns.session(self.spec.source_conid)
-        try:
-            with target.cursor() as tgt:
-                with tgt.copy(f"COPY {self.spec.insert_target} FROM STDIN (FORMAT {fmt})"
-                              ) as sink, copy_out(self.psql, session, out_sql,
-                                                  task.snapshot_id) as feed:
-                    for block in feed:
-                        sink.write(block)
-                        nbytes += len(block)
-                return tgt.rowcount, nbytes
-        except SnapshotImportError as exc:
-            raise SnapshotGone(str(exc)) from None
-
-    def _rows(self, source: psycopg.Connection[Any], target: psycopg.Connection[Any] | None,
+    def _rows(self, reader: ChunkReader, target: psycopg.Connection[Any] | None,
               task: ChunkTask) -> tuple[int, int | None]:
         # A transformation gets the source's own rows and types.
-        select = self._select(task) if self.transform is None else task.query_sql
-        query, params = _bindable(select, task.params)
-        self._pin(source, task.snapshot_id, read_only=True)
+        chunk = self._chunk(task, casts=self.transform is None)
         if target is not None:
             self._begin_target(target)
         written = 0
         collected: list[dict[str, Any]] = []
         with ExitStack() as stack:
-            src = stack.enter_context(
-                source.cursor(name=f"dms_chunk_{task.chunk_no}", row_factory=dict_row))
-            # '-infinity' or a year past 9999 has no datetime: such a value
-            # travels as its text, which the text COPY below writes unchanged.
-            keep_out_of_range_as_text(src.adapters)
-            src.itersize = self.batch_size
-            src.execute(query.encode(), params)
+            batches = stack.enter_context(reader.rows(chunk, self.batch_size))
             # Entered last, so it is left first: an error aborts the COPY and
             # the target keeps nothing of this chunk.
             sink: psycopg.Copy | None = None
             columns: list[str] = []
-            while batch := src.fetchmany(self.batch_size):
+            for batch in batches:
                 rows: Sequence[Mapping[str, Any]] = batch
                 if self.transform is not None:
                     rows = apply(self.transform, batch, task.chunk_no)
@@ -497,8 +425,6 @@ class Mover:
                     assert sink is not None
                     sink.write_row([row.get(c) for c in columns])
                     written += 1
-        if target is None:
-            source.rollback()
-            if self.collect is not None:
-                self.collect(task.chunk_no, collected)
+        if target is None and self.collect is not None:
+            self.collect(task.chunk_no, collected)
         return written, None

@@ -18,22 +18,22 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlglot import exp
-
+from dms_pkg.backends import postgres
+from dms_pkg.backends.base import PlanningSession, SourceBackend, backend_for
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.chunking.dialects import ParamStyle
 from dms_pkg.chunking.plan import MAX_CHUNKS, ChunkPlan
 from dms_pkg.chunking.planner import plan_chunks
 from dms_pkg.chunking.preview import show_value
 from dms_pkg.db.base import Session
+from dms_pkg.db.faults import fault_of
 from dms_pkg.db.psycopg_db import PsycopgDatabase
-from dms_pkg.db.sources import PsycopgSource, SourceConnection
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
 from dms_pkg.engine import connections, merge
 from dms_pkg.engine import source_query as sq
 from dms_pkg.engine import target as stage
 from dms_pkg.engine.codec import encode_params
-from dms_pkg.engine.connections import ConnInfo
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.movers import RunSpec
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, UNDEFINED_COLUMN, DmsError
@@ -88,7 +88,7 @@ def effective_config(
 
 
 def choose_path(requested: str, same_database: bool, cmap: cols.ColumnMap,
-                source: ConnInfo, target: ConnInfo) -> str:
+                source: Endpoint, target: Endpoint) -> str:
     if requested == "auto":
         if same_database:
             return "same_db"
@@ -107,7 +107,7 @@ def choose_path(requested: str, same_database: bool, cmap: cols.ColumnMap,
 
 def choose_workers(
     config: cfg.EngineConfig, estimated_rows: int, n_chunks: int, headroom: int | None,
-    per_worker: int,
+    per_worker: int, source_backend: SourceBackend | None = None,
 ) -> tuple[int, str | None]:
     """How many workers, and why fewer than max_workers when that is so."""
     wanted = int(config["max_workers"])
@@ -119,6 +119,11 @@ def choose_workers(
             f"min_rows_for_parallel ({int(config['min_rows_for_parallel']):,})"
         )
     workers, note = wanted, None
+    cap = source_backend.MAX_READERS if source_backend is not None else None
+    if cap is not None and cap < workers:
+        workers = cap
+        note = (f"capped at {_plural(cap, 'worker')}: a {source_backend.NAME} source is read "  # type: ignore[union-attr]
+                f"by at most {_plural(cap, 'worker')}")
     if n_chunks < workers:
         workers = max(1, n_chunks)
         note = f"{_plural(workers, 'worker')}: the source has only {_plural(n_chunks, 'chunk')}"
@@ -143,11 +148,12 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
                        hint="pass the SELECT that reads the source")
     config = effective_config(home, request.params, environ)
 
-    def resolve(conid: int | None, role: str) -> ConnInfo:
+    def resolve(conid: int | None, role: str) -> Endpoint:
         return connections.resolve(home, conid, local.conninfo.conninfo, role)
 
     source = resolve(request.source_conid, "source")
     target = resolve(request.target_conid, "target")
+    source_backend = backend_for(source.dbtyp)
     # The source text is parsed before anything runs it: one query that only reads.
     tree = sq.parsed(request.source_sql, source.dialect)
     same_database = source.conid == target.conid
@@ -157,20 +163,27 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
     target_name = cols.table_name(schema, table)
 
     with ExitStack() as stack:
-        def session_for(info: ConnInfo) -> tuple[Session, SourceConnection]:
+        def target_session_for(info: Endpoint) -> Session:
             if info.is_local:
-                return local.session, local.planner_source
-            conn = stack.enter_context(connections.connect(info, autocommit=False))
-            return PsycopgDatabase(conn), PsycopgSource(conn)
+                return local.session
+            return PsycopgDatabase(stack.enter_context(postgres.connect(info, autocommit=False)))
 
-        source_session, planner_source = session_for(source)
-        target_session = source_session if same_database else session_for(target)[0]
+        if source.is_local:
+            source_planning: PlanningSession = postgres.Planning(local.session,
+                                                                 local.planner_source)
+        else:
+            source_planning = stack.enter_context(source_backend.planning(source))
+        if same_database:  # the target is PostgreSQL, so the source is this PostgreSQL
+            assert isinstance(source_planning, postgres.Planning)
+            target_session = source_planning.session
+        else:
+            target_session = target_session_for(target)
 
-        plan, query_rows = plan_source(source_session, planner_source, request.source_sql,
-                                       config)
-        source_columns = _describe_source(source_session, request.source_sql, source)
+        plan, query_rows = plan_source(source_planning, request.source_sql, config)
+        source_columns = _describe_source(source_planning, request.source_sql, source,
+                                          source_backend)
         _check_checkpoint_column(config, source_columns)
-        notes = _source_notes(source_session, tree, source.dialect)
+        notes = tuple(source_planning.notes(tree))
         target_columns = cols.describe_table(target_session, schema, table)
         create = target_columns is None and bool(config["create_target"])
         if create:
@@ -185,6 +198,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
             cols.check_assignable(target_session, cmap, schema, table)
         path = "rows" if transform_given else choose_path(
             config["path"], same_database, cmap, source, target)
+        if path == "copy_binary" and source.dbtyp != "POSTGRESQL":
+            path = "copy_text"  # only PostgreSQL writes binary COPY; the others text
 
         estimated = (query_rows if query_rows is not None
                      else sum(c.estimated_rows or 0 for c in plan.chunks))
@@ -192,7 +207,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         headroom = int(headroom_rows[0]["n"]) if headroom_rows else None
         # Loopback connections a worker opens to this server besides its session.
         per_worker = int(target.is_local) + int(source.is_local and path != "same_db")
-        workers, note = choose_workers(config, estimated, len(plan.chunks), headroom, per_worker)
+        workers, note = choose_workers(config, estimated, len(plan.chunks), headroom, per_worker,
+                                       source_backend)
         if merge_spec is not None:
             assert target_columns is not None
             merge.check_spec(merge_spec, cmap.names, [c.name for c in target_columns],
@@ -212,8 +228,6 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         stage.ensure_ledger(target_session, target.describe())
         if target_session is not home:
             target_session.commit()
-        if source_session is not home and source_session is not target_session:
-            source_session.rollback()
 
     load_table = cols.table_name(schema, staging) if staging else target_name
     insert_target = cols.insert_columns(cmap, schema, staging or table)
@@ -327,40 +341,23 @@ def _merge_spec(config: cfg.EngineConfig) -> merge.MergeSpec | None:
 
 
 def plan_source(
-    session: Session, planner_source: SourceConnection, query: str, config: cfg.EngineConfig
+    planning: PlanningSession, query: str, config: cfg.EngineConfig
 ) -> tuple[ChunkPlan, int | None]:
-    """The chunk plan, and the server's estimate of the query's rows.
+    """The chunk plan, and the source's estimate of the query's rows.
 
     That estimate (its filters included) sizes the chunk count and the chunks'
     estimates; the planner's own statistics see only the driving table.
     """
-    query_rows = _explain_rows(session, sq.runnable(query))
+    query_rows = planning.estimate(query)
     n_chunks = config["chunks"]
     if n_chunks is None and query_rows is not None:
         n_chunks = max(1, min(MAX_CHUNKS, math.ceil(query_rows / config["chunk_size"])))
     plan = plan_chunks(
-        planner_source, query, key=config["key"], n_chunks=n_chunks,
+        planning.planner, query, key=config["key"], n_chunks=n_chunks,
         chunk_size=config["chunk_size"], strategy=config["strategy"],
         render_style=ParamStyle.PYFORMAT,
     )
     return scale_estimates(plan, query_rows), query_rows
-
-
-def _explain_rows(session: Session, query: str) -> int | None:
-    """The server's estimate of the rows the whole query returns (filters included);
-    the chunk planner measures the driving table alone.  ``query`` is the parsed
-    and rendered statement (``source_query.runnable``), never the caller's text."""
-    try:
-        rows = session.query(f"EXPLAIN (FORMAT JSON) {query}")
-    except Exception:  # an estimate is a nicety: never fail a run for it
-        if isinstance(session, PsycopgDatabase):
-            session.rollback()
-        return None
-    if not rows:
-        return None
-    document = next(iter(rows[0].values()))
-    plan = json.loads(document) if isinstance(document, str) else document
-    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def scale_estimates(plan: ChunkPlan, query_rows: int | None) -> ChunkPlan:
@@ -389,17 +386,21 @@ def _short(name: str) -> str:
     return name if len(name) <= 60 else name[:57] + "..."
 
 
-def _describe_source(session: Session, query: str, source: ConnInfo) -> list[cols.SourceColumn]:
+def _describe_source(planning: PlanningSession, query: str, source: Endpoint,
+                     backend: SourceBackend) -> list[cols.SourceColumn]:
     try:
-        return cols.describe_query(session, query)
+        return planning.describe(query)
     except Exception as exc:
         if isinstance(exc, DmsError):
             raise
-        if isinstance(session, PsycopgDatabase):
-            session.rollback()
-        raise cols.database_error(
-            exc, f"the source query fails on {source.describe()}", "42000",
-            hint="run the query on the source to see the problem",
+        fault = backend.classify(exc) or fault_of(exc)
+        if fault is None:
+            raise
+        raise DmsError(
+            f"the source query fails on {source.describe()}: {fault.message}",
+            sqlstate=fault.sqlstate or "42000", detail=fault.detail,
+            hint="; ".join(h for h in (fault.hint, "run the query on the source to see the "
+                                       "problem") if h),
         ) from None
 
 
@@ -420,18 +421,3 @@ def _check_checkpoint_column(config: cfg.EngineConfig,
               "name one of the query's output columns, or give the column that name "
               "with AS"),
     )
-
-
-def _source_notes(session: Session, tree: exp.Query, dialect: str) -> tuple[str, ...]:
-    """What the run should say about its source before it starts (PostgreSQL sources:
-    the notes come from its catalog)."""
-    if dialect != "postgres":
-        return ()
-    try:
-        effect = sq.side_effect_note(sq.side_effect_functions(session, tree))
-        stale = sq.stale_statistics(session, sq.read_tables(tree, dialect))
-    except Exception:  # a note is a nicety: never fail a run for it
-        if isinstance(session, PsycopgDatabase):
-            session.rollback()
-        return ()
-    return tuple(n for n in (effect, *stale) if n)

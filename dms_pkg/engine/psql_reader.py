@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.db import interrupts
-from dms_pkg.engine.connections import ConnInfo
 
 BLOCK = 1 << 18  # bytes per read from psql's stdout
 # Connection keywords every libpq since PostgreSQL 12 knows: psycopg's own
@@ -89,7 +89,7 @@ class SourceSession:
     """How the psql process connects (as the login its conninfo names) and where
     unqualified names resolve."""
 
-    info: ConnInfo
+    info: Endpoint
     search_path: str | None
     application_name: str | None
 

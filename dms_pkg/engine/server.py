@@ -12,11 +12,12 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from dms_pkg.backends import postgres
 from dms_pkg.db import interrupts
 from dms_pkg.db.base import Session
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.db.sources import PlpySource
-from dms_pkg.engine import connections, stopping
+from dms_pkg.engine import stopping
 from dms_pkg.engine.coordinator import RunOutcome, coordinate, work
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.worker import Login
@@ -37,7 +38,7 @@ def local_login(plpy: Any, role: str = OPERATOR) -> tuple[Local, Login]:
         "SELECT dms.loopback_conninfo() AS conninfo, session_user::text AS login,"
         " pg_catalog.current_setting('search_path') AS search_path"
     )[0]
-    local = Local(session, PlpySource(plpy), connections.local(row["conninfo"]),
+    local = Local(session, PlpySource(plpy), postgres.local(row["conninfo"]),
                   row["search_path"])
     return local, Login(row["login"], row["search_path"])
 

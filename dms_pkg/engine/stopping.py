@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dms_pkg.backends.base import backend_for
 from dms_pkg.engine import connections
 from dms_pkg.engine.local import Local
-from dms_pkg.errors import DmsError
 
 
 def stop_run(local: Local, run_id: int, notify: Callable[[str], None],
@@ -67,15 +67,11 @@ def _cancel_statements(local: Local, run_id: int, chunks: list[dict[str, Any]]) 
         " AS target FROM dms.run WHERE run_id = $1::bigint", [run_id])[0]
     session.commit()
     for conid, column in ((spec["source"], "source_pid"), (spec["target"], "target_pid")):
-        pids = [c[column] for c in chunks if c[column]]
-        if conid is None or not pids:
+        handles = [c[column] for c in chunks if c[column]]
+        if conid is None or not handles:
             continue  # this server: cancelled above
         info = connections.resolve(session, conid, local.conninfo.conninfo, "stop")
-        try:
-            with connections.connect(info, autocommit=True) as conn:
-                for pid in pids:
-                    row = conn.execute("SELECT pg_catalog.pg_cancel_backend(%s)", [pid]).fetchone()
-                    cancelled += int(bool(row and row[0]))
-        except DmsError:
-            pass  # unreachable server: its workers stop after their statement
+        # A backend pid on a PostgreSQL server, a thread id on MariaDB, ...
+        backend = backend_for(info.dbtyp)
+        cancelled += sum(int(backend.cancel(info, int(handle))) for handle in handles)
     return cancelled

@@ -14,17 +14,19 @@ worker never stops the run because one chunk failed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
+from dms_pkg.backends import postgres
+from dms_pkg.backends.base import ChunkReader, backend_for, registered
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.db.base import Session
 from dms_pkg.db.interrupts import Interrupted
-from dms_pkg.engine import connections, retry
+from dms_pkg.engine import retry
 from dms_pkg.engine.columns import error_report
-from dms_pkg.engine.connections import ConnInfo
 from dms_pkg.engine.movers import (
     ConnectionSource,
     Moved,
@@ -33,7 +35,7 @@ from dms_pkg.engine.movers import (
     SnapshotGone,
     Transform,
 )
-from dms_pkg.engine.psql_reader import SourceError, SourceSession, find_psql
+from dms_pkg.engine.psql_reader import SourceError
 from dms_pkg.engine.store import ChunkTask, RunStore
 from dms_pkg.errors import DmsError
 
@@ -96,7 +98,7 @@ class Login:
 
 
 def open_connection(
-    info: ConnInfo, login: Login | None = None, application_name: str | None = None
+    info: Endpoint, login: Login | None = None, application_name: str | None = None
 ) -> psycopg.Connection[Any]:
     """Connect; a loopback to this database takes the caller's search_path.
 
@@ -104,7 +106,7 @@ def open_connection(
     how a stop finds and cancels a run's statements.
     """
     extra = {"application_name": application_name} if application_name else {}
-    conn = connections.open_connection(info, **extra)
+    conn = postgres.open_connection(info, **extra)
     if login is not None and login.search_path:
         conn.execute("SELECT pg_catalog.set_config('search_path', %s, false)",
                      [login.search_path])
@@ -113,7 +115,8 @@ def open_connection(
 
 
 class Connections:
-    """Opens (and reopens after a broken connection) what a mover needs.
+    """Opens (and reopens after a broken connection) what a mover needs: target
+    connections (PostgreSQL) and one reader of the source, from its backend.
 
     The source and the target get a connection each, even in one database:
     a chunk reads on one while it writes on the other.
@@ -121,15 +124,17 @@ class Connections:
 
     def __init__(
         self,
-        resolve: Callable[[int | None], ConnInfo],
+        resolve: Callable[[int | None], Endpoint],
         login: Login | None,
         application_name: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.resolve = resolve
         self.login = login
         self.application_name = application_name
+        self.options = dict(options or {})
         self._open: dict[tuple[int | None, str], psycopg.Connection[Any]] = {}
-        self._checked: set[int] = set()  # connections whose guard agreed
+        self._readers: dict[int | None, ChunkReader] = {}
 
     def get(self, conid: int | None, role: str = "target") -> psycopg.Connection[Any]:
         conn = self._open.get((conid, role))
@@ -138,25 +143,28 @@ class Connections:
             conn = open_connection(info, self.login if info.is_local else None,
                                    self.application_name)
             self._open[(conid, role)] = conn
-            if conid is not None:
-                self._checked.add(conid)
         return conn
 
-    def session(self, conid: int | None) -> SourceSession:
-        """How a psql process reaches ``conid``; its login is checked first, over
-        psycopg, since psql itself cannot be asked whom it logged in as."""
-        info = self.resolve(conid)
-        if conid is not None and conid not in self._checked:
-            open_connection(info).close()
-            self._checked.add(conid)
-        login = self.login if info.is_local else None
-        return SourceSession(info, login.search_path if login else None,
-                             self.application_name)
+    def reader(self, conid: int | None) -> ChunkReader:
+        reader = self._readers.get(conid)
+        if reader is None or not reader.usable():
+            if reader is not None:
+                reader.close()
+            info = self.resolve(conid)
+            login = self.login if info.is_local else None
+            reader = backend_for(info.dbtyp).reader(
+                info, application_name=self.application_name,
+                search_path=login.search_path if login else None, options=self.options)
+            self._readers[conid] = reader
+        return reader
 
     def close(self) -> None:
         for conn in self._open.values():
             conn.close()
         self._open.clear()
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
 
 
 def build_mover(
@@ -167,15 +175,9 @@ def build_mover(
     transform: Transform | None = None,
     batch_size: int = 10_000,
     collect: Callable[[int, list[dict[str, Any]]], None] | None = None,
-    copy_reader: str = "auto",
 ) -> Mover:
-    psql = find_psql() if copy_reader in ("auto", "psql") else None
-    if copy_reader == "psql" and psql is None:
-        raise DmsError("copy_reader psql: no psql program found",
-                       sqlstate="58P01", hint="install postgresql-client, set DMS_PSQL, or use "
-                       'copy_reader "psycopg"')
     return Mover(spec, conns, on_start=store.started, on_rejects=store.rejected,
-                 transform=transform, batch_size=batch_size, collect=collect, psql=psql)
+                 transform=transform, batch_size=batch_size, collect=collect)
 
 
 class LazyMover:
@@ -274,4 +276,9 @@ def _classify(exc: BaseException) -> tuple[str | None, str, bool, bool]:
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate is not None:  # plpy.SPIError: an error raised by the local database
         return sqlstate, error_report(exc)[1], True, False
+    for backend in registered().values():  # another source database's own error
+        fault = backend.classify(exc)
+        if fault is not None:
+            lost = (fault.sqlstate or "").startswith("08")
+            return fault.sqlstate, fault.one_line(with_sqlstate=False), True, lost
     return None, f"internal error: {type(exc).__name__}: {exc}", False, False

@@ -8,6 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from dms_pkg.backends import postgres
+from dms_pkg.backends.base import PlanningSession, backend_for
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.db.base import Session
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.engine import connections
@@ -40,21 +43,34 @@ class Context:
         if self.notify is not None:
             self.notify(message)
 
-    def connection(self, conid: int | None) -> connections.ConnInfo:
+    def connection(self, conid: int | None) -> Endpoint:
         return connections.resolve(self.db, conid, self.local.conninfo.conninfo, "source")
 
     @contextmanager
     def session_on(self, conid: int | None) -> Iterator[Session]:
-        """The database of connection ``conid`` (this one when None), as the caller sees it."""
+        """The PostgreSQL database of (target) connection ``conid`` (this one when
+        None), as the caller sees it."""
         if conid is None:
             yield self.db
             return
-        with connections.connect(self.connection(conid), autocommit=False) as conn:
+        info = connections.resolve(self.db, conid, self.local.conninfo.conninfo, "target")
+        with postgres.connect(info, autocommit=False) as conn:
             try:
                 yield PsycopgDatabase(conn)
             finally:
                 if not conn.closed:
                     conn.rollback()
+
+    @contextmanager
+    def planning_on(self, conid: int | None) -> Iterator[PlanningSession]:
+        """The source database of connection ``conid`` (this one when None), of any
+        DBTYP with a backend, as the planner sees it."""
+        if conid is None:
+            yield postgres.Planning(self.db, self.local.planner_source)
+            return
+        info = self.connection(conid)
+        with backend_for(info.dbtyp).planning(info) as planning:
+            yield planning
 
 
 def database_type(ctx: Context, conid: int | None) -> str:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dms_pkg.backends.endpoint import DIALECTS
 from dms_pkg.chunking.dialects import get_dialect
 from dms_pkg.chunking.parse import parse_query
 from dms_pkg.engine.columns import error_fields
-from dms_pkg.engine.connections import DIALECTS
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, OBJECT_NOT_IN_PREREQUISITE_STATE, DmsError
 from dms_pkg.mapper import flow, rules
 from dms_pkg.mapper.context import Context, database_type
@@ -205,9 +205,8 @@ def explain_logic(ctx: Context, query: flow.Query, keys: list[str] | None = None
     dialect = _dialect(ctx, query.conid)
     text = flow.with_params(query.sql, [], dialect)
     try:
-        with ctx.session_on(query.conid) as db:
-            db.query(f"EXPLAIN {text}")
-            names = {c for c, _, _ in db.describe(f"SELECT * FROM ({text}) AS dms_q LIMIT 0")}
+        with ctx.planning_on(query.conid) as planning:
+            names = {c.name for c in planning.describe(text)}
     except DmsError as exc:
         return exc.message
     except Exception as exc:  # the database's own words: what the DBA must fix

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dms_pkg.backends.endpoint import DIALECTS
 from dms_pkg.engine import config as cfg
 from dms_pkg.engine import stopping
 from dms_pkg.engine.columns import error_fields
-from dms_pkg.engine.connections import DIALECTS
 from dms_pkg.engine.coordinator import RunOutcome, coordinate
 from dms_pkg.engine.planning import RunRequest, effective_config, plan_run
 from dms_pkg.errors import (

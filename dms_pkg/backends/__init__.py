@@ -1,0 +1,1 @@
+"""Source databases, one module each, behind one protocol (``base.SourceBackend``)."""

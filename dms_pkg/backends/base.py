@@ -1,0 +1,253 @@
+"""What the runtime needs from a source database: one small protocol, one class per DBMS.
+
+The runtime (planning, the chunk queue, workers, loaders) knows no source
+database.  Everything that differs between PostgreSQL, MariaDB/MySQL, SQLite
+and Oracle sits behind :class:`SourceBackend`, a class per database
+registered by the DMS_DBCONDTLS.DBTYP values it serves -- the way sqlglot
+adds a dialect: class attributes and overridable methods, never ``if dbtyp
+== ...`` at a call site.  Adding a database is a backend module; nothing in
+the runtime, the loaders or the queue changes.
+
+A backend provides:
+
+* **connecting**: an :class:`~dms_pkg.backends.endpoint.Endpoint` from a
+  connection row (secrets only from PWDSRC, looked up when connecting) or a
+  URL, and redaction of its own connection-string forms;
+* **planning** (``planning``): a session on the source for the chunk
+  planner (its ``SourceConnection``), the columns a query returns with their
+  PostgreSQL types, the row estimate, and notes the run should carry;
+* **reading** (``reader``): a :class:`ChunkReader` per worker that yields a
+  chunk's rows as PostgreSQL COPY bytes -- the target side only writes them
+  into ``COPY ... FROM STDIN`` -- or, for a transformation, as row batches;
+* **consistency** (``consistent_point``): one moment every reader of a run
+  reads as of (an exported snapshot, an SCN, a read lock while readers start
+  their transactions);
+* **errors** (``classify``): the database's error as a Fault with a
+  PostgreSQL SQLSTATE of the right class, so the runtime's retry rules
+  (``engine.retry``, by SQLSTATE class) apply unchanged;
+* **cancel**: stop a reader's running statement from another session.
+
+The target of every load is PostgreSQL; only sources have backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from sqlglot import exp
+
+from dms_pkg.backends.endpoint import Endpoint, LoginGuard
+from dms_pkg.db.faults import Fault
+from dms_pkg.db.sources import SourceConnection
+from dms_pkg.engine.columns import SourceColumn
+from dms_pkg.errors import FEATURE_NOT_SUPPORTED, DmsError
+
+# DBTYP -> backend instance; filled by SourceBackend.__init_subclass__.
+_REGISTRY: dict[str, SourceBackend] = {}
+
+
+class PlanningSession(Protocol):
+    """The source as the coordinator sees it while it plans a run."""
+
+    @property
+    def planner(self) -> SourceConnection:
+        """What the chunk planner runs its statistics queries on."""
+        ...
+
+    def describe(self, query: str) -> list[SourceColumn]:
+        """Names and PostgreSQL types of the columns ``query`` returns (no rows read)."""
+        ...
+
+    def estimate(self, query: str) -> int | None:
+        """The source's estimate of the rows ``query`` returns, filters included."""
+        ...
+
+    def notes(self, tree: exp.Query) -> list[str]:
+        """What the run should say about the query (side effects, stale statistics)."""
+        ...
+
+    def probe(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run a rendered query that only reads (a checkpoint's max, say)."""
+        ...
+
+
+@dataclass
+class Chunk:
+    """One chunk as a reader needs it."""
+
+    query_sql: str  # the chunk query, in the source's dialect, binds in its style
+    params: dict[str, Any]
+    select_list: str | None = None  # casts over the chunk query (PostgreSQL sources)
+    snapshot: str | None = None  # the run's consistent point, as the backend recorded it
+
+
+# One block of COPY data, as drivers hand it over.
+Block = bytes | bytearray | memoryview
+
+
+class ChunkReader(Protocol):
+    """A worker's reader of one source: opened once, used for every chunk it moves."""
+
+    def copy(self, chunk: Chunk, copy_format: str = "text"
+             ) -> AbstractContextManager[Iterator[Block]]:
+        """Yield the chunk's rows as PostgreSQL COPY data in ``copy_format``
+        ("text"; "binary" only where the source is PostgreSQL).
+
+        Leaving the block normally means every row was read and the source
+        reported no error (checked before the caller commits the target);
+        an error raises, so a partial chunk is never committed.
+        """
+        ...
+
+    def rows(self, chunk: Chunk, batch_size: int
+             ) -> AbstractContextManager[Iterator[list[dict[str, Any]]]]:
+        """Yield the chunk's rows as batches of dicts (for a transformation)."""
+        ...
+
+    @property
+    def handle(self) -> int | None:
+        """What ``cancel`` needs to stop this reader's statement (a backend pid, a
+        MariaDB thread id), or None."""
+        ...
+
+    def usable(self) -> bool:
+        """False once its connection broke: the worker opens a new reader."""
+        ...
+
+    def reset(self) -> None:
+        """After a failed chunk: be ready for the next one."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SnapshotGone(Exception):
+    """The run's point in time can no longer be read as of (its exporter ended, its
+    lock was released before this reader began): the chunk waits for a resume,
+    which takes a new point."""
+
+
+@dataclass
+class ConsistentPoint:
+    """The moment every reader of a run reads as of, held by the coordinator."""
+
+    token: str | None  # recorded on the run: readers pin to it (None: each reads its own)
+    description: str  # said on the run: what consistency it got
+    # Readers have begun: let go of what only the start needed (a read lock).
+    on_started: Callable[[], None] | None = field(default=None, repr=False)
+    # The run is over: end what keeps the point readable (an open transaction).
+    on_close: Callable[[], None] | None = field(default=None, repr=False)
+    # A session reading as of the point, for the coordinator's own reads (a
+    # checkpoint's max); None when the backend has none.
+    session: Any = field(default=None, repr=False)
+
+    def started(self) -> None:
+        if self.on_started is not None:
+            hook, self.on_started = self.on_started, None
+            hook()
+
+    def close(self) -> None:
+        self.started()
+        if self.on_close is not None:
+            hook, self.on_close = self.on_close, None
+            hook()
+
+
+class SourceBackend:
+    """Defaults shared by every source database; one subclass per DBMS."""
+
+    NAME: ClassVar[str] = ""
+    DBTYPS: ClassVar[tuple[str, ...]] = ()
+    DIALECT: ClassVar[str] = ""  # the chunk planner's dialect (dms_pkg.chunking.dialects)
+    # At most this many workers read one source of this kind at once (None: no cap).
+    MAX_READERS: ClassVar[int | None] = None
+    # Whether workers reading this source can share one exported point in time.
+    SHARED_SNAPSHOT: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.NAME:
+            instance = cls()
+            for dbtyp in cls.DBTYPS:
+                _REGISTRY[dbtyp] = instance
+
+    # -- connecting ---------------------------------------------------------------
+
+    def endpoint(self, row: Mapping[str, Any], caller: str | None) -> Endpoint:
+        """The connection a DMS_DBCONDTLS row describes (no secret inside); a row
+        that names no login logs in as ``caller``."""
+        raise NotImplementedError
+
+    def redact(self, text: str) -> str:
+        """``text`` (a connection string or URL of this database) safe to print."""
+        raise NotImplementedError
+
+    def guard(self, home: Any) -> LoginGuard | None:
+        """What checks, once a connection row's session logged in, that its login
+        holds no more than the caller (``home``: the caller's session)."""
+        return None
+
+    # -- planning and reading ------------------------------------------------------
+
+    def planning(self, endpoint: Endpoint) -> AbstractContextManager[PlanningSession]:
+        raise NotImplementedError
+
+    def reader(self, endpoint: Endpoint, *, application_name: str | None,
+               search_path: str | None, options: Mapping[str, Any]) -> ChunkReader:
+        """A reader for one worker; ``options`` are the run's settings (say,
+        ``copy_reader`` for PostgreSQL)."""
+        raise NotImplementedError
+
+    def consistent_point(self, endpoint: Endpoint, *, tables: list[str], readers: int,
+                         application_name: str | None, search_path: str | None
+                         ) -> ConsistentPoint:
+        """Take the run's point in time; the default is none (each reader its own)."""
+        return ConsistentPoint(None, "each worker reads the source as of its own moment")
+
+    def checkpoint_value(self, point: ConsistentPoint, query: str, column: str) -> str | None:
+        """The largest value of ``column`` over ``query`` as of ``point``, as text
+        the next run's filter reads back the same (ISO dates and times)."""
+        raise DmsError(
+            f"checkpoint columns are not read from {self.NAME} sources yet",
+            sqlstate=FEATURE_NOT_SUPPORTED,
+            hint="leave checkpoint_column out, or load the source into PostgreSQL first")
+
+    # -- errors and cancel -----------------------------------------------------------
+
+    def classify(self, exc: BaseException) -> Fault | None:
+        """The database's report in ``exc`` with a PostgreSQL SQLSTATE of the right
+        class (08 connection, 40 rollback, 53 resources, 57 operator, 55P03 lock,
+        otherwise the data or SQL error it is), or None when ``exc`` is no error of
+        this database."""
+        return None
+
+    def cancel(self, endpoint: Endpoint, handle: int) -> bool:
+        """Stop the statement ``handle`` (a reader's) runs; True when asked."""
+        return False
+
+
+def backend_for(dbtyp: str) -> SourceBackend:
+    """The backend that reads DBTYP ``dbtyp``, or a clear refusal."""
+    _load_builtin()
+    backend = _REGISTRY.get(dbtyp)
+    if backend is None:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise DmsError(
+            f"no source backend reads {dbtyp} databases",
+            sqlstate=FEATURE_NOT_SUPPORTED,
+            hint=f"DBTYP values with a backend: {known}",
+        )
+    return backend
+
+
+def registered() -> dict[str, SourceBackend]:
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def _load_builtin() -> None:
+    """Import the backends shipped with dms_pkg (each registers itself)."""
+    import dms_pkg.backends.postgres  # noqa: F401
