@@ -31,6 +31,7 @@ from sqlglot import exp
 
 from dms_pkg.backends.base import Block, Chunk, ConsistentPoint, SnapshotGone, SourceBackend
 from dms_pkg.backends.endpoint import Endpoint
+from dms_pkg.backends.postgres_psql import SnapshotImportError, SourceSession, copy_out, find_psql
 from dms_pkg.db import faults
 from dms_pkg.db.base import Database, Session
 from dms_pkg.db.binds import escape_pyformat, pyformat_to_numeric
@@ -41,7 +42,6 @@ from dms_pkg.db.sources import PsycopgSource, SourceConnection
 from dms_pkg.dsn import redact
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import source_query as sq
-from dms_pkg.engine.psql_reader import SnapshotImportError, SourceSession, copy_out, find_psql
 from dms_pkg.errors import (
     INSUFFICIENT_PRIVILEGE,
     INVALID_PARAMETER_VALUE,

@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
 from dms_pkg.backends import postgres
@@ -36,7 +35,6 @@ from dms_pkg.backends.base import ChunkReader, backend_for
 from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.backends.postgres import open_connection
 from dms_pkg.db.psycopg_db import PsycopgDatabase
-from dms_pkg.db.sources import PsycopgSource
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
 from dms_pkg.engine import target as stage
@@ -144,16 +142,19 @@ def run_query(
     target = conninfo_for(target_conn, "target") if target_conn is not None else None
     infos = {SOURCE: source, TARGET: target or source}
 
-    with open_connection(source) as planning_conn:
-        planning = postgres.Planning(PsycopgDatabase(planning_conn), PsycopgSource(planning_conn))
+    backend = backend_for(source.dbtyp)
+    with backend.planning(source) as planning:
         plan, query_rows = plan_source(planning, source_sql, config)
         source_columns = planning.describe(source_sql)
-        source_print = _fingerprint(planning_conn)
+        # Only a PostgreSQL source can be the target's own database.
+        source_print = (_fingerprint(planning.session.conn)
+                        if isinstance(planning, postgres.Planning)
+                        and isinstance(planning.session, PsycopgDatabase) else None)
     path, spec, staging = "rows", None, None
     if target is not None:
         assert target_schema is not None and target_table is not None
         with open_connection(target) as target_conn_:
-            same = _fingerprint(target_conn_) == source_print
+            same = source_print is not None and _fingerprint(target_conn_) == source_print
             spec, staging = _target_spec(
                 PsycopgDatabase(target_conn_), config, source_columns, target_schema,
                 target_table, same, transformation is not None, source, target,
@@ -164,7 +165,7 @@ def run_query(
                        SOURCE, TARGET, ledger=False)
     estimated = (query_rows if query_rows is not None
                  else sum(c.estimated_rows or 0 for c in plan.chunks))
-    workers, note = choose_workers(config, estimated, len(plan.chunks), None, 0)
+    workers, note = choose_workers(config, estimated, len(plan.chunks), None, 0, backend)
 
     store = MemoryStore([
         ChunkRecord(c.chunk_no, c.query_sql, dict(c.params), c.estimated_rows)
@@ -198,24 +199,25 @@ def run_query(
 
     threads = [threading.Thread(target=worker, name=f"dms-worker-{i + 1}", daemon=True)
                for i in range(workers)]
-    snapshot = None
+    point = None
     failed_rows: dict[int, int | None] = {}
     try:
         if config["snapshot"]:
             # Every chunk reads the source as of this moment.
-            snapshot = open_connection(source)
-            snapshot.isolation_level = IsolationLevel.REPEATABLE_READ
-            snapshot.read_only = True
-            row = snapshot.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
-            store.snapshot_id = row[0] if row else None
+            point = backend.consistent_point(
+                source, tables=[plan.driving_table] if plan.driving_table else [],
+                readers=workers, application_name=None, search_path=None)
+            store.snapshot_id = point.token
         for thread in threads:
             thread.start()
         _wait(threads, store, started, progress_callback if config["enable_progress"] else None)
         if not failures:
-            failed_rows = _count_failed(store, snapshot, source)
+            snapshot = point.session if point is not None else None
+            failed_rows = _count_failed(
+                store, snapshot if isinstance(snapshot, psycopg.Connection) else None, source)
     finally:
-        if snapshot is not None:
-            snapshot.close()
+        if point is not None:
+            point.close()
         for pool in pools.values():
             pool.close()
     if failures:
@@ -238,7 +240,7 @@ def _count_failed(store: MemoryStore, snapshot: psycopg.Connection[Any] | None,
                   source: Endpoint) -> dict[int, int | None]:
     """Source rows of each failed chunk: in the run's snapshot when there is one."""
     failed = [c for c in store.records() if c.state != "DONE"]
-    if not failed:
+    if not failed or source.dbtyp != "POSTGRESQL":  # others: the estimates stand in
         return {}
     if snapshot is not None and not snapshot.closed and not snapshot.broken:
         return {c.chunk_no: count_rows(snapshot, c) for c in failed}

@@ -23,6 +23,7 @@ import psycopg
 from dms_pkg.backends import postgres
 from dms_pkg.backends.base import ChunkReader, backend_for, registered
 from dms_pkg.backends.endpoint import Endpoint
+from dms_pkg.backends.postgres_psql import SourceError
 from dms_pkg.db.base import Session
 from dms_pkg.db.interrupts import Interrupted
 from dms_pkg.engine import retry
@@ -35,7 +36,6 @@ from dms_pkg.engine.movers import (
     SnapshotGone,
     Transform,
 )
-from dms_pkg.engine.psql_reader import SourceError
 from dms_pkg.engine.store import ChunkTask, RunStore
 from dms_pkg.errors import DmsError
 
