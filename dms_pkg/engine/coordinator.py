@@ -138,7 +138,7 @@ def coordinate(
             _align_staging(local, run, login, notify)
         if _setting(run.config, "snapshot", True):
             point = _take_point(local, run, login)
-        _drive(local, run_id, workers, login, progress, errors)
+        _drive(local, run_id, workers, login, progress, errors, point)
         _finalize(local, run, login)
     except (Exception, Interrupted) as exc:
         # Leave no run "RUNNING" behind a coordinator that gave up (or whose
@@ -272,17 +272,21 @@ def _counts(home: Session, run_id: int) -> dict[str, Any]:
 
 
 def _drive(local: Local, run_id: int, workers: int, login: Login | None,
-           progress: _Progress, errors: list[str]) -> None:
+           progress: _Progress, errors: list[str], point: ConsistentPoint | None = None,
+           ) -> None:
     """Keep workers on the run until no chunk is pending or running.
 
     Workers that end while chunks still wait (killed, crashed) are replaced,
     up to ``RESTARTS_PER_WORKER`` times per planned worker; past that the
-    run ends with those chunks pending, for a resume.
+    run ends with those chunks pending, for a resume.  A point in time that
+    only holds while readers start (a read lock) is let go once every worker
+    has its reader open, or after ``READERS_OPEN_TIMEOUT`` seconds.
     """
     home = local.session
     sessions: list[str] = []
     budget = RESTARTS_PER_WORKER * workers  # replacements, beyond the first start
     first = True
+    opening = time.monotonic()
     try:
         while True:
             if home.query("SELECT dms.reap_chunks($1::bigint) AS n", [run_id])[0]["n"]:
@@ -290,12 +294,18 @@ def _drive(local: Local, run_id: int, workers: int, login: Login | None,
             home.commit()
             counts = _counts(home, run_id)
             sessions = _poll(home, sessions, errors)
+            if point is not None and point.on_started is not None and _readers_open(
+                    home, run_id, workers, counts, time.monotonic() - opening):
+                point.started()
             wanted = workers - len(sessions) if workers > 1 else 1
             if counts["state"] == "RUNNING" and counts["pending"] and wanted > 0:
                 n = wanted if first else min(wanted, budget)
                 budget -= 0 if first else n
                 first = False
                 if n > 0 and workers <= 1:
+                    # One reader: its own transaction is the run's point in time.
+                    if point is not None:
+                        point.started()
                     work(local, run_id, login, on_chunk=progress.report)
                     continue  # this session was the worker: look again
                 if n > 0:
@@ -312,6 +322,23 @@ def _drive(local: Local, run_id: int, workers: int, login: Login | None,
         if sessions:
             home.query("SELECT dms.stop_workers($1::text[], true)", [sessions])
             home.commit()
+
+
+READERS_OPEN_TIMEOUT = 60.0
+
+
+def _readers_open(home: Session, run_id: int, workers: int, counts: dict[str, Any],
+                  waited: float) -> bool:
+    """Whether every worker has opened its reader (recorded its source handle on a
+    chunk it took), no chunk waits any more, or the wait is over."""
+    if not counts["pending"] or waited >= READERS_OPEN_TIMEOUT:
+        return True
+    row = home.query(
+        "SELECT count(DISTINCT worker_pid) AS n FROM dms.chunk"
+        " WHERE run_id = $1::bigint AND source_pid IS NOT NULL AND state <> 'PENDING'",
+        [run_id])[0]
+    home.commit()
+    return int(row["n"]) >= workers
 
 
 def _start(home: Session, run_id: int, count: int) -> list[str]:
