@@ -171,6 +171,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from dms_pkg.watch import fetch_progress, watch
 
     params = _run_params(args.params)
+    if args.source_dsn:
+        return _run_from_client(args, params)
     with _connect_home(args, autocommit=True) as conn:
         # A refusal (bad query, missing table, busy target) comes back as the
         # server's error: main() prints it as "dms: error: ..." with its HINT.
@@ -206,6 +208,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"internal error: {type(exc).__name__}: {exc}", sqlstate="XX000"))
         return 1
     return 0
+
+
+def _run_from_client(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    """``dms run --source-dsn URL``: this process reads the source (any database with a
+    backend: mysql://, sqlite:///, oracle://, postgresql://) and loads --dsn's
+    database, with the Python API's workers -- threads of this process."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dms_pkg.engine.api import execute_query_parallel
+
+    if args.source_conid is not None or args.target_conid is not None:
+        raise DmsError("--source-dsn reads the source from this process; it cannot be combined "
+                       "with --source-conid or --target-conid", sqlstate=INVALID_PARAMETER_VALUE,
+                       hint="give either --source-dsn (and --dsn for the target) or connection "
+                       "ids that the server reads")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.percentage:>5.1f}%  {task.fields[rows]:,} rows"),
+                  TimeRemainingColumn(), disable=args.no_watch) as bar:
+        task = bar.add_task("loading", total=100.0, rows=0)
+
+        def show(snapshot: Any) -> None:
+            bar.update(task, completed=snapshot.progress_percentage,
+                       rows=snapshot.total_rows_processed)
+
+        result = execute_query_parallel(
+            args.source_dsn, args.sql, target_conn=_dsn(args), target_schema=args.schema,
+            target_table=args.table, progress_callback=show, **params)
+    print(f"{result.total_rows_successful:,} rows in {result.chunks_total} chunks, "
+          f"{result.workers} worker{'s' if result.workers != 1 else ''}, path {result.path}, "
+          f"{result.processing_time:.1f} s" + (f"; {result.parallel_note}"
+                                               if result.parallel_note else ""))
+    for error in result.chunk_errors[:5]:
+        print(f"chunk {error['chunk_id']} failed: [{error['sqlstate']}] {error['error']}",
+              file=sys.stderr)
+    return 0 if result.chunks_failed == 0 else 1
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
@@ -296,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
     p.add_argument("--sql", required=True, help="the source query")
     p.add_argument("--source-conid", type=int, help="DMS_DBCONDTLS.CONID (default: --dsn's db)")
+    p.add_argument("--source-dsn", help="read the source from this process instead: a URL "
+                   "(mysql://user@host/db, sqlite:///path, oracle://..., postgresql://...); "
+                   "the password comes from the URL or the driver's own files, never shown")
     p.add_argument("--target-conid", type=int, help="DMS_DBCONDTLS.CONID (default: --dsn's db)")
     p.add_argument("--schema", default="public", help="target schema (default: public)")
     p.add_argument("--table", required=True, help="target table")

@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Protocol
 from sqlglot import exp
 
 from dms_pkg.backends.endpoint import Endpoint, LoginGuard
+from dms_pkg.db.binds import ParamStyle
 from dms_pkg.db.faults import Fault
 from dms_pkg.db.sources import SourceConnection
 from dms_pkg.engine.columns import SourceColumn
@@ -160,12 +161,15 @@ class SourceBackend:
     """Defaults shared by every source database; one subclass per DBMS."""
 
     NAME: ClassVar[str] = ""
+    LABEL: ClassVar[str] = ""  # how messages name the database: "MariaDB/MySQL"
     DBTYPS: ClassVar[tuple[str, ...]] = ()
     DIALECT: ClassVar[str] = ""  # the chunk planner's dialect (dms_pkg.chunking.dialects)
     # At most this many workers read one source of this kind at once (None: no cap).
     MAX_READERS: ClassVar[int | None] = None
     # Whether workers reading this source can share one exported point in time.
     SHARED_SNAPSHOT: ClassVar[bool] = False
+    # How the chunk queries' bind parameters are written for its readers' driver.
+    PARAM_STYLE: ClassVar[ParamStyle] = ParamStyle.NAMED
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -189,6 +193,23 @@ class SourceBackend:
         """What checks, once a connection row's session logged in, that its login
         holds no more than the caller (``home``: the caller's session)."""
         return None
+
+    def authorize(self, home: Any, endpoint: Endpoint) -> None:
+        """Refuse a caller who may not read ``endpoint`` through the server (say,
+        a file the server's OS user would open for it)."""
+
+    def endpoint_from_url(self, url: str) -> Endpoint:
+        """An endpoint from a URL of this database (the CLI, the Python API)."""
+        raise DmsError(f"{self.NAME} URLs are not accepted yet", sqlstate=FEATURE_NOT_SUPPORTED)
+
+    def endpoint_from_connection(self, conn: Any) -> Endpoint:
+        """An endpoint for the database a caller's own driver connection is on."""
+        raise DmsError(f"{self.NAME} connections are not accepted yet",
+                       sqlstate=FEATURE_NOT_SUPPORTED)
+
+    # URL schemes and driver modules of this database, for the Python API and CLI.
+    URL_SCHEMES: ClassVar[tuple[str, ...]] = ()
+    DRIVER_MODULES: ClassVar[tuple[str, ...]] = ()
 
     # -- planning and reading ------------------------------------------------------
 
@@ -250,4 +271,5 @@ def registered() -> dict[str, SourceBackend]:
 
 def _load_builtin() -> None:
     """Import the backends shipped with dms_pkg (each registers itself)."""
-    import dms_pkg.backends.postgres  # noqa: F401
+    import dms_pkg.backends.postgres
+    import dms_pkg.backends.sqlite  # noqa: F401

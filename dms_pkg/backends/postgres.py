@@ -34,7 +34,7 @@ from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.backends.postgres_psql import SnapshotImportError, SourceSession, copy_out, find_psql
 from dms_pkg.db import faults
 from dms_pkg.db.base import Database, Session
-from dms_pkg.db.binds import escape_pyformat, pyformat_to_numeric
+from dms_pkg.db.binds import ParamStyle, escape_pyformat, pyformat_to_numeric
 from dms_pkg.db.interrupts import InterruptibleConnection
 from dms_pkg.db.pg_values import keep_out_of_range_as_text
 from dms_pkg.db.psycopg_db import PsycopgDatabase
@@ -430,9 +430,11 @@ def _mogrify(statement: str, params: Mapping[str, Any]) -> str:
 
 class PostgresBackend(SourceBackend):
     NAME = "postgres"
+    LABEL = "PostgreSQL"
     DBTYPS = ("POSTGRESQL",)
     DIALECT = "postgres"
     SHARED_SNAPSHOT = True
+    PARAM_STYLE = ParamStyle.PYFORMAT  # psycopg reads the chunks
 
     def endpoint(self, row: Mapping[str, Any], caller: str | None) -> Endpoint:
         return endpoint_from_row(row, default_user=caller)

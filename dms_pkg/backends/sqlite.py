@@ -49,6 +49,8 @@ from urllib.parse import quote, unquote, urlsplit
 import sqlglot
 from sqlglot import exp
 
+from dms_pkg.backends.base import ConsistentPoint, SourceBackend
+from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.backends.sqlite_types import (
     OUT_OF_RANGE,
     Formatter,
@@ -58,6 +60,7 @@ from dms_pkg.backends.sqlite_types import (
     pg_type,
 )
 from dms_pkg.db.base import Database
+from dms_pkg.db.faults import Fault
 from dms_pkg.db.sources import SQLiteSource
 from dms_pkg.engine.columns import SourceColumn
 from dms_pkg.errors import (
@@ -743,3 +746,148 @@ def worker_cap(value: object = None) -> int:
             hint="a SQLite file is read by one reader, whose one read transaction keeps every "
             "chunk on the same state of the file; more readers could not share it")
     return MAX_READERS
+
+
+# --------------------------------------------------------------- the backend
+#
+# What the runtime calls (dms_pkg.backends.base): everything above, behind the
+# one protocol every source database implements.
+
+
+class _Planning:
+    """A SQLite file as the planner sees it: one read transaction (a reader)."""
+
+    def __init__(self, reader: SQLiteReader) -> None:
+        self.reader = reader
+
+    @property
+    def planner(self) -> SQLiteSource:
+        return self.reader.source()
+
+    def describe(self, query: str) -> list[SourceColumn]:
+        return self.reader.describe(query)
+
+    def estimate(self, query: str) -> int | None:
+        return self.reader.estimate(query)
+
+    def notes(self, tree: exp.Query) -> list[str]:
+        return []
+
+    def probe(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in _run(self.reader.connection, sql)]
+
+
+class _ChunkReader:
+    """A worker's reader of a SQLite file (base.ChunkReader): one read transaction
+    for every chunk, COPY text made in bounded batches."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reader: SQLiteReader | None = None
+        self._columns: list[SourceColumn] | None = None
+
+    def _open(self) -> SQLiteReader:
+        if self._reader is None:
+            self._reader = SQLiteReader(self.path)
+        return self._reader
+
+    @contextmanager
+    def copy(self, chunk: Any, copy_format: str = "text") -> Iterator[Iterator[bytes]]:
+        if copy_format != "text":
+            raise DmsError("a SQLite source is read as COPY text", sqlstate="0A000")
+        reader = self._open()
+        if self._columns is None:  # every chunk has the run's select list
+            self._columns = reader.describe(chunk.query_sql)
+        with reader.stream(chunk.query_sql, chunk.params, self._columns) as blocks:
+            yield blocks
+
+    @contextmanager
+    def rows(self, chunk: Any, batch_size: int) -> Iterator[Iterator[list[dict[str, Any]]]]:
+        cursor = _cursor(self._open().connection, chunk.query_sql, chunk.params)
+        names = [d[0] for d in cursor.description or ()]
+
+        def batches() -> Iterator[list[dict[str, Any]]]:
+            while True:
+                try:
+                    rows = cursor.fetchmany(batch_size)
+                except (sqlite3.Error, OverflowError) as exc:
+                    raise as_error(exc, self.path) from None
+                if not rows:
+                    return
+                yield [dict(zip(names, row, strict=True)) for row in rows]
+
+        try:
+            yield batches()
+        finally:
+            cursor.close()
+
+    @property
+    def handle(self) -> int | None:
+        return None  # a stop waits for the chunk (a local file reads fast)
+
+    def usable(self) -> bool:
+        return True
+
+    def reset(self) -> None:
+        pass  # the read transaction goes on: a failed chunk does not end it
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def _endpoint(path: Path, conid: int | None = None, name: str | None = None) -> Endpoint:
+    return Endpoint(conid, name or f"SQLite file {path}", DBTYP, params={"path": str(path)},
+                    shown=str(path))
+
+
+def _path(endpoint: Any) -> Path:
+    return Path(str(endpoint.params["path"]))
+
+
+class SQLiteBackend(SourceBackend):
+    NAME = "sqlite"
+    LABEL = "SQLite"
+    DBTYPS = (DBTYP,)
+    DIALECT = DIALECT
+    MAX_READERS = MAX_READERS
+    URL_SCHEMES = ("sqlite",)
+    DRIVER_MODULES = ("sqlite3",)
+
+    def endpoint(self, row: Mapping[str, Any], caller: str | None) -> Any:
+        return _endpoint(path_from_row(row), int(row["conid"]), str(row["connm"]))
+
+    def redact(self, text: str) -> str:
+        return text  # a path holds no secret
+
+    def authorize(self, home: Any, endpoint: Any) -> None:
+        require_server_file_access(home, _path(endpoint))
+
+    def endpoint_from_url(self, url: str) -> Any:
+        return _endpoint(path_from_url(url))
+
+    def endpoint_from_connection(self, conn: Any) -> Any:
+        return _endpoint(path_of(conn))
+
+    @contextmanager
+    def planning(self, endpoint: Any) -> Iterator[_Planning]:
+        with SQLiteReader(_path(endpoint)) as reader:
+            yield _Planning(reader)
+
+    def reader(self, endpoint: Any, *, application_name: str | None,
+               search_path: str | None, options: Mapping[str, Any]) -> _ChunkReader:
+        return _ChunkReader(_path(endpoint))
+
+    def consistent_point(self, endpoint: Any, *, tables: list[str], readers: int,
+                         application_name: str | None, search_path: str | None
+                         ) -> ConsistentPoint:
+        return ConsistentPoint(None, "one reader: its read transaction is the run's "
+                               "moment (SQLite files are read by one worker)")
+
+    def classify(self, exc: BaseException) -> Fault | None:
+        if not isinstance(exc, sqlite3.Error | SQLiteSourceError | OverflowError):
+            return None
+        error = exc if isinstance(exc, SQLiteSourceError) else as_error(exc)
+        return Fault(error.sqlstate, error.message, error.detail, error.hint,
+                     transient=error.transient)

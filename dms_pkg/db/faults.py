@@ -25,6 +25,9 @@ class Fault:
     message: str
     detail: str | None = None
     hint: str | None = None
+    # Whether a retry may cure it, when the source knows better than the
+    # SQLSTATE's class (a missing SQLite file is 58P01 but will stay missing).
+    transient: bool | None = None
 
     def one_line(self, *, with_sqlstate: bool = True) -> str:
         """``[42703] column "x" does not exist (HINT: ...)``: one line for a run's

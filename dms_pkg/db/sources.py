@@ -144,7 +144,11 @@ def open_source(url: str) -> Iterator[SourceConnection]:
         finally:
             my.close()
     elif parts.scheme == "sqlite":
-        lite = sqlite3.connect(parts.path if parts.netloc == "" else f"/{parts.netloc}{parts.path}")
+        # Read-only, and never created: a typo must not leave an empty file behind.
+        from dms_pkg.backends.sqlite import connect as connect_sqlite
+        from dms_pkg.backends.sqlite import path_from_url
+
+        lite = connect_sqlite(path_from_url(url))
         try:
             yield SQLiteSource(lite)
         finally:

@@ -144,7 +144,7 @@ def run_query(
 
     backend = backend_for(source.dbtyp)
     with backend.planning(source) as planning:
-        plan, query_rows = plan_source(planning, source_sql, config)
+        plan, query_rows = plan_source(planning, source_sql, config, backend.PARAM_STYLE)
         source_columns = planning.describe(source_sql)
         # Only a PostgreSQL source can be the target's own database.
         source_print = (_fingerprint(planning.session.conn)
@@ -181,7 +181,8 @@ def run_query(
     policy = RetryPolicy.from_config(config.values)
     failures: list[BaseException] = []
 
-    pools = {key: _pool(info, workers) for key, info in infos.items()}
+    # Target connections come from a pool; the source is read by its backend's readers.
+    pools = {TARGET: _pool(target, workers)} if target is not None else {}
 
     def worker() -> None:
         conns = PooledConnections(pools, infos, config.values)
@@ -338,7 +339,7 @@ def _target_spec(
     stage.ensure_ledger(target_db, "the target database")
     target_db.commit()
     load_table = cols.table_name(schema, staging) if staging else name
-    spec = RunSpec(0, path, cols.select_list(cmap),
+    spec = RunSpec(0, path, cols.select_list(cmap, source.dbtyp),
                    cols.insert_columns(cmap, schema, staging or table), name, load_table,
                    tuple(cmap.names), SOURCE, TARGET)
     return spec, staging

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from dms_pkg.backends.base import SourceBackend, registered
 from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.errors import FEATURE_NOT_SUPPORTED, INVALID_PARAMETER_VALUE, DmsError
 
@@ -38,15 +39,29 @@ _OTHER_DRIVERS = {
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 
 
+def _other_backend(scheme: str | None = None, driver: str | None = None
+                   ) -> SourceBackend | None:
+    """The registered source backend for a URL scheme or a driver module, if any."""
+    for backend in registered().values():
+        if (scheme is not None and scheme in backend.URL_SCHEMES) or (
+                driver is not None and driver in backend.DRIVER_MODULES):
+            return backend
+    return None
+
+
 def conninfo_for(conn: Any, role: str) -> Endpoint:
     """``conn`` (what the caller passed as ``<role>_conn``) as a Endpoint; refuse what
-    the Python API cannot move."""
+    the Python API cannot move.  Targets are PostgreSQL; a source may be any
+    database with a backend (a URL of its scheme, or its driver's connection)."""
     if isinstance(conn, psycopg.Connection):
         # info.dsn leaves the password out; info.password has it.
         return Endpoint(None, role, "POSTGRESQL", conn.info.dsn, password=conn.info.password)
     if isinstance(conn, str):
         return _from_string(conn, role)
     driver = type(conn).__module__.split(".", 1)[0]
+    backend = _other_backend(driver=driver) if role == "source" else None
+    if backend is not None:
+        return backend.endpoint_from_connection(conn)
     if driver in _OTHER_DRIVERS:
         raise _not_supported(role, f"a {_OTHER_DRIVERS[driver]} connection "
                              f"({type(conn).__module__}.{type(conn).__name__})")
@@ -61,6 +76,9 @@ def conninfo_for(conn: Any, role: str) -> Endpoint:
 def _from_string(text: str, role: str) -> Endpoint:
     scheme = text.split("://", 1)[0].split("+", 1)[0].strip().lower() if "://" in text else None
     if scheme is not None and scheme not in _POSTGRES_SCHEMES:
+        backend = _other_backend(scheme=scheme) if role == "source" else None
+        if backend is not None:
+            return backend.endpoint_from_url(text)
         if scheme in _OTHER_SCHEMES:
             raise _not_supported(role, f"a {_OTHER_SCHEMES[scheme]} URL ({scheme}://...)")
         raise DmsError(

@@ -321,10 +321,13 @@ def require_table(columns: list[TargetColumn] | None, schema: str, table: str) -
 # -- the statements a worker runs -----------------------------------------------
 
 
-def select_list(columns: ColumnMap) -> str | None:
+def select_list(columns: ColumnMap, source_dbtyp: str = "POSTGRESQL") -> str | None:
     """``dms_q."a", CAST(dms_q."b" AS integer), ...`` over the chunk query; None when no
-    column needs a cast (the chunk query then runs as it is: no extra projection)."""
-    if not any(columns.casts):
+    column needs a cast (the chunk query then runs as it is: no extra projection).
+
+    Only a PostgreSQL source runs these casts: every other source writes COPY
+    text, which the target's column types read as their input."""
+    if source_dbtyp != "POSTGRESQL" or not any(columns.casts):
         return None
     parts = []
     for source, cast in zip(columns.source, columns.casts, strict=True):

@@ -98,6 +98,7 @@ def resolve(home: Database, conid: int | None, local_conninfo: str, role: str) -
     backend = backend_for(dbtyp)
     guard = backend.guard(home)
     endpoint = backend.endpoint(row, guard.caller if guard is not None else _caller(home))
+    backend.authorize(home, endpoint)
     return dataclasses.replace(endpoint, guard=guard)
 
 

@@ -89,10 +89,13 @@ def effective_config(
 
 def choose_path(requested: str, same_database: bool, cmap: cols.ColumnMap,
                 source: Endpoint, target: Endpoint) -> str:
+    # Binary COPY needs identical built-in types on both ends; only a
+    # PostgreSQL source writes it, every other source COPY text.
+    binary = cmap.binary_safe and source.dbtyp == "POSTGRESQL"
     if requested == "auto":
         if same_database:
             return "same_db"
-        return "copy_binary" if cmap.binary_safe else "copy_text"
+        return "copy_binary" if binary else "copy_text"
     if requested == "same_db" and not same_database:
         raise DmsError(
             f'path "same_db" needs the source and the target in one database, but the '
@@ -101,7 +104,7 @@ def choose_path(requested: str, same_database: bool, cmap: cols.ColumnMap,
             hint='leave "path" out (auto) to stream the rows with COPY',
         )
     if requested == "copy":
-        return "copy_binary" if cmap.binary_safe else "copy_text"
+        return "copy_binary" if binary else "copy_text"
     return requested
 
 
@@ -122,8 +125,9 @@ def choose_workers(
     cap = source_backend.MAX_READERS if source_backend is not None else None
     if cap is not None and cap < workers:
         workers = cap
-        note = (f"capped at {_plural(cap, 'worker')}: a {source_backend.NAME} source is read "  # type: ignore[union-attr]
-                f"by at most {_plural(cap, 'worker')}")
+        label = source_backend.LABEL or source_backend.NAME  # type: ignore[union-attr]
+        note = (f"capped at {_plural(cap, 'worker')}: a {label} source is read by at most "
+                f"{_plural(cap, 'worker')}")
     if n_chunks < workers:
         workers = max(1, n_chunks)
         note = f"{_plural(workers, 'worker')}: the source has only {_plural(n_chunks, 'chunk')}"
@@ -179,7 +183,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         else:
             target_session = target_session_for(target)
 
-        plan, query_rows = plan_source(source_planning, request.source_sql, config)
+        plan, query_rows = plan_source(source_planning, request.source_sql, config,
+                                       source_backend.PARAM_STYLE)
         source_columns = _describe_source(source_planning, request.source_sql, source,
                                           source_backend)
         _check_checkpoint_column(config, source_columns)
@@ -198,8 +203,6 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
             cols.check_assignable(target_session, cmap, schema, table)
         path = "rows" if transform_given else choose_path(
             config["path"], same_database, cmap, source, target)
-        if path == "copy_binary" and source.dbtyp != "POSTGRESQL":
-            path = "copy_text"  # only PostgreSQL writes binary COPY; the others text
 
         estimated = (query_rows if query_rows is not None
                      else sum(c.estimated_rows or 0 for c in plan.chunks))
@@ -241,7 +244,7 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
                                 {c.name: cols.checked_cast(c.type_name) for c in cmap.target})
         load_table, insert_target = merge.STAGE_TABLE, merge.stage_target(cmap.names)
     spec = RunSpec(
-        run_id=0, path=path, select_list=cols.select_list(cmap),
+        run_id=0, path=path, select_list=cols.select_list(cmap, source.dbtyp),
         insert_target=insert_target, target_table=target_name, load_table=load_table,
         columns=tuple(cmap.names), source_conid=source.conid, target_conid=target.conid,
         search_path=local.search_path,
@@ -341,12 +344,15 @@ def _merge_spec(config: cfg.EngineConfig) -> merge.MergeSpec | None:
 
 
 def plan_source(
-    planning: PlanningSession, query: str, config: cfg.EngineConfig
+    planning: PlanningSession, query: str, config: cfg.EngineConfig,
+    style: ParamStyle = ParamStyle.PYFORMAT,
 ) -> tuple[ChunkPlan, int | None]:
     """The chunk plan, and the source's estimate of the query's rows.
 
     That estimate (its filters included) sizes the chunk count and the chunks'
-    estimates; the planner's own statistics see only the driving table.
+    estimates; the planner's own statistics see only the driving table.  The
+    chunk queries are rendered with binds in ``style``: the style of the
+    driver the workers read with (the backend's), whatever the planner used.
     """
     query_rows = planning.estimate(query)
     n_chunks = config["chunks"]
@@ -355,7 +361,7 @@ def plan_source(
     plan = plan_chunks(
         planning.planner, query, key=config["key"], n_chunks=n_chunks,
         chunk_size=config["chunk_size"], strategy=config["strategy"],
-        render_style=ParamStyle.PYFORMAT,
+        render_style=style,
     )
     return scale_estimates(plan, query_rows), query_rows
 

@@ -64,10 +64,15 @@ class RetryPolicy:
         )
 
     def retry_in(
-        self, sqlstate: str | None, attempts: int, *, database_error: bool
+        self, sqlstate: str | None, attempts: int, *, database_error: bool,
+        transient: bool | None = None,
     ) -> float | None:
-        """Seconds until the chunk may run again, or None: fail it now."""
-        if not (self.enabled and database_error and retry.is_transient(sqlstate)):
+        """Seconds until the chunk may run again, or None: fail it now.
+
+        ``transient`` is the source backend's own verdict where it has one;
+        otherwise the SQLSTATE's class decides."""
+        worth = retry.is_transient(sqlstate) if transient is None else transient
+        if not (self.enabled and database_error and worth):
             return None
         if attempts > self.max_retries:
             return None
@@ -244,11 +249,12 @@ def run_worker(
                        "the worker was cancelled while moving the chunk", 0.0)
             raise
         except Exception as exc:  # every failure is recorded on its chunk
-            sqlstate, message, database_error, broken = _classify(exc)
+            sqlstate, message, database_error, broken, transient = _classify(exc)
             if home is not None:
                 home.rollback()
             mover.recover(broken)
-            retry_in = policy.retry_in(sqlstate, task.attempts, database_error=database_error)
+            retry_in = policy.retry_in(sqlstate, task.attempts, database_error=database_error,
+                                       transient=transient)
             state = store.fail(run_id, task.chunk_no, sqlstate, message, retry_in)
             if state == "FAILED":
                 report.chunks_failed += 1
@@ -261,24 +267,28 @@ def run_worker(
     return report
 
 
-def _classify(exc: BaseException) -> tuple[str | None, str, bool, bool]:
-    """(sqlstate, message, is a database error, the connection is gone)."""
+def _classify(exc: BaseException) -> tuple[str | None, str, bool, bool, bool | None]:
+    """(sqlstate, message, is a database error, the connection is gone, transient:
+    the source's own verdict or None)."""
+    transient = getattr(exc, "transient", None)  # a source backend's error may know
+    verdict = transient if isinstance(transient, bool) else None
     if isinstance(exc, DmsError):
-        return exc.sqlstate, exc.message, exc.sqlstate.startswith("08"), False
+        return exc.sqlstate, exc.message, exc.sqlstate.startswith("08"), False, verdict
     if isinstance(exc, SourceError):  # psql reading the source: no SQLSTATE = no connection
-        return exc.sqlstate, str(exc), True, False
+        return exc.sqlstate, str(exc), True, False, None
     if isinstance(exc, psycopg.Error):
         sqlstate, message = error_report(exc)
         broken = isinstance(exc, psycopg.OperationalError) and sqlstate is None
         if broken:
             message = f"connection lost: {str(exc).strip() or type(exc).__name__}"
-        return sqlstate, message, True, broken
+        return sqlstate, message, True, broken, None
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate is not None:  # plpy.SPIError: an error raised by the local database
-        return sqlstate, error_report(exc)[1], True, False
+        return sqlstate, error_report(exc)[1], True, False, None
     for backend in registered().values():  # another source database's own error
         fault = backend.classify(exc)
         if fault is not None:
             lost = (fault.sqlstate or "").startswith("08")
-            return fault.sqlstate, fault.one_line(with_sqlstate=False), True, lost
-    return None, f"internal error: {type(exc).__name__}: {exc}", False, False
+            return (fault.sqlstate, fault.one_line(with_sqlstate=False), True, lost,
+                    fault.transient)
+    return None, f"internal error: {type(exc).__name__}: {exc}", False, False, None
