@@ -32,6 +32,8 @@ The target of every load is PostgreSQL; only sources have backends.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -256,9 +258,11 @@ def backend_for(dbtyp: str) -> SourceBackend:
     backend = _REGISTRY.get(dbtyp)
     if backend is None:
         known = ", ".join(sorted(_REGISTRY)) or "none"
+        broken = "; ".join(f"{name}: {why}" for name, why in sorted(_BROKEN.items()))
         raise DmsError(
             f"no source backend reads {dbtyp} databases",
             sqlstate=FEATURE_NOT_SUPPORTED,
+            detail=f"backends that could not be loaded: {broken}" if broken else None,
             hint=f"DBTYP values with a backend: {known}",
         )
     return backend
@@ -269,7 +273,22 @@ def registered() -> dict[str, SourceBackend]:
     return dict(_REGISTRY)
 
 
+_LOADED = False
+_BROKEN: dict[str, str] = {}  # backend module -> why it could not be imported
+
+
 def _load_builtin() -> None:
-    """Import the backends shipped with dms_pkg (each registers itself)."""
-    import dms_pkg.backends.postgres
-    import dms_pkg.backends.sqlite  # noqa: F401
+    """Import every module of this package once: each backend registers itself
+    when its class is defined, so adding a database is adding a module."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import dms_pkg.backends as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_"):
+            try:
+                importlib.import_module(f"{package.__name__}.{module.name}")
+            except ImportError as exc:  # a driver not installed: the others still work
+                _BROKEN[module.name] = str(exc)
