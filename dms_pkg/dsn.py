@@ -32,9 +32,10 @@ def secret_key(constr: str, dbtyp: str = "POSTGRESQL") -> str | None:
     it: key=value pairs, ``postgresql://user:secret@host/db`` URIs and
     percent-encoded query keys (``?%70assword=...``).  Other databases'
     strings are read as URLs (a password in the user-info part or the query)
-    and as key=value pairs.  Raises :class:`UnparseableConnectionString` for
-    a PostgreSQL string libpq refuses; libpq's message is not passed on
-    because it may quote part of the string.
+    and as key=value pairs; Oracle's also as ``user/password@dsn``.  Raises
+    :class:`UnparseableConnectionString` for a PostgreSQL string libpq
+    refuses; libpq's message is not passed on because it may quote part of
+    the string.
     """
     if dbtyp in ("POSTGRESQL", ""):
         try:
@@ -42,6 +43,14 @@ def secret_key(constr: str, dbtyp: str = "POSTGRESQL") -> str | None:
         except psycopg.ProgrammingError:
             raise UnparseableConnectionString("libpq cannot parse it") from None
         return next((k for k in parts if k in SECRET_BEARING_KEYS), None)
+    if dbtyp == "ORACLE":
+        # Oracle's own forms (user/password@dsn, EZConnect Plus and descriptor
+        # parameters), read with python-oracledb's parser.
+        from dms_pkg.backends.oracle_connect import secret_key as oracle_secret_key
+
+        oracle_key = oracle_secret_key(constr)
+        if oracle_key is not None:
+            return oracle_key
     text = constr.strip()
     if "://" in text:
         url = urlsplit(text)

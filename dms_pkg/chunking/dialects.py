@@ -29,6 +29,7 @@ from typing import ClassVar
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
+from dms_pkg.chunking import oracle_sqlglot  # noqa: F401 -- registers the dmsoracle dialect
 from dms_pkg.db.binds import ParamStyle as ParamStyle  # re-exported: part of this API
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
 
@@ -203,7 +204,7 @@ class MySQL(ChunkDialect):
 
 class Oracle(ChunkDialect):
     NAME = "oracle"
-    SQLGLOT_DIALECT = "oracle"
+    SQLGLOT_DIALECT = "dmsoracle"  # sqlglot's Oracle, writing MINUS (see oracle_sqlglot)
     PARAM_STYLE = ParamStyle.NAMED
     # Oracle compares row values only with = and <>.
     ROW_VALUE_COMPARISON = False

@@ -318,25 +318,41 @@ def relpages_sql(
     return StatsQuery(sql, params, ("relpages", "reltuples", "pages", "relkind"))
 
 
+# A ROWID holds (data object, file, block, row); ROWID_CREATE builds one from
+# those parts.  A bigfile tablespace has one file, shown as RELATIVE_FNO 1024
+# in the extent views, whose block numbers use the file bits too (the block
+# number is 32 bits wide): its ROWID file part is the block number's top 10
+# bits and the block part its low 22 bits.  Both kinds order as (file, block).
+# Only table segments count: an index may share its table's name.
 _ROWID_RANGES = """\
 SELECT grp, data_object_id,
   DBMS_ROWID.ROWID_CREATE(1, data_object_id,
-    MIN(relative_fno) KEEP (DENSE_RANK FIRST ORDER BY relative_fno, block_id),
-    MIN(block_id) KEEP (DENSE_RANK FIRST ORDER BY relative_fno, block_id), 0) AS lo_rid,
+    MIN(lo_file) KEEP (DENSE_RANK FIRST ORDER BY relative_fno, block_id),
+    MIN(lo_block) KEEP (DENSE_RANK FIRST ORDER BY relative_fno, block_id), 0) AS lo_rid,
   DBMS_ROWID.ROWID_CREATE(1, data_object_id,
-    MAX(relative_fno) KEEP (DENSE_RANK LAST ORDER BY relative_fno, block_id),
-    MAX(block_id + blocks - 1) KEEP (DENSE_RANK LAST ORDER BY relative_fno, block_id),
-    32767) AS hi_rid
+    MAX(hi_file) KEEP (DENSE_RANK LAST ORDER BY relative_fno, block_id),
+    MAX(hi_block) KEEP (DENSE_RANK LAST ORDER BY relative_fno, block_id), 32767) AS hi_rid
 FROM (
-  SELECT o.data_object_id, e.relative_fno, e.block_id, e.blocks,
+  SELECT o.data_object_id, e.relative_fno, e.block_id,
+    CASE WHEN e.relative_fno = 1024 THEN TRUNC(e.block_id / 4194304)
+         ELSE e.relative_fno END AS lo_file,
+    CASE WHEN e.relative_fno = 1024 THEN MOD(e.block_id, 4194304)
+         ELSE e.block_id END AS lo_block,
+    CASE WHEN e.relative_fno = 1024 THEN TRUNC((e.block_id + e.blocks - 1) / 4194304)
+         ELSE e.relative_fno END AS hi_file,
+    CASE WHEN e.relative_fno = 1024 THEN MOD(e.block_id + e.blocks - 1, 4194304)
+         ELSE e.block_id + e.blocks - 1 END AS hi_block,
     TRUNC((SUM(e.blocks) OVER (ORDER BY o.data_object_id, e.relative_fno, e.block_id
                                ROWS UNBOUNDED PRECEDING) - e.blocks)
           * {n} / SUM(e.blocks) OVER ()) AS grp
   FROM {extents} e
   JOIN {objects} o
     ON o.object_name = e.segment_name
+   AND o.object_type = e.segment_type
    AND NVL(o.subobject_name, '-') = NVL(e.partition_name, '-'){owner_join}
-  WHERE e.segment_name = {table} AND o.data_object_id IS NOT NULL{owner_filter}
+  WHERE e.segment_name = {table}
+    AND e.segment_type IN ('TABLE', 'TABLE PARTITION', 'TABLE SUBPARTITION')
+    AND o.data_object_id IS NOT NULL{owner_filter}
 )
 GROUP BY grp, data_object_id
 ORDER BY grp, data_object_id"""
@@ -357,8 +373,9 @@ def rowid_ranges_sql(
     about equal block counts; a group that spans two partitions yields one
     range per partition.  Ranges are inclusive, for ``ROWID BETWEEN``.  Names
     are bound as stored in the dictionary (upper case unless quoted).
-    Extents allocated after this query runs are not covered: run it in the
-    same snapshot (``AS OF SCN``) as the chunk reads.
+    Read the run's SCN *before* this query: every row visible at that SCN
+    lives in an extent allocated before it, so the ranges cover them all
+    (dictionary views cannot be read AS OF an SCN).
     """
     if n_chunks < 1:
         raise ValueError(f"n_chunks must be at least 1, got {n_chunks}")

@@ -570,6 +570,30 @@ def test_a_secret_in_constr_is_refused_without_repeating_it(env: Env, member: An
         assert marker not in log
 
 
+@pytest.mark.parametrize(("constr", "key"), [
+    (f"etl/{SECRET}@db1:1521/sales", "password (user/password@)"),
+    (f"tcps://db1/sales?wallet_password={SECRET}", "wallet_password"),
+])
+def test_a_secret_in_an_oracle_constr_is_refused_by_the_trigger(env: Env, member: Any,
+                                                                 constr: str, key: str) -> None:
+    # The server's PL/Python reads it with python-oracledb's own parser.
+    admin = member("dms_admin")
+    marker = f"{SECRET}{uuid.uuid4().hex[:8]}"
+    name = f"ora_{uuid.uuid4().hex[:6]}"
+    before = env.one("SELECT count(*) FROM dms.dms_dbcondtls")
+    with env.connect(user=admin) as conn:
+        with pytest.raises(errors.InvalidParameterValue) as err:
+            conn.execute("INSERT INTO dms.dms_dbcondtls (connm, dbtyp, constr, usrnm, pwdsrc,"
+                         " pwdref) VALUES (%s, 'ORACLE', %s, 'etl', 'ENV', 'ERP_PW')",
+                         [name, constr.replace(SECRET, marker)])
+        conn.execute("INSERT INTO dms.dms_dbcondtls (connm, dbtyp, constr, usrnm, pwdsrc, pwdref)"
+                     " VALUES (%s, 'ORACLE', 'db1:1521/sales', 'etl', 'ENV', 'ERP_PW')", [name])
+    assert err.value.diag.message_primary == (
+        f"dms: CONSTR of connection {name} holds a secret ({key}); DMS tables never store one")
+    assert marker not in str(err.value) and marker not in (err.value.diag.message_detail or "")
+    assert env.one("SELECT count(*) FROM dms.dms_dbcondtls") == before + 1
+
+
 def test_constr_libpq_cannot_read_is_refused_without_repeating_it(env: Env,
                                                                   member: Any) -> None:
     admin = member("dms_admin")
