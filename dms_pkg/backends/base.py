@@ -225,10 +225,17 @@ class SourceBackend:
         raise NotImplementedError
 
     def consistent_point(self, endpoint: Endpoint, *, tables: list[str], readers: int,
-                         application_name: str | None, search_path: str | None
+                         application_name: str | None, search_path: str | None,
+                         options: Mapping[str, Any] | None = None
                          ) -> ConsistentPoint:
-        """Take the run's point in time; the default is none (each reader its own)."""
+        """Take the run's point in time for ``readers`` workers (``options``: the
+        run's settings); the default is none (each reader its own)."""
         return ConsistentPoint(None, "each worker reads the source as of its own moment")
+
+    def consistency_note(self, options: Mapping[str, Any], workers: int) -> str | None:
+        """What the run should say, when it is planned, about how consistent its
+        reads will be (a setting that gives up one moment, say); None: nothing."""
+        return None
 
     def checkpoint_value(self, point: ConsistentPoint, query: str, column: str) -> str | None:
         """The largest value of ``column`` over ``query`` as of ``point``, as text

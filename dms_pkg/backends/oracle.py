@@ -337,7 +337,8 @@ class OracleSourceBackend(SourceBackend):
         return _Reader(endpoint, int(limit))
 
     def consistent_point(self, endpoint: Endpoint, *, tables: list[str], readers: int,
-                         application_name: str | None, search_path: str | None
+                         application_name: str | None, search_path: str | None,
+                         options: Mapping[str, Any] | None = None
                          ) -> ConsistentPoint:
         conn = _connect(endpoint)
         try:

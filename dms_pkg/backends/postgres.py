@@ -460,7 +460,8 @@ class PostgresBackend(SourceBackend):
                       copy_reader=str(options.get("copy_reader") or "auto"))
 
     def consistent_point(self, endpoint: Endpoint, *, tables: list[str], readers: int,
-                         application_name: str | None, search_path: str | None
+                         application_name: str | None, search_path: str | None,
+                         options: Mapping[str, Any] | None = None
                          ) -> ConsistentPoint:
         """Export a snapshot and keep its transaction open until the run ends."""
         conn = open_connection(endpoint, application_name=application_name)

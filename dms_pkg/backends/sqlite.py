@@ -880,7 +880,8 @@ class SQLiteBackend(SourceBackend):
         return _ChunkReader(_path(endpoint))
 
     def consistent_point(self, endpoint: Any, *, tables: list[str], readers: int,
-                         application_name: str | None, search_path: str | None
+                         application_name: str | None, search_path: str | None,
+                         options: Mapping[str, Any] | None = None
                          ) -> ConsistentPoint:
         return ConsistentPoint(None, "one reader: its read transaction is the run's "
                                "moment (SQLite files are read by one worker)")

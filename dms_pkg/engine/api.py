@@ -31,7 +31,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from dms_pkg.backends import postgres
-from dms_pkg.backends.base import ChunkReader, backend_for
+from dms_pkg.backends.base import ChunkReader, ConsistentPoint, backend_for
 from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.backends.postgres import open_connection
 from dms_pkg.db.psycopg_db import PsycopgDatabase
@@ -52,6 +52,8 @@ __all__ = ["ParallelResult", "ProgressSnapshot", "execute_query_parallel", "run_
 
 SOURCE, TARGET = 1, 2  # connection keys inside one Python API run
 CALLBACK_INTERVAL = 0.5
+# A start-only point in time (a read lock) is let go after this long at the latest.
+READERS_OPEN_TIMEOUT = 60.0
 Layer = tuple[str, Mapping[str, Any]]
 
 
@@ -207,11 +209,15 @@ def run_query(
             # Every chunk reads the source as of this moment.
             point = backend.consistent_point(
                 source, tables=[plan.driving_table] if plan.driving_table else [],
-                readers=workers, application_name=None, search_path=None)
+                readers=workers, application_name=None, search_path=None,
+                options=config.values)
             store.snapshot_id = point.token
+            if workers <= 1:
+                point.started()  # one reader: its own transaction is the moment
         for thread in threads:
             thread.start()
-        _wait(threads, store, started, progress_callback if config["enable_progress"] else None)
+        _wait(threads, store, started, progress_callback if config["enable_progress"] else None,
+              point, workers)
         if not failures:
             snapshot = point.session if point is not None else None
             failed_rows = _count_failed(
@@ -253,10 +259,15 @@ def _count_failed(store: MemoryStore, snapshot: psycopg.Connection[Any] | None,
 
 
 def _wait(threads: list[threading.Thread], store: MemoryStore, started: float,
-          progress_callback: ProgressCallback | None) -> None:
+          progress_callback: ProgressCallback | None, point: ConsistentPoint | None = None,
+          workers: int = 1) -> None:
     while True:
         for thread in threads:
             thread.join(timeout=CALLBACK_INTERVAL / len(threads))
+        if point is not None and point.on_started is not None and (
+                len(store.readers_open) >= workers or not store.pending()
+                or time.monotonic() - started >= READERS_OPEN_TIMEOUT):
+            point.started()  # every reader has begun: let go of a start-only lock
         if not any(t.is_alive() for t in threads):
             break  # the end is reported once, below
         if progress_callback is not None:

@@ -101,6 +101,16 @@ SETTINGS: dict[str, Setting] = {
                 "the run reads (dms.run.checkpoint_value)"),
         Setting("snapshot", bool, True,
                 help="read the whole source as of one moment (an exported snapshot)"),
+        Setting("mysql_consistency", str, "lock", choices=("lock", "none"),
+                help="MariaDB/MySQL sources read by several workers: lock (a brief FLUSH "
+                "TABLES WITH READ LOCK, or LOCK TABLES ... READ, while every worker starts "
+                "its snapshot) or none (each worker its own moment)"),
+        Setting("mysql_zero_dates", str, "error", choices=("error", "null"),
+                help="MariaDB/MySQL zero dates (0000-00-00): refuse the chunk naming the "
+                "column, or load them as NULL"),
+        Setting("mysql_reader", str, "auto", choices=("auto", "client", "pymysql"),
+                help="who reads a MariaDB/MySQL source: the mariadb client (no per-row "
+                "Python; auto uses it when installed) or pymysql"),
     )
 }
 

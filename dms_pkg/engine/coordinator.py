@@ -137,7 +137,7 @@ def coordinate(
         if run.staging_table:
             _align_staging(local, run, login, notify)
         if _setting(run.config, "snapshot", True):
-            point = _take_point(local, run, login)
+            point = _take_point(local, run, login, workers)
         _drive(local, run_id, workers, login, progress, errors, point)
         _finalize(local, run, login)
     except (Exception, Interrupted) as exc:
@@ -205,7 +205,8 @@ class _Progress:
                 self.notify(line)
 
 
-def _take_point(local: Local, run: RunInfo, login: Login | None) -> ConsistentPoint:
+def _take_point(local: Local, run: RunInfo, login: Login | None, workers: int
+                ) -> ConsistentPoint:
     """Take the run's point in time on its source (the backend's way: an exported
     snapshot, an SCN, a read lock while the readers start) and record it."""
     info = resolver(local)(run.spec.source_conid)
@@ -215,8 +216,9 @@ def _take_point(local: Local, run: RunInfo, login: Login | None) -> ConsistentPo
         " WHERE run_id = $1::bigint", [run.spec.run_id])[0]
     point = backend.consistent_point(
         info, tables=[recorded["driving_table"]] if recorded["driving_table"] else [],
-        readers=1, application_name=f"dms coordinator run {run.spec.run_id} snapshot",
-        search_path=login.search_path if login is not None and info.is_local else None)
+        readers=workers, application_name=f"dms coordinator run {run.spec.run_id} snapshot",
+        search_path=login.search_path if login is not None and info.is_local else None,
+        options={name: _setting(run.config, name, None) for name in run.config})
     try:
         local.session.query("SELECT dms.set_snapshot($1::bigint, $2::text)",
                             [run.spec.run_id, point.token])

@@ -212,6 +212,9 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         per_worker = int(target.is_local) + int(source.is_local and path != "same_db")
         workers, note = choose_workers(config, estimated, len(plan.chunks), headroom, per_worker,
                                        source_backend)
+        consistency = source_backend.consistency_note(config.values, workers)
+        if consistency:
+            notes += (consistency,)
         if merge_spec is not None:
             assert target_columns is not None
             merge.check_spec(merge_spec, cmap.names, [c.name for c in target_columns],

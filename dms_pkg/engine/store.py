@@ -156,6 +156,9 @@ class MemoryStore:
     snapshot_id: str | None = None
     stopped: bool = False
     rejects: dict[int, list[Any]] = field(default_factory=dict)
+    # Worker threads that have opened their source reader (a chunk started with
+    # a source handle): a start-only point in time is let go once all have.
+    readers_open: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def claim(self, run_id: int) -> ChunkTask | None:
@@ -199,7 +202,15 @@ class MemoryStore:
             return c.state
 
     def started(self, task: ChunkTask, source_pid: int | None, target_pid: int | None) -> None:
-        pass  # nobody outside this process cancels a Python API run
+        # Nobody outside this process cancels a Python API run; the handle only
+        # says that this thread's reader is open.
+        if source_pid is not None:
+            with self._lock:
+                self.readers_open.add(threading.get_ident())
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(1 for c in self.chunks if c.state == "PENDING")
 
     def records(self) -> list[ChunkRecord]:
         """A consistent copy of every chunk, for progress and the result."""
