@@ -53,7 +53,8 @@ class My:
         self.db = f"dmst_my_{uuid.uuid4().hex[:8]}"
 
     def connect(self, db: bool = True) -> Any:
-        return pymysql.connect(**self.args, database=self.db if db else None, autocommit=True)
+        args: dict[str, Any] = dict(self.args)
+        return pymysql.connect(**args, database=self.db if db else None, autocommit=True)
 
     def run(self, *statements: str) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -224,7 +225,7 @@ def test_the_sql_api_moves_a_mariadb_table(cluster: Cluster, home: str, my: My,
     assert run["chunks_total"] >= 6 and run["rows_done"] == ORDERS
     assert checksum(loaded(cluster, home, table)) == checksum(source_rows(my))
     with psycopg.connect(cluster.dsn(home)) as conn:
-        types = dict(conn.execute(
+        types: dict[str, str] = dict(conn.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
             " WHERE attrelid = %s::regclass AND attnum > 0", [table]).fetchall())
     assert types == {
@@ -281,7 +282,7 @@ def test_every_mapped_type_arrives_with_its_value(cluster: Cluster, home: str,
     assert run_row(cluster, home, run_id)["state"] == "SUCCEEDED"
     with psycopg.connect(cluster.dsn(home)) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
-        types = dict(conn.execute(
+        types: dict[str, str] = dict(conn.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
             " WHERE attrelid = 'edge'::regclass AND attnum > 0").fetchall())
         got = {row[0]: row for row in conn.execute("SELECT * FROM edge").fetchall()}
@@ -487,7 +488,7 @@ def test_an_unreachable_server_is_refused_before_anything_is_written(
     before = runs(cluster, home)
     with pytest.raises(errors.SqlclientUnableToEstablishSqlconnection) as err:
         call(cluster, home, None, int(row[0]), "nowhere", {"create_target": True})
-    assert err.value.diag.message_primary.startswith(
+    assert (err.value.diag.message_primary or "").startswith(
         f"dms: cannot connect to the MariaDB/MySQL source connection {row[0]} (nowhere): "
         "Can't connect to MySQL server on '127.0.0.1'")
     assert "DBHOST and DBPORT" in (err.value.diag.message_hint or "")
