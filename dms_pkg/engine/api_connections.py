@@ -104,14 +104,15 @@ def _from_string(text: str, role: str) -> Endpoint:
 
 
 def _not_supported(role: str, what: str) -> DmsError:
-    moves = ("moves data between PostgreSQL databases" if role == "source"
-             else "loads PostgreSQL targets")
+    if role == "target":
+        return DmsError(
+            f"target_conn is {what}: the engine loads PostgreSQL targets (psycopg connections "
+            "or PostgreSQL connection strings)",
+            sqlstate=FEATURE_NOT_SUPPORTED,
+            hint="pass that database as source_conn and a PostgreSQL database as target_conn")
     return DmsError(
-        f"{role}_conn is {what}: the Python API {moves} today (psycopg connections or "
-        f"PostgreSQL connection strings); MySQL, MariaDB, Oracle and SQLite {role}s come "
-        "with the database backends work",
+        f"source_conn is {what}, and the source backend for it could not be loaded",
         sqlstate=FEATURE_NOT_SUPPORTED,
-        hint="copy the data into PostgreSQL first (for example through a foreign table) and "
-        "pass that PostgreSQL database; dms.plan_chunks(p_dialect => 'mysql') already shows "
-        "how such a query would be split",
+        hint="install its driver (pip install dms_pkg's dependencies: pymysql, oracledb); "
+        "dms.plan_chunks shows how a query would be split meanwhile",
     )

@@ -633,6 +633,7 @@ def test_a_mapping_cannot_be_declared_verified_by_its_definer(env: MapperEnv) ->
 
 RUN_SETTINGS = ("chunk_size, chunks, copy_reader, enable_parallel, enable_progress, "
                 "enable_retry, max_retries, max_workers, min_rows_for_parallel, "
+                "mysql_consistency, mysql_reader, mysql_zero_dates, "
                 "retry_initial_delay, retry_max_delay, strategy")
 KNOWN_KEYS = "known keys: params, param1 .. param10, " + RUN_SETTINGS
 
