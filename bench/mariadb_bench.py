@@ -170,6 +170,49 @@ SELECT count(*), sum(id), sum(customer_id), sum(amount), count(note), sum(char_l
   FROM orders
 """
 
+# The mapper method: bench/run.py's DIM_BENCH_CUSTOMER (MAPPER_SOURCE, MAPPER_DETAILS,
+# MAPPER_SETTINGS) with its source table in MariaDB, read over the bench_my connection.
+MAPPER_ROWS = 583_000
+SEED_SECONDS = 300.0  # the seed's mapper job took 5 minutes for 583K MySQL rows
+MAPREF = "DIM_BENCH_MY_CUSTOMER"
+MAPPER_SQL_CODE = "BENCH_MY_CUSTOMER_Q"
+MAPPER_QUERY = "SELECT cust_id, name, city, segment, credit_limit FROM bench_customer"
+MAPPER_SCHEMA, MAPPER_TABLE = "bench_dw", "dim_customer"
+MAPPER_SETTINGS = json.dumps({"max_workers": 2})  # bench/run.py's MAPPER_SETTINGS
+MAPPER_CALL = "CALL pkgdwjob.run_job(p_mapref => %s, p_params => %s::jsonb)"
+MAPPER_DETAILS = [("CUST_ID", "INTEGER", "Y", 2), ("NAME", "STRING", "N", 2),
+                  ("CITY", "STRING", "N", 2), ("SEGMENT", "STRING", "N", 1),
+                  ("CREDIT_LIMIT", "MONEY", "N", 1)]
+MY_CUSTOMER_DDL = """
+CREATE TABLE bench_customer (cust_id int PRIMARY KEY, name text, city text, segment text,
+                             credit_limit decimal(12,2)) ENGINE=InnoDB
+"""
+MY_CUSTOMER_FILL = f"""
+INSERT INTO bench_customer
+SELECT seq, CONCAT('customer ', seq), CONCAT('city ', seq % 997), CONCAT('segment ', seq % 7),
+       (seq % 5000) * 10.5
+  FROM seq_1_to_{MAPPER_ROWS}
+"""
+# Count and sums of every column (and of each value weighted by its key, so a value
+# on the wrong key shows), the same on both sides.
+MAPPER_SUM_NAMES = ("rows", "sum_cust_id", "names", "name_chars", "key_name_chars",
+                    "cities", "city_chars", "key_city_chars", "distinct_cities",
+                    "segments", "segment_chars", "key_segment_chars", "distinct_segments",
+                    "credit_limits", "sum_credit_limit", "key_credit_limit")
+CUSTOMER_SUMS = """
+SELECT COUNT(*), SUM(cust_id),
+       COUNT(name), SUM(CHAR_LENGTH(name)), SUM(cust_id * CHAR_LENGTH(name)),
+       COUNT(city), SUM(CHAR_LENGTH(city)), SUM(cust_id * CHAR_LENGTH(city)),
+       COUNT(DISTINCT city),
+       COUNT(segment), SUM(CHAR_LENGTH(segment)), SUM(cust_id * CHAR_LENGTH(segment)),
+       COUNT(DISTINCT segment),
+       COUNT(credit_limit), SUM(credit_limit), SUM(cust_id * credit_limit)
+  FROM {table}
+"""
+MY_CUSTOMER_SUMS = CUSTOMER_SUMS.format(table="bench_customer")
+PG_CUSTOMER_SUMS = CUSTOMER_SUMS.format(
+    table=f"{MAPPER_SCHEMA}.{MAPPER_TABLE} WHERE curflg = 'Y'")
+
 PGLOADER_LOAD = """\
 -- The anchor rig's pgloader_parallel.load, pointed at the sandbox.
 LOAD DATABASE

@@ -25,6 +25,7 @@ bytes).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import secrets
 import shutil
@@ -39,7 +40,9 @@ from dms_pkg.backends.mysql_errors import MySQLError, from_client, from_pymysql
 from dms_pkg.backends.mysql_types import MySQLColumn
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
 
-READ_BYTES = 1 << 20  # one read of the client's output
+READ_BYTES = 1 << 20  # one read of the client's output (a pipe gives less)
+BLOCK_BYTES = 1 << 19  # what is handed on to the target at once
+PIPE_BYTES = 1 << 20  # the client's stdout pipe: fewer wake-ups than the default 64 KB
 FETCH_ROWS = 5000  # pymysql fallback: rows per fetch
 ZERO_DATE = b"0000-00-00"
 DATETIME_OUT_OF_RANGE = "22008"
@@ -158,6 +161,8 @@ class ClientSession:
             os.close(read_end)
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
         self._out = self.proc.stdout.fileno()
+        with suppress(OSError, AttributeError):  # Linux only; a smaller pipe works too
+            fcntl.fcntl(self._out, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._buffer = b""
         self.broken = False
         start = ["SET SESSION time_zone = '+00:00'",
@@ -187,35 +192,43 @@ class ClientSession:
                           self.proc.returncode)
 
     def _run(self, statement: str) -> Iterator[bytes]:
-        """The output of ``statement`` in blocks, up to (not with) the sentinel row."""
+        """The output of ``statement`` in blocks, up to (not with) the sentinel row.
+
+        The client writes a few kilobytes at a time; blocks are gathered to
+        ``BLOCK_BYTES`` before they are handed on, so that the target's COPY
+        gets a few hundred writes per chunk, not tens of thousands."""
         if self.broken:
             raise MySQLError(2006, "the session on the source ended earlier")
         self._send(statement)
         marker = self.sentinel + b"\n"
-        keep = len(marker)
-        pending = self._buffer
+        after_row = b"\n" + marker  # rows end with a newline
+        keep = len(after_row) - 1  # what may be the start of a marker cut by a read
+        buf = bytearray(self._buffer)
         self._buffer = b""
-        at_line_start = True
+        scanned = 0  # buf[:scanned] holds no marker
+        at_start = True  # nothing handed on yet: zero rows are the marker alone
         while True:
-            if pending:
-                if at_line_start and pending.startswith(marker):
-                    self._buffer = pending[keep:]
+            if at_start and len(buf) >= len(marker):
+                if buf.startswith(marker):
+                    self._buffer = bytes(buf[len(marker):])
                     return
-                end = pending.find(b"\n" + marker)
+                at_start = False
+            if not at_start:
+                end = buf.find(after_row, max(0, scanned - keep))
                 if end >= 0:
-                    self._buffer = pending[end + 1 + keep:]
-                    yield pending[:end + 1]
+                    self._buffer = bytes(buf[end + 1 + len(marker):])
+                    yield bytes(memoryview(buf)[:end + 1])
                     return
-                # Hand on all but what could be the start of the marker.
-                cut = len(pending) - keep
-                if cut > 0:
-                    block, pending = pending[:cut], pending[cut:]
-                    at_line_start = block.endswith(b"\n")
-                    yield block
+                scanned = len(buf)
+                if len(buf) >= BLOCK_BYTES:
+                    cut = len(buf) - keep
+                    yield bytes(memoryview(buf)[:cut])
+                    del buf[:cut]  # bytearray: dropping its head moves no bytes
+                    scanned = len(buf)
             data = os.read(self._out, READ_BYTES)
             if not data:
                 self._fail()
-            pending += data
+            buf += data
 
     def copy(self, statement: str) -> Iterator[bytes]:
         return self._run(statement)
