@@ -577,3 +577,38 @@ def test_dms_run_reads_a_mysql_url(cluster: Cluster, home: str, my: My) -> None:
     assert done.returncode == 0, done.stderr
     assert f"{ORDERS:,} rows" in done.stdout, done.stdout
     assert checksum(loaded(cluster, home, "cli_orders")) == checksum(source_rows(my))
+
+
+def test_one_client_session_frames_every_chunk_whatever_its_size(my: My) -> None:
+    """A reader's one client process, chunk after chunk: no rows, one row, more than a
+    block, and a failing statement that ends the session with MariaDB's error."""
+    from dms_pkg.backends.mysql_errors import MySQLError
+    from dms_pkg.backends.mysql_reader import BLOCK_BYTES, ClientSession, client_program
+
+    program = client_program()
+    assert program is not None
+    params = {"unix_socket": str(my.args["unix_socket"]), "user": str(my.args["user"]),
+              "database": my.db}
+    session = ClientSession(program, params, None, snapshot=True, where="test")
+    try:
+        def read(sql: str) -> bytes:
+            return b"".join(bytes(b) for b in session.copy(sql))
+
+        assert read("SELECT id FROM orders WHERE id < 0") == b""
+        assert read("SELECT 'a\tb' FROM orders WHERE id = 2") == b"a\tb\n"
+        big = read("SELECT CONCAT_WS(CHAR(9), id, REPEAT('x', 200)) FROM orders")
+        assert len(big) > 2 * BLOCK_BYTES
+        assert big.count(b"\n") == ORDERS and big.endswith(b"x" * 200 + b"\n")
+        assert read(f"SELECT {literal_sentinel(session)} FROM orders WHERE id = 4") == (
+            b"x" + session.sentinel + b"\n")
+        with pytest.raises(MySQLError) as err:
+            read("SELECT no_such_column FROM orders")
+        assert (err.value.errno, err.value.pg_sqlstate) == (1054, "42703")
+        assert session.broken
+    finally:
+        session.close()
+
+
+def literal_sentinel(session: Any) -> str:
+    """A row that holds the sentinel after another character: not the end of a chunk."""
+    return "CONCAT('x', '" + session.sentinel.decode() + "')"
