@@ -269,10 +269,11 @@ def my_all(conn: pymysql.connections.Connection[Any], query: str) -> list[tuple[
         return list(cur.fetchall())
 
 
-def normalise(values: tuple[Any, ...] | None) -> dict[str, str]:
+def normalise(values: tuple[Any, ...] | None,
+              names: tuple[str, ...] = SUM_NAMES) -> dict[str, str]:
     """Sums as text of their exact value (int, Decimal, float alike)."""
     out: dict[str, str] = {}
-    for name, value in zip(SUM_NAMES, values or (), strict=True):
+    for name, value in zip(names, values or (), strict=True):
         out[name] = "NULL" if value is None else format(Decimal(str(value)).normalize(), "f")
     return out
 
@@ -325,6 +326,9 @@ class Env:
     pgloader_missing: str | None
     facts: dict[str, Any] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
+    # The mapper method's MariaDB source: its sums and facts, found by its first prep.
+    mapper_sums: dict[str, str] | None = None
+    mapper_facts: dict[str, Any] = field(default_factory=dict)
 
     def dsn(self, db: str = DST_DB) -> str:
         return self.box.dsn(db)
@@ -478,9 +482,10 @@ def pg_error(exc: psycopg.Error) -> str:
     return " | ".join(parts)
 
 
-def run_ours(env: Env, workers: int) -> Outcome:
-    params = json.dumps({"max_workers": workers, "create_target": False,
-                         "min_rows_for_parallel": 0})
+def sampled_call(env: Env, query: str, params: list[Any]
+                 ) -> tuple[Outcome, tuple[Any, ...] | None]:
+    """One CALL in DST_DB, timed on an open connection, the memory of its processes
+    sampled; the outcome (no error: seconds and memory) and the CALL's row."""
     with pg_connect(env.box, DST_DB) as conn:
         # The mariadb clients that stream the rows are children of the worker backends.
         sampler = procmem.RunSampler(env.dsn(), caller_pid=conn.info.backend_pid,
@@ -488,27 +493,41 @@ def run_ours(env: Env, workers: int) -> Outcome:
         sampler.start()
         started = time.perf_counter()
         try:
-            row = conn.execute(CALL_SQL, [env.conid, SOURCE_SQL, params]).fetchone()
+            row = conn.execute(query, params).fetchone()
             seconds = time.perf_counter() - started
         except psycopg.Error as exc:
-            return Outcome(error=f"CALL failed: {pg_error(exc)}")
+            return Outcome(error=f"CALL failed: {pg_error(exc)}"), None
         finally:
             sampler.finish()
-        detail: dict[str, Any] = {"memory": sampler.summary()}
-        if row is not None and row[0] is not None:
-            info = conn.execute(
-                "SELECT run_id, state, path, strategy, workers, chunks_total, rows_done,"
-                " parallel_note, message FROM dms.run_progress WHERE run_id = %s",
-                [row[0]]).fetchone()
-            keys = ("run_id", "state", "path", "strategy", "workers", "chunks", "rows_done",
-                    "parallel_note", "message")
-            detail.update(zip(keys, info or (), strict=False))
-    outcome = Outcome(seconds=seconds, detail=detail)
+    outcome = Outcome(seconds=seconds, detail={"memory": sampler.summary()})
     if not sampler.error and sampler.peaks:  # no samples: "—", not 0 MB
         largest = sampler.largest()
         outcome.private_mb = procmem.mb(largest.private_kb)
         outcome.rss_mb = procmem.mb(largest.hwm_kb)
         outcome.total_private_mb = procmem.mb(sampler.total_private_kb)
+    return outcome, row
+
+
+def run_progress(conn: psycopg.Connection[tuple[Any, ...]], run_id: Any) -> dict[str, Any]:
+    info = conn.execute(
+        "SELECT run_id, state, path, strategy, workers, chunks_total, rows_done,"
+        " parallel_note, message FROM dms.run_progress WHERE run_id = %s",
+        [run_id]).fetchone()
+    keys = ("run_id", "state", "path", "strategy", "workers", "chunks", "rows_done",
+            "parallel_note", "message")
+    return dict(zip(keys, info or (), strict=False))
+
+
+def run_ours(env: Env, workers: int) -> Outcome:
+    params = json.dumps({"max_workers": workers, "create_target": False,
+                         "min_rows_for_parallel": 0})
+    outcome, row = sampled_call(env, CALL_SQL, [env.conid, SOURCE_SQL, params])
+    if outcome.error:
+        return outcome
+    detail = outcome.detail
+    if row is not None and row[0] is not None:
+        with pg_connect(env.box, DST_DB) as conn:
+            detail.update(run_progress(conn, row[0]))
     if detail.get("state") != "SUCCEEDED":
         outcome.error = (f"run {detail.get('run_id')} state {detail.get('state')}:"
                          f" {detail.get('message')}")
@@ -517,6 +536,122 @@ def run_ours(env: Env, workers: int) -> Outcome:
     if got != env.source_sums:
         differ = {k: (got[k], env.source_sums[k]) for k in got if got[k] != env.source_sums[k]}
         outcome.error = f"verification failed: (target, source) differ in {differ}"
+    return outcome
+
+
+# ---------------------------------------------------------------- the mapper job
+def prepare_customer(env: Env) -> None:
+    """MariaDB's ``bench_customer`` with MAPPER_ROWS rows (reused when it has them);
+    its sums and facts, once."""
+    with my_connect(env.box, database=SRC_DB) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.TABLES"
+                    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'bench_customer'", [SRC_DB])
+        have = None
+        if (cur.fetchone() or (0,))[0]:
+            cur.execute("SELECT COUNT(*), MIN(cust_id), MAX(cust_id) FROM bench_customer")
+            have = cur.fetchone()
+        if have is None or tuple(have) != (MAPPER_ROWS, 1, MAPPER_ROWS):
+            print(f"generating {SRC_DB}.bench_customer with {MAPPER_ROWS:,} rows in MariaDB",
+                  file=sys.stderr)
+            started = time.perf_counter()
+            cur.execute("DROP TABLE IF EXISTS bench_customer")
+            cur.execute(MY_CUSTOMER_DDL)
+            cur.execute(MY_CUSTOMER_FILL)
+            cur.execute("ANALYZE TABLE bench_customer")
+            cur.fetchall()
+            print(f"  generated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            env.mapper_sums = None
+        if env.mapper_sums is None:
+            cur.execute(MY_CUSTOMER_SUMS)
+            env.mapper_sums = normalise(cur.fetchone(), MAPPER_SUM_NAMES)
+            cur.execute("SELECT DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES"
+                        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'bench_customer'", [SRC_DB])
+            data, index = cur.fetchone() or (0, 0)
+            env.mapper_facts = {"data_length": int(data), "index_length": int(index)}
+
+
+def mapper_defined(conn: psycopg.Connection[tuple[Any, ...]], conid: int) -> bool:
+    """The job exists and its source query is MAPPER_QUERY on the current bench_my row."""
+    jobs = scalar(conn, "SELECT count(*) FROM dms.dms_job WHERE mapref = %s AND curflg = 'Y'",
+                  [MAPREF])
+    query = conn.execute("SELECT maprsql, sqlconid FROM dms.dms_maprsql"
+                         " WHERE maprsqlcd = %s AND curflg = 'Y'", [MAPPER_SQL_CODE]).fetchone()
+    return bool(jobs) and query is not None and tuple(query) == (MAPPER_QUERY, conid)
+
+
+def define_mapper_job(conn: psycopg.Connection[tuple[Any, ...]], conid: int) -> None:
+    """The source query on bench_my and the DIM mapping and job, through the packages
+    as a DBA would define them (bench/run.py's define_mapper_job, the query in MariaDB)."""
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {MAPPER_SCHEMA}")
+    conn.execute("SELECT pkgdwmapr.create_update_sql(p_maprsqlcd => %s, p_maprsql => %s,"
+                 " p_sqlconid => %s)", [MAPPER_SQL_CODE, MAPPER_QUERY, conid])
+    conn.execute("SELECT pkgdwmapr.create_update_mapping(p_mapref => %s,"
+                 " p_mapdesc => 'benchmark customer dimension, MariaDB source',"
+                 " p_trgschm => %s, p_trgtbtyp => 'DIM', p_trgtbnm => %s)",
+                 [MAPREF, MAPPER_SCHEMA, MAPPER_TABLE])
+    for seq, (column, dtype, key, scd) in enumerate(MAPPER_DETAILS, start=1):
+        conn.execute("SELECT pkgdwmapr.create_update_mapping_detail(p_mapref => %s,"
+                     " p_trgclnm => %s, p_trgcldtyp => %s, p_trgkeyflg => %s,"
+                     " p_trgkeyseq => %s, p_maplogic => %s, p_keyclnm => 'cust_id',"
+                     " p_valclnm => %s, p_excseq => %s, p_scdtyp => %s)",
+                     [MAPREF, column, dtype, key, 1 if key == "Y" else None, MAPPER_SQL_CODE,
+                      column.lower(), seq, scd])
+    problems = conn.execute("SELECT errmsg FROM pkgdwmapr.validate_mapping_details(%s)",
+                            [MAPREF]).fetchall()
+    if problems:
+        raise NotAvailable("the benchmark mapping does not validate: " + problems[0][0])
+    conn.execute("SELECT pkgdwmapr.activate_deactivate_mapping(%s, 'A')", [MAPREF])
+    conn.execute("SELECT pkgdwjob.create_update_job(%s)", [MAPREF])
+
+
+def prepare_mapper(env: Env) -> None:
+    """Untimed: the MariaDB source, the job defined once, the dimension empty."""
+    prepare_customer(env)
+    with pg_connect(env.box, DST_DB) as conn:
+        try:
+            if not mapper_defined(conn, env.conid):
+                define_mapper_job(conn, env.conid)
+            conn.execute(f"TRUNCATE {MAPPER_SCHEMA}.{MAPPER_TABLE}")
+        except psycopg.Error as exc:
+            raise NotAvailable(f"preparing {MAPREF} failed: {pg_error(exc)}") from None
+        conn.execute("CHECKPOINT")
+
+
+def run_mapper(env: Env) -> Outcome:
+    """The first load of the empty dimension, run as users run it: ``CALL
+    pkgdwjob.run_job``; then its job log and the current versions against the source."""
+    outcome, row = sampled_call(env, MAPPER_CALL, [MAPREF, MAPPER_SETTINGS])
+    if outcome.error:
+        return outcome
+    if row is None or row[0] is None:
+        outcome.error = "run_job returned no process id"
+        return outcome
+    prcid = int(row[0])
+    detail = outcome.detail
+    detail["prcid"] = prcid
+    with pg_connect(env.box, DST_DB) as conn:
+        logs = conn.execute("SELECT mapcmbcd, srcrows, trgrows, errrows, status, msg"
+                            " FROM dms.dms_joblog WHERE prcid = %s ORDER BY joblogid",
+                            [prcid]).fetchall()
+        detail["joblog"] = [dict(zip(("mapcmbcd", "srcrows", "trgrows", "errrows", "status",
+                                      "msg"), log, strict=True)) for log in logs]
+        first_run = scalar(conn, "SELECT min(run_id) FROM dms.run WHERE prcid = %s", [prcid])
+        if first_run is not None:
+            detail.update(run_progress(conn, first_run))
+        conn.execute("SET TimeZone = 'UTC'")
+        got = normalise(conn.execute(PG_CUSTOMER_SUMS).fetchone(), MAPPER_SUM_NAMES)
+    bad = [log for log in detail["joblog"] if log["status"] != "PC" or log["errrows"] != 0]
+    if not logs or bad:
+        outcome.error = (f"job log of process {prcid}: "
+                         + ("no row" if not logs else "; ".join(
+                             f"status {b['status']}, errrows {b['errrows']}: {b['msg']}"
+                             for b in bad)))
+        return outcome
+    expected = env.mapper_sums or {}
+    if got != expected:
+        differ = {k: (got[k], expected.get(k)) for k in got if got[k] != expected.get(k)}
+        outcome.error = (f"verification failed: (dimension's current rows, source) differ in"
+                         f" {differ}")
     return outcome
 
 
@@ -629,6 +764,14 @@ class Method:
     run: Callable[[Env], Outcome]
     prep: Callable[[Env], None] | None
     command: Callable[[Env], str]
+    rows: int | None = None  # rows one run moves; None: --rows
+
+    def row_count(self, env: Env) -> int:
+        return env.rows if self.rows is None else self.rows
+
+    @property
+    def mapper(self) -> bool:
+        return self.key.startswith("mapper")
 
 
 def ours_command(workers: int) -> Callable[[Env], str]:
@@ -640,11 +783,21 @@ def ours_command(workers: int) -> Callable[[Env], str]:
     return text
 
 
-def methods(workers: int) -> list[Method]:
+def mapper_command(env: Env) -> str:
+    return (f"in {DST_DB}: CALL pkgdwjob.run_job(p_mapref => '{MAPREF}', p_params =>"
+            f" '{MAPPER_SETTINGS}') into an empty {MAPPER_SCHEMA}.{MAPPER_TABLE}; every"
+            f" detail's MAPLOGIC is {MAPPER_SQL_CODE}: '{MAPPER_QUERY}' on <{CONNM}>")
+
+
+def methods(workers: int, mapper: bool = True) -> list[Method]:
     counts = [workers, 1] if workers != 1 else [1]
     found = [Method(f"ours-{n}", f"dms, {n} worker{'s' if n > 1 else ''}", True,
                     partial(run_ours, workers=n), truncate_target, ours_command(n))
              for n in counts]
+    if mapper:
+        found.append(Method(
+            "mapper-583k", "mapper DIM SCD2 job, 583K MariaDB rows, first load", True,
+            run_mapper, prepare_mapper, mapper_command, rows=MAPPER_ROWS))
     found.append(Method(
         "pipe", "ref: mariadb | psql COPY pipe (single stream)", False, run_pipe,
         truncate_target,
@@ -722,6 +875,15 @@ def run_note(r: Result) -> str:
     if not r.ok:
         return ""
     d = r.ok[-1].detail
+    logs = d.get("joblog") or []
+    job = "; ".join(f"job log {log['status']}: {log['srcrows']:,} source rows,"
+                    f" {log['trgrows']:,} target rows, {log['errrows']} errors"
+                    for log in logs)
+    if job and "path" in d:
+        return (f"{job}; first run: path {d['path']}, strategy {d.get('strategy')},"
+                f" {d.get('chunks')} chunks, {d.get('workers')} workers")
+    if job:
+        return job
     if "path" in d:
         workers = d.get("workers")
         note = (f"path {d['path']}, strategy {d.get('strategy')}, {d.get('chunks')} chunks,"
@@ -742,7 +904,8 @@ def result_row(env: Env, r: Result) -> str:
         return f"| {label} | {runs} | every run failed (below) | | | | |"
     seconds = f"{r.median:.2f} [{min(r.times):.2f}-{max(r.times):.2f}]"
     private = fmt(r.peak("private_mb")) if r.method.ours else "—"
-    return (f"| {label} | {runs} | {seconds} | {env.rows / r.median:,.0f} | {private} |"
+    rows = r.method.row_count(env)
+    return (f"| {label} | {runs} | {seconds} | {rows / r.median:,.0f} | {private} |"
             f" {fmt(r.peak('rss_mb'))} | {cell(run_note(r))} |")
 
 
@@ -761,7 +924,8 @@ def goals(results: list[Result]) -> list[dict[str, Any]]:
     pgl = next((r for r in results if r.method.key == "pgloader"), None)
     pipe = next((r for r in results if r.method.key == "pipe"), None)
     out = []
-    for r in (r for r in results if r.method.ours):
+    # The mapper job merges a dimension from its own table: no ratio to table moves.
+    for r in (r for r in results if r.method.ours and not r.method.mapper):
         time_ratio = ratio(r.median, pgl.median if pgl else None)
         memory_ratio = ratio(r.memory, pgl.memory if pgl else None)
         total_ratio = ratio(r.peak("total_private_mb"), pgl.memory if pgl else None)

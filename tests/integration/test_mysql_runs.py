@@ -611,4 +611,5 @@ def test_one_client_session_frames_every_chunk_whatever_its_size(my: My) -> None
 
 def literal_sentinel(session: Any) -> str:
     """A row that holds the sentinel after another character: not the end of a chunk."""
-    return "CONCAT('x', '" + session.sentinel.decode() + "')"
+    sentinel: bytes = session.sentinel
+    return "CONCAT('x', '" + sentinel.decode() + "')"
