@@ -942,6 +942,26 @@ def goals(results: list[Result]) -> list[dict[str, Any]]:
     return out
 
 
+def seed_goal(results: list[Result]) -> dict[str, Any] | None:
+    """The seed's own number: its mapper job took 5 minutes for 583K MySQL rows."""
+    r = next((r for r in results if r.method.key == "mapper-583k"), None)
+    if r is None:
+        return None
+    return {"method": r.method.key, "rows": MAPPER_ROWS, "seconds": r.median,
+            "seed_seconds": SEED_SECONDS,
+            "times_faster": ratio(SEED_SECONDS, r.median) if r.median else None}
+
+
+def seed_line(goal: dict[str, Any] | None) -> str | None:
+    if goal is None:
+        return None
+    seconds = "not measured" if goal["seconds"] is None else f"{goal['seconds']:.2f} s"
+    faster = ("not measured" if goal["times_faster"] is None
+              else f"{goal['times_faster']:.0f}× faster")
+    return (f"seed: 583K MySQL rows through a mapper job: {seconds} (the seed took 5 minutes"
+            f" = {SEED_SECONDS:.0f} s): {faster}")
+
+
 def goals_table(results: list[Result], lines: list[dict[str, Any]]) -> list[str]:
     labels = {r.method.key: r.method.label for r in results}
     out = [f"| ours | time / pgloader (goal <= {TIME_GOAL}) | peak memory / pgloader"
@@ -978,6 +998,13 @@ NOTES = [
     " the target must equal the source's. References: wall time of the whole command"
     " (process start and connections included), checked by row count; pgloader's time"
     " includes creating the table and building its primary key.",
+    f"mapper row: {MAPPER_ROWS:,} rows of MariaDB's {SRC_DB}.bench_customer, read by the"
+    f" named query {MAPPER_SQL_CODE} on {CONNM}, merged by the DIM job {MAPREF} (2 SCD2 and 2"
+    f" SCD1 columns) into the empty {MAPPER_SCHEMA}.{MAPPER_TABLE}; before each run, untimed:"
+    " TRUNCATE the dimension + CHECKPOINT. Time: the CALL pkgdwjob.run_job; afterwards the"
+    " job log rows of its process must say PC with 0 error rows and the dimension's current"
+    " rows (curflg = 'Y') must equal the source by count and per-column counts and sums"
+    " computed by SQL on both sides. Its rows/s is of the customer rows.",
     "Peak private MB (dms rows): the largest private memory (RssAnon) of any one process of"
     " the run -- the CALL's backend (it coordinates; with 1 worker it is the worker), the"
     " worker backends, their sessions and their mariadb client children -- sampled every"
@@ -1017,7 +1044,21 @@ def header(env: Env, settings: dict[str, str], machine: dict[str, Any],
         " generated in MariaDB from seq_1_to_N, the anchor rig's columns and value rules",
         f"- columns as dms maps them: {mapping}",
         "- source sums: " + ", ".join(f"{k} {v}" for k, v in env.source_sums.items()),
+        *mapper_data(env),
         "",
+    ]
+
+
+def mapper_data(env: Env) -> list[str]:
+    if env.mapper_sums is None:  # the mapper method was left out, or never prepared
+        return []
+    mib = 1 << 20
+    f = env.mapper_facts
+    return [
+        f"- mapper source: MariaDB `{SRC_DB}.bench_customer` (InnoDB): {MAPPER_ROWS:,} rows,"
+        f" data_length {f.get('data_length', 0) / mib:.0f} MiB; generated in MariaDB from"
+        f" seq_1_to_{MAPPER_ROWS}, bench/run.py's MAPPER_SOURCE columns and value rules",
+        "- mapper source sums: " + ", ".join(f"{k} {v}" for k, v in env.mapper_sums.items()),
     ]
 
 
@@ -1032,6 +1073,7 @@ def render(env: Env, results: list[Result], settings: dict[str, str],
     lines += ["", *[f"- {n}" for n in NOTES], ""]
     lines += ["## Goals of the issue (ours / reference; below 1 = ours faster or smaller)", "",
               *goals_table(results, goal_lines), "",
+              *([f"- {line}", ""] if (line := seed_line(seed_goal(results))) else []),
               "Memory compared: the largest single process of a dms run (private) against"
               " pgloader's peak RSS; the column after it sums the private memory of all the"
               " dms run's processes at one instant.", ""]
@@ -1082,13 +1124,17 @@ def raw_data(env: Env, results: list[Result], settings: dict[str, str],
         "methods": [{
             "key": r.method.key, "label": r.method.label, "ours": r.method.ours,
             "command": r.method.command(env), "unavailable": r.unavailable,
-            "median_s": r.median, "rows_per_s": env.rows / r.median if r.median else None,
+            "rows": r.method.row_count(env), "median_s": r.median,
+            "rows_per_s": r.method.row_count(env) / r.median if r.median else None,
             "memory_mb": r.memory,
             "runs": [{"seconds": o.seconds, "error": o.error, "private_mb": o.private_mb,
                       "total_private_mb": o.total_private_mb, "rss_mb": o.rss_mb, **o.detail}
                      for o in r.outcomes],
         } for r in results],
         "goals": goal_lines,
+        "seed_goal": seed_goal(results),
+        "mapper_source": None if env.mapper_sums is None else {
+            "rows": MAPPER_ROWS, "sums": env.mapper_sums, **env.mapper_facts},
         "pipe_script": pipe_script(env),
     }
 
@@ -1101,6 +1147,8 @@ def main() -> int:
                         help="max_workers of the ours-N row (ours-1 runs too)")
     parser.add_argument("--skip-install", action="store_true",
                         help="do not apt-get install pgloader or GNU time")
+    parser.add_argument("--no-mapper", action="store_true",
+                        help="leave out the mapper-583k method (the DIM mapper job)")
     args = parser.parse_args()
     if args.rows < 1 or args.runs < 1 or args.workers < 1:
         parser.error("--rows, --runs and --workers must be at least 1")
@@ -1108,7 +1156,7 @@ def main() -> int:
     machine = machine_facts()  # after the data is made: the load the runs start in
     try:
         settings = server_settings(env)
-        results = run_all(env, methods(args.workers), args.runs)
+        results = run_all(env, methods(args.workers, mapper=not args.no_mapper), args.runs)
         machine["load_end"] = os.getloadavg()[0]
         goal_lines = goals(results)
         report = render(env, results, settings, machine, args, goal_lines)
