@@ -1,7 +1,10 @@
 """MariaDB -> PostgreSQL benchmark: dms against pgloader and a single ``mariadb | psql`` pipe.
 
     .venv/bin/python bench/mariadb_bench.py [--rows 2000000] [--runs 3] [--skip-install]
-                                            [--workers 2]
+                                            [--workers 2] [--no-mapper]
+
+It also times the seed's own number: a mapper DIM job over 583,000 MariaDB
+rows end to end (the seed took 5 minutes).
 
 Not a test and not run by CI: for 2M rows it takes several minutes and wants
 the machine to itself (other work on the same cores moves every number).  It
@@ -14,6 +17,10 @@ started if needed, never stopped) and touches only these:
   the anchor rig (/work/shared/anchors-bench: setup_mariadb.sh, gen_pg.sql;
   ~10 % NULL notes, ~20 % NULL ship_date).  A table already holding
   ``--rows`` rows is reused;
+* MariaDB ``dms_bench_my.bench_customer`` (unless ``--no-mapper``): the mapper
+  job's source, 583,000 customers with bench/run.py's MAPPER_SOURCE columns
+  and value rules (cust_id key, name, city, segment, credit_limit), generated
+  from ``seq_1_to_583000``, reused when it holds 583,000 rows;
 * MariaDB account ``dms_bench`` @ ``127.0.0.1`` and @ ``localhost``: no
   password, ``SELECT, RELOAD, LOCK TABLES ON *.*`` (dms and pgloader log in
   as it);
@@ -21,7 +28,12 @@ started if needed, never stopped) and touches only these:
   registered as connection ``bench_my`` (DBTYP MARIADB, 127.0.0.1, the
   sandbox's MariaDB port, PWDSRC NONE), target ``public.orders`` created by
   DDL with the types dms maps the source's columns to
-  (``dms_pkg.backends.mysql.describe_query``) and a primary key on id;
+  (``dms_pkg.backends.mysql.describe_query``) and a primary key on id; for the
+  mapper method, defined once through the packages: the named query
+  ``BENCH_MY_CUSTOMER_Q`` (``SELECT cust_id, name, city, segment, credit_limit
+  FROM bench_customer`` on ``bench_my``), the DIM mapping and job
+  ``DIM_BENCH_MY_CUSTOMER`` (bench/run.py's DIM_BENCH_CUSTOMER details: two
+  SCD2 and two SCD1 columns) and its target ``bench_dw.dim_customer``;
 * PostgreSQL database ``dms_bench_my_pgl``: pgloader's target, dropped and
   created again before each pgloader run, dropped at the end.
 
@@ -33,6 +45,12 @@ ours-N, ours-1  ``CALL dms.execute_query_parallel(<bench_my>, 'SELECT * FROM
                 orders', NULL, 'public', 'orders', '{"max_workers": N,
                 "create_target": false, "min_rows_for_parallel": 0}')`` in
                 dms_bench_my_dst (N = ``--workers``, default 2)
+mapper-583k     ``CALL pkgdwjob.run_job(p_mapref => 'DIM_BENCH_MY_CUSTOMER',
+                p_params => '{"max_workers": 2}')`` in dms_bench_my_dst
+                (bench/run.py's MAPPER_SETTINGS): the first load of the empty
+                dimension from the 583,000 MariaDB rows (``--no-mapper``
+                leaves it out); rows/s is of those rows; its median against
+                the seed's 300 s is the last line of the goals
 pipe            ``mariadb --batch --raw --skip-column-names --quick -e "<the
                 SELECT dms's reader sends: every row as one COPY text line>" |
                 psql -c "COPY orders FROM STDIN"``: the single-stream reference
@@ -45,12 +63,17 @@ pgloader        Debian's pgloader with the anchor rig's best setting
 ==============  ==============================================================
 
 Before each timed run, untimed: TRUNCATE the target and CHECKPOINT (pgloader:
-DROP and CREATE its database, CHECKPOINT).  After each dms run,
-``dms.run_progress`` must say SUCCEEDED and the target must equal the source
-by count and column sums computed by SQL on both sides (id, customer_id,
-amount, note count and length, created_at and ship_date offsets, ship_date
-count, is_paid, payload qty); pipe and pgloader runs are checked by row count
-(pgloader's content sums are recorded too).  Peak memory of dms runs is
+DROP and CREATE its database, CHECKPOINT; mapper-583k: the dimension).  After
+each ours-* run, ``dms.run_progress`` must say SUCCEEDED and the target must
+equal the source by count and column sums computed by SQL on both sides (id,
+customer_id, amount, note count and length, created_at and ship_date offsets,
+ship_date count, is_paid, payload qty).  After each mapper run the job log
+rows of its process (``dms.dms_joblog``) must say PC with 0 error rows and
+the dimension's current rows (curflg = 'Y') must equal ``bench_customer`` by
+count and each column's count and sums (lengths of the text columns, their
+distinct counts, each value weighted by its key) computed by SQL on both
+sides.  Pipe and pgloader runs are checked by row count (pgloader's content
+sums are recorded too).  Peak memory of dms runs (the mapper's too) is
 sampled every 20 ms from /proc (bench/procmem.py): private memory (RssAnon)
 of the largest process among the CALL's backend, the worker backends and
 their ``mariadb`` client children; the references' peak is GNU time's RSS of
@@ -957,7 +980,7 @@ def seed_line(goal: dict[str, Any] | None) -> str | None:
         return None
     seconds = "not measured" if goal["seconds"] is None else f"{goal['seconds']:.2f} s"
     faster = ("not measured" if goal["times_faster"] is None
-              else f"{goal['times_faster']:.0f}× faster")
+              else f"{goal['times_faster']:.0f}\N{MULTIPLICATION SIGN} faster")
     return (f"seed: 583K MySQL rows through a mapper job: {seconds} (the seed took 5 minutes"
             f" = {SEED_SECONDS:.0f} s): {faster}")
 
