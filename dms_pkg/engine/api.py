@@ -37,12 +37,19 @@ from dms_pkg.backends.postgres import open_connection
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.engine import columns as cols
 from dms_pkg.engine import config as cfg
+from dms_pkg.engine import merge
 from dms_pkg.engine import target as stage
 from dms_pkg.engine.api_connections import conninfo_for
 from dms_pkg.engine.api_progress import ProgressCallback, ProgressSnapshot, snapshot_of
 from dms_pkg.engine.api_result import ParallelResult, build_result, count_rows
 from dms_pkg.engine.movers import RunSpec
-from dms_pkg.engine.planning import choose_path, choose_workers, plan_source
+from dms_pkg.engine.planning import (
+    choose_path,
+    choose_workers,
+    merge_spec_of,
+    plan_source,
+    run_spec,
+)
 from dms_pkg.engine.store import ChunkRecord, MemoryStore
 from dms_pkg.engine.transformation import Transform
 from dms_pkg.engine.worker import LazyMover, RetryPolicy, build_mover, run_worker
@@ -336,23 +343,32 @@ def _target_spec(
         cols.create_table(target_db, schema, table, source_columns)
         existing = cols.describe_table(target_db, schema, table)
     target_columns = cols.require_table(existing, schema, table)
+    merge_spec = merge_spec_of(config)
     if transformed:
+        if merge_spec is not None:
+            raise DmsError(
+                "merge and a transformation cannot be combined in the Python API",
+                sqlstate=INVALID_PARAMETER_VALUE,
+                hint="load the transformed rows into a table first, then merge from it")
         # The transformation decides the columns; they are checked on its first rows.
         cmap = cols.ColumnMap(tuple(source_columns), tuple(source_columns_as_target(
             source_columns)))
         path = "rows"
     else:
-        cmap = cols.match(source_columns, target_columns, name)
+        cmap = cols.match(source_columns, target_columns, name,
+                          merge_spec.managed() if merge_spec else ())
         cols.check_assignable(target_db, cmap, schema, table)
         path = choose_path(config["path"], same, cmap, source, target)
+        if merge_spec is not None:
+            merge.check_spec(merge_spec, cmap.names, [c.name for c in target_columns], name)
     staging = (stage.create_staging(target_db, schema, table)
                if config["write_mode"] == "truncate" else None)
     stage.ensure_ledger(target_db, "the target database")
     target_db.commit()
-    load_table = cols.table_name(schema, staging) if staging else name
-    spec = RunSpec(0, path, cols.select_list(cmap, source.dbtyp),
-                   cols.insert_columns(cmap, schema, staging or table), name, load_table,
-                   tuple(cmap.names), SOURCE, TARGET)
+    # The same load target as the SQL API's: the table, its staging table, or the
+    # merge's stage (planning.run_spec).
+    spec = run_spec(path, cmap, schema, table, staging, merge_spec, source, target,
+                    source_conid=SOURCE, target_conid=TARGET)
     return spec, staging
 
 

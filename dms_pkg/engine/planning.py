@@ -196,7 +196,7 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
                 cols.TargetColumn(c.name, c.type_oid, c.type_name, False, False, False)
                 for c in source_columns
             ]
-        merge_spec = _merge_spec(config)
+        merge_spec = merge_spec_of(config)
         cmap = cols.match(source_columns, cols.require_table(target_columns, schema, table),
                           target_name, merge_spec.managed() if merge_spec else ())
         if not create:
@@ -235,25 +235,8 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         if target_session is not home:
             target_session.commit()
 
-    load_table = cols.table_name(schema, staging) if staging else target_name
-    insert_target = cols.insert_columns(cmap, schema, staging or table)
-    merge_plan = None
-    if merge_spec is not None:
-        # Truncate-and-load appends into the staging table, swapped in at the end.
-        merge_plan = merge.plan(merge_spec, schema, staging or table, cmap.names,
-                                # The stage takes any length: the target refuses a
-                                # value too long in the merge, where the refused
-                                # rows can be found one by one.
-                                {c.name: cols.checked_cast(c.type_name) for c in cmap.target})
-        load_table, insert_target = merge.STAGE_TABLE, merge.stage_target(cmap.names)
-    spec = RunSpec(
-        run_id=0, path=path, select_list=cols.select_list(cmap, source.dbtyp),
-        insert_target=insert_target, target_table=target_name, load_table=load_table,
-        columns=tuple(cmap.names), source_conid=source.conid, target_conid=target.conid,
-        search_path=local.search_path,
-        merge=merge_plan.as_json() if merge_plan else None,
-        merge_keys=merge_spec.keys if merge_spec else (),
-    )
+    spec = run_spec(path, cmap, schema, table, staging, merge_spec, source, target,
+                    local.search_path)
     run = {
         "label": request.label or f"{_short(plan.driving_table or 'query')} -> {schema}.{table}",
         "source_conid": source.conid, "source_dialect": source.dialect,
@@ -332,7 +315,38 @@ def _busy_error(busy: dict[str, Any], target_name: str) -> DmsError:
     )
 
 
-def _merge_spec(config: cfg.EngineConfig) -> merge.MergeSpec | None:
+def run_spec(path: str, cmap: cols.ColumnMap, schema: str, table: str, staging: str | None,
+             merge_spec: merge.MergeSpec | None, source: Endpoint, target: Endpoint,
+             search_path: str | None = None, source_conid: int | None = None,
+             target_conid: int | None = None) -> RunSpec:
+    """Where the chunks load and how (the target, its staging table, or the merge's
+    stage): one answer for the SQL API and the Python API, so they cannot drift."""
+    target_name = cols.table_name(schema, table)
+    load_table = cols.table_name(schema, staging) if staging else target_name
+    insert_target = cols.insert_columns(cmap, schema, staging or table)
+    merge_plan = None
+    if merge_spec is not None:
+        # Truncate-and-load appends into the staging table, swapped in at the end.
+        merge_plan = merge.plan(merge_spec, schema, staging or table, cmap.names,
+                                # The stage takes any length: the target refuses a
+                                # value too long in the merge, where the refused
+                                # rows can be found one by one.
+                                {c.name: cols.checked_cast(c.type_name) for c in cmap.target})
+        load_table, insert_target = merge.STAGE_TABLE, merge.stage_target(cmap.names)
+    return RunSpec(
+        run_id=0, path=path, select_list=cols.select_list(cmap, source.dbtyp),
+        insert_target=insert_target, target_table=target_name, load_table=load_table,
+        columns=tuple(cmap.names),
+        source_conid=source.conid if source_conid is None else source_conid,
+        target_conid=target.conid if target_conid is None else target_conid,
+        search_path=search_path,
+        merge=merge_plan.as_json() if merge_plan else None,
+        merge_keys=merge_spec.keys if merge_spec else (),
+    )
+
+
+def merge_spec_of(config: cfg.EngineConfig) -> merge.MergeSpec | None:
+    """The run's ``merge`` setting, checked against its write mode."""
     if not config["merge"]:
         return None
     spec = merge.MergeSpec.from_json(config["merge"])

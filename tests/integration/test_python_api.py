@@ -462,3 +462,30 @@ def test_a_failing_tracker_callback_does_not_stop_the_run(
         dbs["source"], "SELECT id FROM orders WHERE id <= 100", min_rows_for_parallel=0)
     assert result.rows is not None and len(result.rows) == 100
     assert any("progress callback" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_merge_is_applied_as_in_the_sql_api(dbs: dict[str, str]) -> None:
+    """``merge=`` builds the same load target as the SQL API (planning.run_spec): an
+    append of only the keys the target lacks, run twice, adds each row once."""
+    with psycopg.connect(dbs["source"], autocommit=True) as src:
+        src.execute("CREATE TABLE people (id int PRIMARY KEY, name text)")
+        src.execute("INSERT INTO people SELECT g, 'p' || g FROM generate_series(1, 3000) g")
+    with psycopg.connect(dbs["target"], autocommit=True) as dst:
+        dst.execute("CREATE TABLE people (id int PRIMARY KEY, name text)")
+        dst.execute("INSERT INTO people VALUES (1, 'kept'), (2, 'kept')")
+    merge = {"kind": "append", "keys": ["id"], "only_new": True}
+    for _ in range(2):
+        result = execute_query_parallel(
+            dbs["source"], "SELECT id, name FROM people", target_conn=dbs["target"],
+            target_schema="public", target_table="people", max_workers=2, chunk_size=1000,
+            min_rows_for_parallel=0, merge=merge)
+        assert result.chunks_failed == 0, result.chunk_errors
+        with psycopg.connect(dbs["target"]) as dst:
+            assert dst.execute("SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE"
+                               " name = 'kept') FROM people").fetchone() == (3000, 3000, 2)
+    with pytest.raises(DmsError) as err:
+        execute_query_parallel(
+            dbs["source"], "SELECT id, name FROM people", target_conn=dbs["target"],
+            target_schema="public", target_table="people",
+            merge={"kind": "append", "keys": ["nope"], "only_new": True})
+    assert "nope" in err.value.message, err.value.message
