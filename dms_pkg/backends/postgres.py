@@ -274,6 +274,8 @@ class Planning:
     def __init__(self, session: Session, planner: SourceConnection) -> None:
         self.session = session
         self._planner = planner
+        self.measured: list[str] = []  # what _measure did, said on the run
+        self.analysed: set[str] = set()
 
     @property
     def planner(self) -> SourceConnection:
@@ -292,9 +294,15 @@ class Planning:
 
     def estimate(self, query: str) -> int | None:
         """The server's estimate of the rows the whole query returns (filters
-        included); the chunk planner measures the driving table alone."""
+        included); the chunk planner measures the driving table alone.
+        Statistics that cannot be trusted are renewed first (``_measure``)."""
+        factor = self._measure(query)
+        rows = self._explain_rows(sq.runnable(query))
+        return None if rows is None else round(rows * factor)
+
+    def _explain_rows(self, text: str) -> float | None:
         try:
-            rows = self.session.query(f"EXPLAIN (FORMAT JSON) {sq.runnable(query)}")
+            rows = self.session.query(f"EXPLAIN (FORMAT JSON) {text}")
         except Exception:  # an estimate is a nicety: never fail a run for it
             self._recover()
             return None
@@ -302,16 +310,58 @@ class Planning:
             return None
         document = next(iter(rows[0].values()))
         plan = json.loads(document) if isinstance(document, str) else document
-        return int(plan[0]["Plan"]["Plan Rows"])
+        return float(plan[0]["Plan"]["Plan Rows"])
+
+    def _measure(self, query: str) -> float:
+        """Before the run is sized: a table the query reads whose statistics were
+        never gathered, or are stale, is analysed where this session may (its
+        owner, outside a read-only transaction); otherwise its rows are counted,
+        and the count scales the estimate when it is the driving table.  Each
+        measurement is said on the run (``notes``).  Returns the scale factor."""
+        self.measured = []
+        try:
+            tables = sq.read_tables(sq.parsed(query), "postgres")
+            stale = [t for t in sq.table_statistics(self.session, tables) if t.stale]
+            if not stale:
+                return 1.0
+            first = self.session.query(
+                "SELECT pg_catalog.to_regclass($1)::text AS name,"
+                " pg_catalog.current_setting('transaction_read_only') = 'on' AS read_only",
+                [tables[0]])[0]
+            factor = 1.0
+            for t in stale:
+                why = ("were never gathered" if t.never else
+                       f"were stale ({t.changed:,} rows changed since its last ANALYZE)")
+                if t.owned and not first["read_only"]:
+                    # regclass output is the name quoted as SQL needs it.
+                    self.session.query(f"ANALYZE {t.name}")
+                    self.analysed.add(t.name)
+                    self.measured.append(f"statistics of {t.name} {why}: it was analysed "
+                                         "(ANALYZE) before the run's chunks and workers were sized")
+                    continue
+                counted = int(self.session.query(
+                    f"SELECT count(*) AS n FROM {t.name}")[0]["n"])
+                guess = self._explain_rows(f"SELECT 1 FROM {t.name}")
+                if t.name == first["name"] and guess:
+                    factor = counted / guess
+                self.measured.append(
+                    f"statistics of {t.name} {why}, and only its owner may ANALYZE it: its "
+                    f"{counted:,} rows were counted and the run was sized on that count")
+            return factor
+        except Exception:  # a measurement is a nicety: never fail a run for it
+            self._recover()
+            return 1.0
 
     def notes(self, tree: exp.Query) -> list[str]:
         try:
             effect = sq.side_effect_note(sq.side_effect_functions(self.session, tree))
-            stale = sq.stale_statistics(self.session, sq.read_tables(tree, "postgres"))
+            stale = sq.stale_statistics(self.session, sq.read_tables(tree, "postgres"),
+                                        frozenset(self.analysed))
         except Exception:  # a note is a nicety: never fail a run for it
             self._recover()
             return []
-        return [n for n in (effect, *stale) if n]
+        # A table analysed just now has fresh statistics: its note is the measurement.
+        return [n for n in (effect, *stale, *self.measured) if n]
 
     def probe(self, text: str) -> list[tuple[Any, ...]]:
         return [tuple(r.values()) for r in self.session.query(text)]

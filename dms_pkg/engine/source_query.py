@@ -25,6 +25,8 @@ resume are said on the run (a NOTICE and ``dms.run.notes``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlglot import exp
 
 from dms_pkg.chunking.dialects import get_dialect
@@ -142,36 +144,65 @@ def read_tables(tree: exp.Query, dialect: str = "postgres") -> list[str]:
     return list(names)
 
 
-def stale_statistics(db: Database, tables: list[str]) -> list[str]:
-    """A note for each table whose planner statistics are missing or outdated.
+@dataclass(frozen=True)
+class TableStatistics:
+    """What the planner's statistics of one table say, and whether they can be trusted."""
 
-    ``reltuples < 0`` is PostgreSQL's (14+) "never vacuumed or analysed": the
-    planner then guesses the row count from the table's size, often several
-    times too low, and the run plans too few chunks and workers.
-    """
+    name: str  # as regclass prints it
+    tuples: float  # pg_class.reltuples: -1 when never analysed
+    pages: int
+    changed: int  # rows changed since the last ANALYZE
+    owned: bool  # the session may ANALYZE it
+
+    @property
+    def never(self) -> bool:
+        return self.tuples < 0 and (self.pages > 0 or self.changed > 0)
+
+    @property
+    def stale(self) -> bool:
+        return self.never or (
+            self.tuples >= 0 and self.changed >= max(STALE_MIN_ROWS, STALE_SHARE * self.tuples))
+
+
+def table_statistics(db: Database, tables: list[str]) -> list[TableStatistics]:
+    """The statistics of each table ``tables`` names (tables and materialized views)."""
     if not tables:
         return []
     rows = db.query(
         "SELECT c.oid::pg_catalog.regclass::text AS name, c.reltuples::float8 AS reltuples,"
         " c.relpages::bigint AS relpages,"
-        " coalesce(pg_catalog.pg_stat_get_mod_since_analyze(c.oid), 0)::bigint AS changed"
+        " coalesce(pg_catalog.pg_stat_get_mod_since_analyze(c.oid), 0)::bigint AS changed,"
+        " pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE') AS owned"
         " FROM pg_catalog.pg_class c"
         " WHERE c.relkind IN ('r', 'm') AND c.oid IN"
         " (SELECT pg_catalog.to_regclass(t) FROM pg_catalog.unnest($1::text[]) AS t)"
         " ORDER BY 1",
         [tables],
     )
+    return [TableStatistics(str(r["name"]), float(r["reltuples"]), int(r["relpages"]),
+                            int(r["changed"]), bool(r["owned"])) for r in rows]
+
+
+def stale_statistics(db: Database, tables: list[str], skip: frozenset[str] = frozenset()
+                     ) -> list[str]:
+    """A note for each table whose planner statistics are missing or outdated.
+
+    ``reltuples < 0`` is PostgreSQL's (14+) "never vacuumed or analysed": the
+    planner then guesses the row count from the table's size, often several
+    times too low, and the run plans too few chunks and workers.
+    """
     notes = []
-    for r in rows:
-        name, tuples, changed = str(r["name"]), float(r["reltuples"]), int(r["changed"])
-        if tuples < 0 and (int(r["relpages"]) > 0 or changed > 0):
+    for t in table_statistics(db, tables):
+        if t.name in skip:  # analysed just now (its change count lags until commit)
+            continue
+        if t.never:
             notes.append(
-                f"statistics of {name} were never gathered (no ANALYZE since it was created "
+                f"statistics of {t.name} were never gathered (no ANALYZE since it was created "
                 "or loaded), so the row estimate that sizes the run's chunks and workers may "
-                f"be far off; run ANALYZE {name} first")
-        elif tuples >= 0 and changed >= max(STALE_MIN_ROWS, STALE_SHARE * tuples):
+                f"be far off; run ANALYZE {t.name} first")
+        elif t.stale:
             notes.append(
-                f"statistics of {name} are stale ({changed:,} rows changed since its last "
-                f"ANALYZE, when it had about {tuples:,.0f}), so the row estimate that sizes "
-                f"the run's chunks and workers may be off; run ANALYZE {name} first")
+                f"statistics of {t.name} are stale ({t.changed:,} rows changed since its last "
+                f"ANALYZE, when it had about {t.tuples:,.0f}), so the row estimate that sizes "
+                f"the run's chunks and workers may be off; run ANALYZE {t.name} first")
     return notes

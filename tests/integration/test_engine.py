@@ -375,7 +375,7 @@ def operator_on(env: EngineEnv, login_role: Any) -> Iterator[Callable[..., str]]
             conn.execute(f'DROP OWNED BY "{name}"')  # here: its privileges
 
 
-def _call_noting(env: EngineEnv, user: str, *args: Any) -> tuple[int, list[str]]:
+def _call_noting(env: EngineEnv, user: str | None, *args: Any) -> tuple[int, list[str]]:
     """CALL dms.execute_query_parallel as ``user``; the run id and the NOTICEs."""
     notices: list[str] = []
     with psycopg.connect(env.dsn(env.home, user), autocommit=True) as conn:
@@ -385,6 +385,14 @@ def _call_noting(env: EngineEnv, user: str, *args: Any) -> tuple[int, list[str]]
         ).fetchone()
     assert row is not None
     return int(row[0]), notices
+
+
+def _estimated(env: EngineEnv, run_id: int) -> int:
+    with env.connect() as conn:
+        row = conn.execute("SELECT estimated_rows FROM dms.run WHERE run_id = %s",
+                           [run_id]).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _notes(env: EngineEnv, run_id: int) -> list[str]:
@@ -435,7 +443,7 @@ def test_functions_that_write_are_said_on_the_run(
     assert not any("change data" in n for n in notices)
 
 
-def test_statistics_never_gathered_or_stale_are_said_on_the_run(
+def test_statistics_never_gathered_or_stale_are_measured_and_said_on_the_run(
     env: EngineEnv, operator_on: Callable[..., str]
 ) -> None:
     with env.connect() as conn:
@@ -450,8 +458,13 @@ def test_statistics_never_gathered_or_stale_are_said_on_the_run(
     never = ("statistics of fresh were never gathered (no ANALYZE since it was created or "
              "loaded), so the row estimate that sizes the run's chunks and workers may be far "
              "off; run ANALYZE fresh first")
+    # An operator may not ANALYZE another's table: its rows are counted, and the run
+    # is sized on the count.
+    counted = (f"statistics of fresh were never gathered, and only its owner may ANALYZE it: "
+               f"its {ORDERS_ROWS:,} rows were counted and the run was sized on that count")
     assert f"run {run_id}: {never}" in notices
-    assert _notes(env, run_id) == [never]
+    assert _notes(env, run_id) == [never, counted]
+    assert _estimated(env, run_id) == ORDERS_ROWS
     assert env.checksum(env.home, "fresh_copy") == env.checksum(env.home, "fresh")
     # analysed with 1,000 rows, then 119,000 more: stale
     with env.connect() as conn:
@@ -472,12 +485,26 @@ def test_statistics_never_gathered_or_stale_are_said_on_the_run(
     stale = (f"statistics of fresh are stale ({ORDERS_ROWS - 1000:,} rows changed since its "
              "last ANALYZE, when it had about 1,000), so the row estimate that sizes the run's "
              "chunks and workers may be off; run ANALYZE fresh first")
-    assert _notes(env, run_id) == [stale]
+    assert _notes(env, run_id) == [stale, (
+        f"statistics of fresh were stale ({ORDERS_ROWS - 1000:,} rows changed since its last "
+        f"ANALYZE), and only its owner may ANALYZE it: its {ORDERS_ROWS:,} rows were counted "
+        "and the run was sized on that count")]
+    assert _estimated(env, run_id) == ORDERS_ROWS
     assert f"run {run_id}: {stale}" in notices
-    # and none for the analysed orders table
+    # The owner's run analyses the table before it is sized: fresh statistics, one note.
     with env.connect() as conn:
-        conn.execute("ANALYZE fresh")
         conn.execute("TRUNCATE fresh_copy")
+    run_id, _ = _call_noting(env, None, None, "SELECT * FROM fresh", None, "public",
+                             "fresh_copy", params(max_workers=2))
+    assert _notes(env, run_id) == [
+        f"statistics of fresh were stale ({ORDERS_ROWS - 1000:,} rows changed since its last "
+        "ANALYZE): it was analysed (ANALYZE) before the run's chunks and workers were sized"]
+    assert _estimated(env, run_id) == ORDERS_ROWS
+    with env.connect() as conn:
+        assert conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'fresh'::regclass"
+                            ).fetchone() == (ORDERS_ROWS,)
+        conn.execute("TRUNCATE fresh_copy")
+    # and none once the statistics are fresh
     run_id, _ = _call_noting(env, user, None, "SELECT * FROM fresh", None, "public",
                              "fresh_copy", params(max_workers=2))
     assert _notes(env, run_id) == []
