@@ -250,7 +250,35 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
     with _connect_home(args) as conn:
         final = watch(conn, args.run_id)
+        _picture_at_end(conn, args.run_id, Path(args.report_dir))
     return 0 if final["state"] == "SUCCEEDED" else 1
+
+
+def _picture_at_end(conn: Any, run_id: int, out_dir: Path) -> None:
+    """The run's picture, drawn once it ended; said where it is (or why not)."""
+    from dms_pkg import run_report
+
+    try:
+        picture = run_report.draw(run_report.load(conn, run_id), out_dir)
+    except DmsError as exc:  # matplotlib missing: the watch itself went fine
+        print(f"no picture of run {run_id}: {exc.message}", file=sys.stderr)
+        return
+    print(f"picture of run {run_id}: {picture.png} (and {picture.svg.name})")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dms_pkg import run_report
+
+    with _connect_home(args) as conn:
+        data = run_report.load(conn, args.run_id)
+    if args.json:
+        print(run_report.report_json(data))
+        return 0
+    picture = run_report.draw(data, Path(args.out))
+    print(f"{picture.png}\n{picture.svg}")
+    if args.html:
+        print(run_report.write_html(data, picture, Path(args.html)))
+    return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -346,7 +374,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("watch", help="follow a run's progress until it ends")
     p.add_argument("run_id", type=int)
     p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
+    p.add_argument("--report-dir", default="dms-reports",
+                   help="where the run's picture is written at the end (default: ./dms-reports)")
     p.set_defaults(func=_cmd_watch)
+
+    p = sub.add_parser("report", help="a picture of a run: its chunks on a timeline (PNG, SVG)")
+    p.add_argument("run_id", type=int)
+    p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
+    p.add_argument("--out", default="dms-reports", help="folder for run-<id>.png and .svg "
+                   "(default: ./dms-reports)")
+    p.add_argument("--html", help="also write one self-contained HTML page here")
+    p.add_argument("--json", action="store_true",
+                   help="print the run and its chunks as JSON instead (docs/report.md)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("status", help="the latest runs and how they went")
     p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")

@@ -38,7 +38,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.dms_stamp 2>/dev/null)" != "$sta
   echo "setup: creating .venv and installing dms_pkg with its pinned dependencies"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   # (pip.conf on some machines names local mirrors that may be absent: hide that noise)
-  .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]" 2> >(grep -v "is ignored: it is neither" >&2)
+  .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev,report]" 2> >(grep -v "is ignored: it is neither" >&2)
   echo "$stamp_want" > .venv/.dms_stamp
 else
   echo "setup: .venv up to date"
