@@ -46,6 +46,7 @@ from dms_pkg.backends.mysql_types import (
     MySQLColumn,
     column,
     field_type,
+    quote_name,
     render_select,
 )
 from dms_pkg.db.binds import ParamStyle
@@ -78,40 +79,37 @@ def _connect(endpoint: Endpoint) -> Any:
 
 # ------------------------------------------------------------------ describing
 
-def _tables(query: str) -> list[tuple[str | None, str]]:
-    try:
-        tree = sqlglot.parse_one(query, dialect="mysql")
-    except sqlglot.errors.ParseError:
-        return []
-    return [(t.db or None, t.name) for t in tree.find_all(exp.Table)]
-
-
 def describe_query(conn: Any, query: str) -> list[MySQLColumn]:
     """The columns ``query`` returns, each with its PostgreSQL type (no row read)."""
     try:
         tree = sqlglot.parse_one(query, dialect="mysql")
-        limited = tree.args.get("limit") is not None or not isinstance(tree, exp.Select)
     except sqlglot.errors.ParseError:
-        limited = True
+        tree = None
+    limited = tree is None or not isinstance(tree, exp.Select) or (
+        tree.args.get("limit") is not None)
     probe = f"SELECT * FROM ({query}) AS dms_q LIMIT 0" if limited else f"{query} LIMIT 0"
     with conn.cursor() as cur:
         cur.execute(probe)
         fields = list(cur._result.fields) if cur._result is not None else []
         cur.execute("SELECT DATABASE()")
         current = (cur.fetchone() or (None,))[0]
-    sources = {name: db for db, name in _tables(query)}
+    # The database of a table the query names without one is the session's.
+    sources = {t.name: t.db or None for t in tree.find_all(exp.Table)} if tree else {}
+
+    def origin(f: Any) -> tuple[str, str, str]:
+        db = f.db.decode() if isinstance(f.db, bytes) else str(f.db or "")
+        table = f.org_table or ""
+        return (db or sources.get(table) or current or "", table, f.org_name or "")
+
     origins: dict[tuple[str, str], set[str]] = {}
     for f in fields:
         if f.org_table and f.org_name:
-            db = f.db.decode() if isinstance(f.db, bytes) else str(f.db or "")
-            key = (db or sources.get(f.org_table) or current or "", f.org_table)
-            origins.setdefault(key, set()).add(f.org_name)
+            schema, table, name = origin(f)
+            origins.setdefault((schema, table), set()).add(name)
     declared = _declared(conn, origins)
     out: list[MySQLColumn] = []
     for f in fields:
-        db = f.db.decode() if isinstance(f.db, bytes) else str(f.db or "")
-        key = (db or sources.get(f.org_table) or current or "", f.org_table or "")
-        found = declared.get((key[0], key[1], f.org_name or ""))
+        found = declared.get(origin(f))
         if found is not None:
             mysql_type, is_json = found
             out.append(column(f.name, mysql_type, is_json=is_json))
@@ -339,8 +337,6 @@ _LOCK_HINT = ("GRANT RELOAD ON *.* (or LOCK TABLES ON the database) to the login
 
 
 def _table_name(name: str) -> str:
-    from dms_pkg.backends.mysql_types import quote_name
-
     return ".".join(quote_name(part.strip("`")) for part in name.split("."))
 
 
@@ -444,8 +440,6 @@ class MySQLSourceBackend(SourceBackend):
                                on_close=close, session=session)
 
     def checkpoint_value(self, point: ConsistentPoint, query: str, column: str) -> str | None:
-        from dms_pkg.backends.mysql_types import quote_name
-
         sql = f"SELECT MAX(dms_q.{quote_name(column)}) FROM ({bind(query, {})}) AS dms_q"
         conn = point.session
         if conn is None:

@@ -244,8 +244,9 @@ def value_sql(col: MySQLColumn, ref: str, *, zero_dates_null: bool) -> str:
 def render_select(columns: Sequence[MySQLColumn], query: str, *,
                   zero_dates_null: bool = False) -> str:
     """``query`` wrapped so that each row comes back as one line of COPY text."""
-    fields = [f"IFNULL({value_sql(c, 'dms_q.' + quote_name(c.name), zero_dates_null=nulls)}"
-              f", {NULL_TEXT})" for c, nulls in ((c, zero_dates_null) for c in columns)]
+    values = (value_sql(c, f"dms_q.{quote_name(c.name)}", zero_dates_null=zero_dates_null)
+              for c in columns)
+    fields = [f"IFNULL({value}, {NULL_TEXT})" for value in values]
     return f"SELECT CONCAT_WS({TAB}, {', '.join(fields)}) FROM ({query}) AS dms_q"
 
 
