@@ -96,3 +96,43 @@ BEGIN
     END LOOP;
 END
 $dblink$;
+
+-- DBMS_PARALLEL_EXECUTE (issue 11).  A login sees its own tasks through the
+-- user_ views; the tables behind them, and the dba_ views, are for dms_admin.
+REVOKE ALL ON SCHEMA dbms_parallel_execute FROM PUBLIC;
+GRANT USAGE ON SCHEMA dbms_parallel_execute TO dms_viewer;
+REVOKE ALL ON ALL TABLES IN SCHEMA dbms_parallel_execute FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dbms_parallel_execute FROM PUBLIC;
+REVOKE ALL ON ALL PROCEDURES IN SCHEMA dbms_parallel_execute FROM PUBLIC;
+REVOKE SELECT ON dms.pe_task, dms.pe_chunk, dms.pe_tasks_all, dms.pe_chunks_all FROM dms_viewer;
+GRANT SELECT ON dms.pe_task, dms.pe_chunk, dms.pe_tasks_all, dms.pe_chunks_all TO dms_admin;
+GRANT SELECT ON dbms_parallel_execute.user_parallel_execute_tasks,
+    dbms_parallel_execute.user_parallel_execute_chunks TO dms_viewer;
+GRANT SELECT ON dbms_parallel_execute.dba_parallel_execute_tasks,
+    dbms_parallel_execute.dba_parallel_execute_chunks TO dms_admin;
+-- Constants for everyone who reads the views; the routines for operators
+-- (the adm_ ones check dms_admin themselves and raise MISSING_ROLE).
+GRANT EXECUTE ON FUNCTION dbms_parallel_execute.unassigned(), dbms_parallel_execute.assigned(),
+    dbms_parallel_execute.processed(), dbms_parallel_execute.processed_with_error(),
+    dbms_parallel_execute.created(), dbms_parallel_execute.chunking(),
+    dbms_parallel_execute.chunking_failed(), dbms_parallel_execute.no_chunks(),
+    dbms_parallel_execute.chunked(), dbms_parallel_execute.processing(),
+    dbms_parallel_execute.finished(), dbms_parallel_execute.finished_with_error(),
+    dbms_parallel_execute.crashed() TO dms_viewer;
+GRANT EXECUTE ON FUNCTION dbms_parallel_execute.generate_task_name(text),
+    dbms_parallel_execute.task_status(text), dbms_parallel_execute.adm_task_status(text, text)
+    TO dms_operator;
+GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA dbms_parallel_execute TO dms_operator;
+GRANT EXECUTE ON PROCEDURE dms.pe_work(bigint, integer) TO dms_operator;
+GRANT EXECUTE ON FUNCTION dms.pe_create_task(text, text), dms.pe_generate_task_name(text),
+    dms.pe_begin_chunking(text, text, text, text, text),
+    dms.pe_add_number_chunks(bigint, numeric, numeric, numeric),
+    dms.pe_add_page_chunks(bigint, bigint, bigint),
+    dms.pe_add_listed_chunks(bigint, numeric[], numeric[], tid[], tid[]),
+    dms.pe_chunking_failed(bigint, text), dms.pe_begin_run(text, boolean, boolean, jsonb),
+    dms.pe_worker_task(bigint), dms.pe_claim(bigint, text),
+    dms.pe_end_chunk(bigint, bigint, integer, text, text), dms.pe_finish_run(bigint),
+    dms.pe_start_workers(bigint, integer, integer), dms.pe_request_stop(text, text, boolean),
+    dms.pe_task_state(text, text, boolean), dms.pe_drop(text, text, text, boolean),
+    dms.pe_get_chunk(text, text), dms.pe_set_chunk_status(text, bigint, integer, text, text)
+    TO dms_operator;
