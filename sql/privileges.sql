@@ -119,6 +119,8 @@ GRANT EXECUTE ON FUNCTION dbms_parallel_execute.unassigned(), dbms_parallel_exec
     dbms_parallel_execute.chunked(), dbms_parallel_execute.processing(),
     dbms_parallel_execute.finished(), dbms_parallel_execute.finished_with_error(),
     dbms_parallel_execute.crashed() TO dms_viewer;
+GRANT EXECUTE ON FUNCTION dms._pe_status_name(integer), dms._pe_chunk_status_name(integer),
+    dms._pe_effective_status(dms.pe_task) TO dms_viewer;
 GRANT EXECUTE ON FUNCTION dbms_parallel_execute.generate_task_name(text),
     dbms_parallel_execute.task_status(text), dbms_parallel_execute.adm_task_status(text, text)
     TO dms_operator;
@@ -133,6 +135,7 @@ GRANT EXECUTE ON FUNCTION dms.pe_create_task(text, text), dms.pe_generate_task_n
     dms.pe_worker_task(bigint), dms.pe_claim(bigint, text),
     dms.pe_end_chunk(bigint, bigint, integer, text, text), dms.pe_finish_run(bigint),
     dms.pe_start_workers(bigint, integer, integer), dms.pe_request_stop(text, text, boolean),
+    dms.pe_cancel_chunks(text, text, boolean),
     dms.pe_task_state(text, text, boolean), dms.pe_drop(text, text, text, boolean),
     dms.pe_get_chunk(text, text), dms.pe_set_chunk_status(text, bigint, integer, text, text)
     TO dms_operator;

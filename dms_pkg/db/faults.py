@@ -55,18 +55,32 @@ def fault_of(exc: BaseException) -> Fault | None:
         return Fault(diag.sqlstate or exc.sqlstate, message, diag.message_detail,
                      diag.message_hint)
     sqlstate = getattr(exc, "sqlstate", None)
+    spidata = getattr(exc, "spidata", None)
+    if sqlstate is None and isinstance(spidata, tuple) and spidata \
+            and isinstance(spidata[0], int):
+        # plpy.SPIError of a SQLSTATE PL/Python has no class for (our own PE490
+        # ...): the code is only in spidata, packed as PostgreSQL packs it.
+        sqlstate = unpack_sqlstate(spidata[0])
     if sqlstate is None:
         return None
     # plpy.SPIError: the message is its first argument; DETAIL and HINT are in
     # its spidata tuple (sqlerrcode, detail, hint, query, position, ...).
     message = str(exc.args[0]) if exc.args else str(exc)
-    spidata = getattr(exc, "spidata", None)
     detail = hint = None
     if isinstance(spidata, tuple) and len(spidata) >= 3:
         detail, hint = spidata[1], spidata[2]
     detail = detail or getattr(exc, "detail", None)
     hint = hint or getattr(exc, "hint", None)
     return Fault(str(sqlstate), message, detail or None, hint or None)
+
+
+def unpack_sqlstate(code: int) -> str:
+    """The five characters of a packed SQLSTATE (PostgreSQL's MAKE_SQLSTATE)."""
+    chars = []
+    for _ in range(5):
+        chars.append(chr((code & 0x3F) + ord("0")))
+        code >>= 6
+    return "".join(chars)
 
 
 _FIELD = re.compile(r"^(ERROR|FATAL|PANIC|DETAIL|HINT|CONTEXT|QUERY|LINE \d+|STATEMENT)"

@@ -92,6 +92,9 @@ CREATE OR REPLACE FUNCTION dms._pe_effective_status(p_task dms.pe_task)
 RETURNS integer
 LANGUAGE sql
 STABLE PARALLEL SAFE
+-- SECURITY DEFINER: the views call it as the reader, who may not see other
+-- sessions' start times in pg_stat_activity.
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
     -- PROCESSING is only believed while the session running the task lives:
@@ -444,13 +447,14 @@ $fn$;
 COMMENT ON FUNCTION dms._pe_running_task(bigint) IS 'Internal: the caller''s task by id (TASK_NOT_FOUND otherwise)';
 
 CREATE OR REPLACE FUNCTION dms.pe_worker_task(p_task_id bigint)
-RETURNS TABLE (chunk_type text, run_sql text, run_mode text, xid_horizon bigint, job_prefix text)
+RETURNS TABLE (chunk_type text, run_sql text, run_mode text, xid_horizon bigint, job_prefix text,
+               stop_requested boolean)
 LANGUAGE sql
 STABLE PARALLEL SAFE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT t.chunk_type, t.run_sql, t.run_mode, t.xid_horizon, t.job_prefix
+    SELECT t.chunk_type, t.run_sql, t.run_mode, t.xid_horizon, t.job_prefix, t.stop_requested
       FROM dms._pe_running_task(p_task_id) AS t
 $fn$;
 COMMENT ON FUNCTION dms.pe_worker_task(bigint) IS
@@ -595,8 +599,6 @@ CREATE OR REPLACE FUNCTION dms.pe_request_stop(p_owner text, p_task_name text, p
 RETURNS integer
 LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
--- SECURITY DEFINER: cancels the statements of the task's own workers, which
--- are sessions of the task's owner.
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -613,6 +615,29 @@ BEGIN
            status = CASE WHEN coordinator_pid IS NULL THEN 9 ELSE status END,
            message = CASE WHEN coordinator_pid IS NULL THEN 'stopped by stop_task' ELSE message END
      WHERE task_id = v_task.task_id;
+    RETURN 0;
+END
+$fn$;
+COMMENT ON FUNCTION dms.pe_request_stop(text, text, boolean) IS
+    'stop_task: hand out no more chunks of the task; returns -1 when the task was not running (operator role own tasks; dms_admin any)';
+
+CREATE OR REPLACE FUNCTION dms.pe_cancel_chunks(p_owner text, p_task_name text, p_admin boolean)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+-- SECURITY DEFINER: cancels the statements of the task's own workers, which
+-- are sessions of the task's owner.  Called after pe_request_stop committed,
+-- so a cancelled worker finds the stop and puts its chunk back.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_task dms.pe_task := dms._pe_find(dms._pe_owner(p_admin, p_owner), p_task_name, false);
+    v_n integer := 0;
+BEGIN
+    IF NOT v_task.stop_requested THEN
+        RETURN 0;
+    END IF;
     SELECT count(pg_catalog.pg_cancel_backend(c.worker_pid)) INTO v_n
       FROM dms.pe_chunk c
      WHERE c.task_id = v_task.task_id AND c.status = 1
@@ -621,8 +646,8 @@ BEGIN
     RETURN v_n;
 END
 $fn$;
-COMMENT ON FUNCTION dms.pe_request_stop(text, text, boolean) IS
-    'stop_task: hand out no more chunks of the task and cancel the statements of the chunks being processed; returns how many were cancelled, -1 when the task was not running (operator role own tasks; dms_admin any)';
+COMMENT ON FUNCTION dms.pe_cancel_chunks(text, text, boolean) IS
+    'stop_task: cancel the statements of the chunks a stopped task''s workers are processing; returns how many (operator role own tasks; dms_admin any)';
 
 CREATE OR REPLACE FUNCTION dms.pe_task_state(p_owner text, p_task_name text, p_admin boolean)
 RETURNS TABLE (task_id bigint, status integer, message text, running boolean, chunk_type text)
@@ -693,6 +718,9 @@ AS $fn$
 DECLARE
     v_task dms.pe_task := dms._pe_find(dms._pe_owner(false, NULL), p_task_name);
 BEGIN
+    IF v_task.status IN (7, 8, 9) THEN
+        RETURN;  -- over: no chunk left to hand out (any_rows => false)
+    END IF;
     IF v_task.status NOT IN (5, 6) THEN
         PERFORM dms._pe_error('INVALID_STATE_FOR_CHUNK',
             pg_catalog.format('task %s is %s; chunks are handed out of a CHUNKED or PROCESSING task',

@@ -155,11 +155,14 @@ def by_sql(plpy: Any, task_name: str, sql_stmt: str | None, by_rowid: bool | Non
     kind = "ROWID_RANGE" if by_rowid else "NUMBER_RANGE"
     task_id = _begin(db, task_name, kind, None, None)
     try:
-        result = plpy.execute(sql_stmt.strip().rstrip(";"))
-        try:
-            names = list(result.colnames())
-        except Exception:  # a command that returns no rows at all
-            names = []
+        query = sql_stmt.strip().rstrip(";")
+        width = len(plpy.execute(f"SELECT * FROM ({query}) AS q LIMIT 0").colnames())
+        if width != 2:
+            names = [""] * width
+        else:
+            # Named by position: the query's own names may repeat ("tid", "tid").
+            result = plpy.execute(f"SELECT * FROM ({query}) AS q(start_id, end_id)")
+            names = ["start_id", "end_id"]
         if len(names) != 2:
             raise DmsError(
                 f"sql_stmt returns {len(names)} column{'s' if len(names) != 1 else ''}; "

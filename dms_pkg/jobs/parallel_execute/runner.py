@@ -124,8 +124,7 @@ def work(plpy: Any, task_id: int, worker_no: int) -> int:
 
 
 def _stop_requested(db: PlpyDatabase, task_id: int) -> bool:
-    rows = db.query("SELECT stop_requested FROM dms.pe_task WHERE task_id = $1::bigint",
-                    [task_id])
+    rows = db.query("SELECT stop_requested FROM dms.pe_worker_task($1::bigint)", [task_id])
     return bool(rows and rows[0]["stop_requested"])
 
 
@@ -244,10 +243,14 @@ def stop(plpy: Any, owner: str | None, task_name: str, admin: bool) -> None:
     cancelled (their work rolls back, they go back to UNASSIGNED); waits until
     the task's workers have let go, so the task can be resumed at once."""
     db = PlpyDatabase(plpy)
-    cancelled = db.query("SELECT dms.pe_request_stop($1::text, $2::text, $3::boolean) AS n",
-                         [owner, task_name, admin])[0]["n"]
-    db.commit()
-    if cancelled < 0:
+    running = db.query("SELECT dms.pe_request_stop($1::text, $2::text, $3::boolean) AS n",
+                       [owner, task_name, admin])[0]["n"]
+    db.commit()  # first the stop, seen by the workers, then the cancel
+    if running >= 0:
+        db.query("SELECT dms.pe_cancel_chunks($1::text, $2::text, $3::boolean)",
+                 [owner, task_name, admin])
+        db.commit()
+    if running < 0:
         plpy.notice(f"task {task_name} is not running: nothing to stop")
         return
     deadline = time.monotonic() + STOP_WAIT

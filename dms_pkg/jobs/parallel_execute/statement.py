@@ -48,8 +48,16 @@ class ChunkStatement:
 
     def render_block(self, start: object, end: object) -> str:
         """The DO block of one chunk: the range as numeric literals."""
-        return self.sql.replace("\0start_id\0", _number(start)).replace("\0end_id\0",
-                                                                           _number(end))
+        values = {"start_id": _number(start), "end_id": _number(end)}
+        # DO $tag$<newline>body<newline>$tag$: the placeholders are in the body.
+        head, tail = self.sql.index("\n") + 1, self.sql.rindex("\n")
+        body = self.sql[head:tail]
+        out, pos = [self.sql[:head]], 0
+        for begin, stop, name in _binds(body, _tokens(body)):
+            out += [body[pos:begin], values[name]]
+            pos = stop
+        out += [body[pos:], self.sql[tail:]]
+        return "".join(out)
 
 
 def prepare(sql_stmt: str, chunk_type: str) -> ChunkStatement:
@@ -75,7 +83,7 @@ def prepare(sql_stmt: str, chunk_type: str) -> ChunkStatement:
                      "BETWEEN :start_id AND :end_id, or chunk the table by a number column "
                      "(create_chunks_by_number_col), whose blocks run as given",
             )
-        return ChunkStatement(_as_do_block(text, binds), "block")
+        return ChunkStatement(_as_do_block(text), "block")
     body = text[:-1].rstrip() if text.endswith(";") else text
     if chunk_type == "ROWID_RANGE":
         return ChunkStatement(_rowid_statement(body), "statement")
@@ -149,17 +157,13 @@ def _numbered(text: str, binds: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def _as_do_block(text: str, binds: list[tuple[int, int, str]]) -> str:
-    out, pos = [], 0
-    for start, end, name in binds:
-        out += [text[pos:start], f"\0{name}\0"]
-        pos = end
-    out.append(text[pos:])
-    body = "".join(out)
+def _as_do_block(text: str) -> str:
+    """The block as a DO statement, its placeholders kept: each chunk writes its
+    range in (``render_block``)."""
     tag = "dms_pe"
-    while f"${tag}$" in body:
+    while f"${tag}$" in text:
         tag += "_"
-    return f"DO ${tag}$\n{body}\n${tag}$"
+    return f"DO ${tag}$\n{text}\n${tag}$"
 
 
 def _rowid_statement(text: str) -> str:
@@ -192,6 +196,13 @@ def _rowid_statement(text: str) -> str:
             sqlstate=SYNTAX_ERROR,
             hint="write WHERE rowid BETWEEN :start_id AND :end_id",
         )
+    if isinstance(tree, exp.Update):
+        # Oracle allows the table's alias on a SET target (SET e.sal = ...);
+        # PostgreSQL does not: the target is a column of the updated table anyway.
+        for assignment in tree.expressions:
+            target = assignment.this
+            if isinstance(target, exp.Column) and target.table:
+                target.set("table", None)
     for placeholder in list(tree.find_all(exp.Placeholder)):
         placeholder.replace(exp.Var(this=f"${BINDS.index(placeholder.name.lower()) + 1}"))
     return tree.sql(dialect="postgres")

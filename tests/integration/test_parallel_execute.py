@@ -1,0 +1,599 @@
+"""DBMS_PARALLEL_EXECUTE on a real cluster, as an operator login would use it.
+
+Every run updates a per-row counter column ``n``, so "every row exactly
+once" is checked row by row: after a task, each row it should touch has
+n = 1, whatever the chunking, the parallel level, failures, crashes, stops
+and resumes on the way.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors, sql
+
+from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
+
+PE = "dbms_parallel_execute"
+
+
+class Env:
+    def __init__(self, cluster: Cluster, db: str, operator: str) -> None:
+        self.cluster, self.db, self.operator = cluster, db, operator
+
+    def admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.cluster.dsn(self.db), autocommit=True)
+
+    def op(self, user: str | None = None) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.cluster.dsn(self.db, user=user or self.operator),
+                               autocommit=True)
+        conn.add_notice_handler(lambda d: self.notices.append(d.message_primary or ""))
+        return conn
+
+    notices: list[str] = []
+
+    def one(self, query: str, params: Any = None, user: str | None = None) -> Any:
+        with self.op(user) as conn:
+            row = conn.execute(query, params).fetchone()
+        return row[0] if row and len(row) == 1 else row
+
+    def table(self, name: str, rows: str, nullable: bool = False) -> None:
+        """A table ``name`` (id, k, amount, n) with the ids of the ``rows`` query,
+        owned by the operator, with fillfactor 100 so updated rows move pages."""
+        with self.admin() as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+            conn.execute(sql.SQL(
+                "CREATE TABLE {} (id bigint PRIMARY KEY, k bigint {}, amount numeric NOT NULL,"
+                " n integer NOT NULL DEFAULT 0, bad boolean NOT NULL DEFAULT false)"
+                " WITH (fillfactor = 100, autovacuum_enabled = false)").format(
+                    sql.Identifier(name), sql.SQL("" if nullable else "NOT NULL")))
+            conn.execute(sql.SQL("INSERT INTO {} (id, k, amount) SELECT g, g, g FROM ({}) AS s(g)")
+                         .format(sql.Identifier(name), sql.SQL(rows)))  # type: ignore[arg-type]
+            conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(
+                sql.Identifier(name), sql.Identifier(self.operator)))
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
+
+    def counts(self, table: str) -> dict[int, int]:
+        with self.admin() as conn:
+            return dict(conn.execute(sql.SQL("SELECT n, count(*) FROM {} GROUP BY n").format(
+                sql.Identifier(table))).fetchall())
+
+    def chunks(self, task: str, user: str | None = None) -> list[tuple[Any, ...]]:
+        with self.op(user) as conn:
+            return conn.execute(
+                f"SELECT chunk_id, status, start_id, end_id, start_rowid::text, end_rowid::text,"
+                f" error_code, error_message, job_name FROM {PE}.user_parallel_execute_chunks"
+                " WHERE task_name = %s ORDER BY chunk_id", [task]).fetchall()
+
+    def status(self, task: str, user: str | None = None) -> int:
+        return int(self.one(f"SELECT {PE}.task_status(%s)", [task], user=user))
+
+
+@pytest.fixture(scope="module")
+def env(cluster: Cluster, databases: DatabaseFactory) -> Iterator[Env]:
+    db = databases.create(installed=True)
+    operator = f"dmst_pe_{uuid.uuid4().hex[:8]}"
+    with cluster.admin() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE dms_operator").format(
+            sql.Identifier(operator)))
+    yield Env(cluster, db, operator)
+    databases.drop_all()
+    databases.created.clear()
+    with cluster.admin() as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(operator)))
+
+
+def task(env: Env, name: str | None = None) -> str:
+    name = name or f"t_{uuid.uuid4().hex[:6]}"
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.create_task(task_name => %s, comment => 'test')", [name])
+    return name
+
+
+# ------------------------------------------------------------------ chunking
+
+GAPS_NULLS_SKEW = ("SELECT g FROM generate_series(1, 3000) g WHERE g % 10 <> 3"
+                   " UNION ALL SELECT g FROM generate_series(1000000, 1000050) g")
+
+
+def test_number_col_chunks_cover_every_value_once_and_leave_nulls_out(env: Env) -> None:
+    env.table("num_t", GAPS_NULLS_SKEW, nullable=True)
+    with env.admin() as conn:
+        conn.execute("UPDATE num_t SET k = NULL WHERE id % 97 = 0")
+        nulls = conn.execute("SELECT count(*) FROM num_t WHERE k IS NULL").fetchone()[0]
+    name = task(env)
+    env.notices.clear()
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.create_chunks_by_number_col(task_name => %s, table_owner =>"
+                     " 'PUBLIC', table_name => 'NUM_T', table_column => 'K', chunk_size => 50000)",
+                     [name])
+    chunks = env.chunks(name)
+    # Oracle's ranges: MIN to MAX of k in steps of chunk_size, skew or not.
+    assert [(c[2], c[3]) for c in chunks] == [
+        (1 + 50000 * i, min(1 + 50000 * i + 49999, 1000050)) for i in range(21)]
+    assert {c[1] for c in chunks} == {"UNASSIGNED"}
+    assert env.status(name) == 5  # CHUNKED
+    assert f"task {name}: {nulls} rows of public.num_t have NULL in k and are in no chunk" \
+        in env.notices
+    with env.admin() as conn:
+        # every non-NULL k in exactly one chunk
+        assert conn.execute(
+            "SELECT count(*) FILTER (WHERE m <> 1), count(*) FROM (SELECT t.id, count(c.*) AS m"
+            " FROM num_t t LEFT JOIN dms.pe_chunk c ON t.k BETWEEN c.start_id AND c.end_id"
+            " AND c.task_id = (SELECT task_id FROM dms.pe_task WHERE task_name = %s)"
+            " WHERE t.k IS NOT NULL GROUP BY t.id) s", [name]).fetchone() == (0, 2751 - nulls)
+
+
+def test_rowid_chunks_are_page_ranges_that_cover_every_row_once(env: Env) -> None:
+    env.table("rid_t", "SELECT g FROM generate_series(1, 20000) g")
+    with env.admin() as conn:
+        conn.execute("DELETE FROM rid_t WHERE id % 3 = 0")  # gaps
+        conn.execute("VACUUM rid_t")
+        pages = conn.execute("SELECT pg_relation_size('rid_t') / 8192").fetchone()[0]
+    by_blocks, by_rows = task(env), task(env)
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.create_chunks_by_rowid(%s, 'public', 'rid_t', false, 10)",
+                     [by_blocks])
+        conn.execute(f"CALL {PE}.create_chunks_by_rowid(task_name => %s, table_owner =>"
+                     " 'public', table_name => 'rid_t', by_row => true, chunk_size => 1000)",
+                     [by_rows])
+    blocks = env.chunks(by_blocks)
+    assert [(c[4], c[5]) for c in blocks] == [
+        (f"({p},0)", f"({min(p + 9, pages - 1)},65535)") for p in range(0, pages, 10)]
+    rows = env.chunks(by_rows)
+    assert 2 <= len(rows) <= 30
+    with env.admin() as conn:
+        for name in (by_blocks, by_rows):
+            assert conn.execute(
+                "SELECT count(*) FILTER (WHERE m <> 1) FROM (SELECT t.id, count(c.*) AS m"
+                " FROM rid_t t LEFT JOIN dms.pe_chunk c ON t.ctid BETWEEN c.start_rowid"
+                " AND c.end_rowid AND c.task_id = (SELECT task_id FROM dms.pe_task"
+                " WHERE task_name = %s) GROUP BY t.id) s", [name]).fetchone() == (0,)
+
+
+def test_chunks_by_sql_are_the_query_rows_in_order(env: Env) -> None:
+    env.table("sql_t", "SELECT g FROM generate_series(1, 1000) g")
+    numbers, rowids, none = task(env), task(env), task(env)
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.create_chunks_by_sql(%s, 'SELECT lo, lo + 99 FROM"
+                     " generate_series(901, 1, -100) AS lo', false)", [numbers])
+        conn.execute(f"CALL {PE}.create_chunks_by_sql(%s, $$SELECT '(0,0)'::tid,"
+                     " '(2,65535)'::tid UNION ALL SELECT '(3,0)', '(1000,0)'$$, true)", [rowids])
+        conn.execute(f"CALL {PE}.create_chunks_by_sql(%s, 'SELECT 1, 2 WHERE false', false)",
+                     [none])
+    assert [(int(c[2]), int(c[3])) for c in env.chunks(numbers)] == [
+        (lo, lo + 99) for lo in range(901, 0, -100)]
+    assert [(c[4], c[5]) for c in env.chunks(rowids)] == [("(0,0)", "(2,65535)"),
+                                                         ("(3,0)", "(1000,0)")]
+    assert env.one(f"SELECT chunk_type FROM {PE}.user_parallel_execute_tasks"
+                   " WHERE task_name = %s", [rowids]) == "ROWID_RANGE"
+    assert env.status(none) == 4  # NO_CHUNKS
+
+
+# ------------------------------------------------------------------ run_task
+
+UPDATE_BY_ID = "UPDATE {t} SET n = n + 1 WHERE k BETWEEN :start_id AND :end_id"
+UPDATE_BY_ROWID = "UPDATE {t} SET n = n + 1 WHERE rowid BETWEEN :start_id AND :end_id"
+
+
+def _chunk(env: Env, name: str, method: str, table: str) -> None:
+    with env.op() as conn:
+        if method == "number":
+            conn.execute(f"CALL {PE}.create_chunks_by_number_col(%s, 'public', %s, 'k', 700)",
+                         [name, table])
+        elif method == "rowid":
+            conn.execute(f"CALL {PE}.create_chunks_by_rowid(%s, 'public', %s, false, 3)",
+                         [name, table])
+        else:
+            conn.execute(f"CALL {PE}.create_chunks_by_sql(%s, 'SELECT lo, lo + 499 FROM"
+                         " generate_series(1, 12000, 500) lo', false)", [name])
+
+
+@pytest.mark.parametrize("level", [1, 2, 4])
+@pytest.mark.parametrize("method", ["number", "rowid", "sql"])
+def test_run_task_updates_every_row_exactly_once(env: Env, method: str, level: int) -> None:
+    table = f"run_{method}_{level}"
+    env.table(table, "SELECT g FROM generate_series(1, 12000) g WHERE g % 11 <> 5")
+    with env.admin() as conn:
+        # Free space all over the table: updated row versions land in pages of
+        # chunks that have not run yet, which is what ROWID chunks must survive.
+        conn.execute(f"DELETE FROM {table} WHERE id % 4 = 0")
+        conn.execute(f"VACUUM {table}")
+        total = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    name = task(env)
+    _chunk(env, name, method, table)
+    statement = (UPDATE_BY_ROWID if method == "rowid" else UPDATE_BY_ID).format(t=table)
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.run_task(task_name => %s, sql_stmt => %s, language_flag => 1,"
+                     " parallel_level => %s)", [name, statement, level])
+    assert env.counts(table) == {1: total}
+    assert env.status(name) == 7  # FINISHED
+    chunks = env.chunks(name)
+    assert {c[1] for c in chunks} == {"PROCESSED"}
+    jobs = {c[8] for c in chunks}
+    assert len(jobs) <= level and all(j.startswith("TASK$_") for j in jobs)
+
+
+def test_rowid_chunks_without_the_task_filter_would_update_moved_rows_twice(env: Env) -> None:
+    """Why ROWID statements are rewritten: the same ranges, run by hand, touch
+    some rows twice, because an UPDATE moves rows into later pages."""
+    env.table("moved_t", "SELECT g FROM generate_series(1, 12000) g")
+    with env.admin() as conn:
+        conn.execute("DELETE FROM moved_t WHERE id % 4 = 0")
+        conn.execute("VACUUM moved_t")
+        total = conn.execute("SELECT count(*) FROM moved_t").fetchone()[0]
+    name = task(env)
+    _chunk(env, name, "rowid", "moved_t")
+    with env.op() as conn:
+        for _, _, _, _, lo, hi, *_ in env.chunks(name):
+            conn.execute("UPDATE moved_t SET n = n + 1 WHERE ctid BETWEEN %s AND %s", [lo, hi])
+    by_hand = env.counts("moved_t")
+    assert by_hand.get(2, 0) > 0, by_hand
+    # The same table again, the same chunks, through run_task: each row once.
+    env.table("moved_t", "SELECT g FROM generate_series(1, 12000) g")
+    with env.admin() as conn:
+        conn.execute("DELETE FROM moved_t WHERE id % 4 = 0")
+        conn.execute("VACUUM moved_t")
+    again = task(env)
+    _chunk(env, again, "rowid", "moved_t")
+    assert [c[4:6] for c in env.chunks(again)] == [c[4:6] for c in env.chunks(name)]
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 1)",
+                     [again, UPDATE_BY_ROWID.format(t="moved_t")])
+    assert env.counts("moved_t") == {1: total}
+
+
+def test_a_failing_chunk_finishes_with_error_and_resume_runs_only_it(env: Env) -> None:
+    env.table("fail_t", "SELECT g FROM generate_series(1, 5000) g")
+    with env.admin() as conn:
+        conn.execute("ALTER TABLE fail_t ADD CONSTRAINT fail_t_ok CHECK (NOT (bad AND n > 0))")
+        conn.execute("UPDATE fail_t SET bad = true WHERE id = 2345")
+    name = task(env)
+    _chunk(env, name, "number", "fail_t")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 2)",
+                     [name, UPDATE_BY_ID.format(t="fail_t")])
+    assert env.status(name) == 8  # FINISHED_WITH_ERROR
+    chunks = env.chunks(name)
+    failed = [c for c in chunks if c[1] == "PROCESSED_WITH_ERROR"]
+    assert [(int(c[2]), int(c[3]), c[6]) for c in failed] == [(2101, 2800, "23514")]
+    assert failed[0][7] == ('new row for relation "fail_t" violates check constraint '
+                            '"fail_t_ok"')
+    assert {c[1] for c in chunks if c not in failed} == {"PROCESSED"}
+    assert env.counts("fail_t") == {0: 700, 1: 4300}
+    with env.admin() as conn:
+        conn.execute("UPDATE fail_t SET bad = false")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.resume_task(task_name => %s)", [name])
+    assert env.status(name) == 7
+    assert env.counts("fail_t") == {1: 5000}
+    assert {c[1] for c in env.chunks(name)} == {"PROCESSED"}
+
+
+SLOW = ("UPDATE {t} SET n = n + 1 WHERE k BETWEEN :start_id AND :end_id"
+        " AND (SELECT pg_sleep(delay) FROM {t}_ctl) IS NOT NULL")
+
+
+def _slow_table(env: Env, table: str, delay: float) -> None:
+    env.table(table, "SELECT g FROM generate_series(1, 7000) g")
+    with env.admin() as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}_ctl")
+        conn.execute(f"CREATE TABLE {table}_ctl (delay float8)")
+        conn.execute(f"INSERT INTO {table}_ctl VALUES ({delay})")
+        conn.execute(f"GRANT SELECT, UPDATE ON {table}_ctl TO {env.operator}")
+
+
+def _in_thread(env: Env, statement: str, params: list[Any]) -> tuple[threading.Thread,
+                                                                      list[Any]]:
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            with env.op() as conn:
+                conn.execute(statement, params)
+            outcome.append("ok")
+        except Exception as exc:  # noqa: BLE001 -- the test looks at it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_killed_worker_leaves_the_task_crashed_and_resume_finishes_it(env: Env) -> None:
+    _slow_table(env, "crash_t", 1.0)
+    name = task(env)
+    _chunk(env, name, "number", "crash_t")
+    thread, outcome = _in_thread(env, f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 2)",
+                                 [name, SLOW.format(t="crash_t")])
+    with env.admin() as conn:
+        pid = wait_for(lambda: conn.execute(
+            "SELECT c.worker_pid FROM dms.pe_chunk c JOIN dms.pe_task t USING (task_id)"
+            " WHERE t.task_name = %s AND c.status = 1 AND c.worker_pid <> t.coordinator_pid"
+            " LIMIT 1", [name]).fetchone(), what="a worker holding a chunk")[0]
+        conn.execute("UPDATE crash_t_ctl SET delay = 0")
+        conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+    thread.join(60)
+    assert outcome == ["ok"]
+    assert env.status(name) == 9  # CRASHED
+    chunks = env.chunks(name)
+    assert [c[1] for c in chunks].count("ASSIGNED") == 1
+    crashed = next(c for c in chunks if c[1] == "ASSIGNED")
+    counts = env.counts("crash_t")
+    assert counts == {0: int(crashed[3]) - int(crashed[2]) + 1,
+                      1: 7000 - (int(crashed[3]) - int(crashed[2]) + 1)}
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.resume_task(%s)", [name])
+    assert env.status(name) == 7
+    assert env.counts("crash_t") == {1: 7000}
+
+
+def test_a_task_whose_session_died_reads_crashed(env: Env) -> None:
+    _slow_table(env, "gone_t", 0.5)
+    name = task(env)
+    _chunk(env, name, "number", "gone_t")
+    thread, outcome = _in_thread(env, f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 0)",
+                                 [name, SLOW.format(t="gone_t")])
+    with env.admin() as conn:
+        pid = wait_for(lambda: conn.execute(
+            "SELECT coordinator_pid FROM dms.pe_task WHERE task_name = %s AND status = 6",
+            [name]).fetchone(), what="the task running")[0]
+        wait_for(lambda: conn.execute(
+            "SELECT 1 FROM dms.pe_chunk c JOIN dms.pe_task t USING (task_id) WHERE"
+            " t.task_name = %s AND c.status = 2", [name]).fetchone(), what="a chunk done")
+        conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+    thread.join(60)
+    assert isinstance(outcome[0], psycopg.OperationalError)
+    assert env.one(f"SELECT status FROM {PE}.user_parallel_execute_tasks WHERE task_name = %s",
+                   [name]) == "CRASHED"
+    assert env.status(name) == 9
+    with env.admin() as conn:
+        conn.execute("UPDATE gone_t_ctl SET delay = 0")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.resume_task(%s)", [name])
+    assert env.status(name) == 7
+    assert env.counts("gone_t") == {1: 7000}
+
+
+def test_stop_task_then_resume_task(env: Env) -> None:
+    _slow_table(env, "stop_t", 0.3)
+    name = task(env)
+    _chunk(env, name, "number", "stop_t")
+    thread, outcome = _in_thread(env, f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 2)",
+                                 [name, SLOW.format(t="stop_t")])
+    with env.admin() as conn:
+        wait_for(lambda: conn.execute(
+            "SELECT count(*) >= 2 FROM dms.pe_chunk c JOIN dms.pe_task t USING (task_id)"
+            " WHERE t.task_name = %s AND c.status = 2", [name]).fetchone()[0],
+            what="two chunks done")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.stop_task(%s)", [name])
+    thread.join(60)
+    assert outcome == ["ok"]
+    assert env.status(name) == 9
+    chunks = env.chunks(name)
+    done = [c for c in chunks if c[1] == "PROCESSED"]
+    assert 2 <= len(done) < len(chunks)
+    assert {c[1] for c in chunks} <= {"PROCESSED", "UNASSIGNED"}
+    done_rows = sum(int(c[3]) - int(c[2]) + 1 for c in done)
+    assert env.counts("stop_t") == {1: done_rows, 0: 7000 - done_rows}
+    assert env.one(f"SELECT message FROM {PE}.user_parallel_execute_tasks WHERE task_name = %s",
+                   [name]).endswith("not processed (stopped by stop_task)")
+    with env.admin() as conn:
+        conn.execute("UPDATE stop_t_ctl SET delay = 0")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.resume_task(%s, force => false)", [name])
+    assert env.status(name) == 7
+    assert env.counts("stop_t") == {1: 7000}
+
+
+def test_the_pull_model_and_a_ported_oracle_block(env: Env) -> None:
+    env.table("pull_t", "SELECT g FROM generate_series(1, 3000) g")
+    with env.op() as conn:
+        conn.execute("""
+DO $$
+DECLARE
+  l_chunk_id bigint; l_start_id numeric; l_end_id numeric; l_any_rows boolean;
+BEGIN
+  CALL dbms_parallel_execute.create_task('pull_task');
+  CALL dbms_parallel_execute.create_chunks_by_number_col('pull_task', 'public', 'pull_t',
+                                                          'id', 1000);
+  LOOP
+    CALL dbms_parallel_execute.get_number_col_chunk(task_name => 'pull_task',
+        chunk_id => l_chunk_id, start_id => l_start_id, end_id => l_end_id,
+        any_rows => l_any_rows);
+    EXIT WHEN NOT l_any_rows;
+    UPDATE pull_t SET n = n + 1 WHERE id BETWEEN l_start_id AND l_end_id;
+    CALL dbms_parallel_execute.set_chunk_status('pull_task', l_chunk_id,
+                                                dbms_parallel_execute.processed());
+  END LOOP;
+END $$""")
+    assert env.status("pull_task") == 7
+    assert env.counts("pull_t") == {1: 3000}
+    # Oracle's own example, ported: chunk by rowid, run, retry while not finished.
+    with env.op() as conn:
+        conn.execute("""
+DO $$
+DECLARE
+  l_sql_stmt text;
+  l_try integer;
+  l_status integer;
+BEGIN
+  CALL dbms_parallel_execute.create_task('mytask');
+  CALL dbms_parallel_execute.create_chunks_by_rowid('mytask', 'public', 'pull_t', true, 100);
+  l_sql_stmt := 'update pull_t e SET e.n = e.n + 1 WHERE rowid BETWEEN :start_id AND :end_id';
+  CALL dbms_parallel_execute.run_task('mytask', l_sql_stmt, 1, parallel_level => 2);
+  l_try := 0;
+  l_status := dbms_parallel_execute.task_status('mytask');
+  WHILE (l_try < 2 AND l_status != dbms_parallel_execute.finished()) LOOP
+    l_try := l_try + 1;
+    CALL dbms_parallel_execute.resume_task('mytask');
+    l_status := dbms_parallel_execute.task_status('mytask');
+  END LOOP;
+  CALL dbms_parallel_execute.drop_task('mytask');
+END $$""")
+    assert env.counts("pull_t") == {2: 3000}
+    assert env.one(f"SELECT count(*) FROM {PE}.user_parallel_execute_tasks"
+                   " WHERE task_name = 'mytask'") == 0
+
+
+def test_a_plpgsql_block_runs_per_chunk(env: Env) -> None:
+    env.table("blk_t", "SELECT g FROM generate_series(1, 2000) g")
+    name = task(env)
+    _chunk(env, name, "number", "blk_t")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 2)", [name, """
+BEGIN
+  UPDATE blk_t SET n = n + 1 WHERE k BETWEEN :start_id AND :end_id;
+  IF :start_id > 100000 THEN RAISE EXCEPTION 'never'; END IF;
+END;"""])
+    assert env.status(name) == 7
+    assert env.counts("blk_t") == {1: 2000}
+
+
+# ------------------------------------------------------------------ errors
+
+def _raises(env: Env, statement: str, params: list[Any], sqlstate: str, message: str,
+            user: str | None = None) -> psycopg.Error:
+    with env.op(user) as conn, pytest.raises(psycopg.Error) as err:
+        conn.execute(statement, params)
+    assert err.value.diag.sqlstate == sqlstate
+    assert err.value.diag.message_primary == message
+    return err.value
+
+
+def test_each_oracle_exception_has_its_own_sqlstate(env: Env) -> None:
+    env.table("err_t", "SELECT g FROM generate_series(1, 100) g")
+    op = env.operator
+    name = task(env)
+    _raises(env, f"CALL {PE}.create_task(%s)", [name], "PE497",
+            f"dms: ORA-29497: DUPLICATE_TASK_NAME: {op} already has a task named {name}")
+    _raises(env, f"SELECT {PE}.task_status('nope')", [], "PE498",
+            f"dms: ORA-29498: TASK_NOT_FOUND: task nope of {op} does not exist")
+    _raises(env, f"CALL {PE}.create_chunks_by_number_col(%s, 'public', 'no_such', 'id', 10)",
+            [name], "PE491", "dms: ORA-29491: INVALID_TABLE: table public.no_such does not exist")
+    _raises(env, f"CALL {PE}.run_task(%s, 'UPDATE err_t SET n = 1 WHERE id BETWEEN :start_id"
+            " AND :end_id', 1)", [name], "PE494",
+            f"dms: ORA-29494: INVALID_STATE_FOR_RUN: task {name} is CREATED; run_task runs a "
+            "CHUNKED task")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.create_chunks_by_number_col(%s, 'public', 'err_t', 'id', 10)",
+                     [name])
+    _raises(env, f"CALL {PE}.create_chunks_by_rowid(%s, 'public', 'err_t', true, 10)", [name],
+            "PE492", f"dms: ORA-29492: INVALID_STATE_FOR_CHUNK: task {name} is CHUNKED; only a "
+            "CREATED (or CHUNKING_FAILED) task is chunked")
+    _raises(env, f"CALL {PE}.resume_task(%s)", [name], "PE495",
+            f"dms: ORA-29495: INVALID_STATE_FOR_RESUME: task {name} is CHUNKED; resume_task "
+            "resumes a CRASHED or FINISHED_WITH_ERROR task")
+    chunk_id = env.chunks(name)[0][0]
+    _raises(env, f"CALL {PE}.set_chunk_status(%s, %s, 7)", [name, chunk_id], "PE493",
+            "dms: ORA-29493: INVALID_STATUS: 7 is not a chunk status")
+    _raises(env, f"CALL {PE}.set_chunk_status(%s, -1, 2)", [name], "PE499",
+            f"dms: ORA-29499: CHUNK_NOT_FOUND: task {name} has no chunk -1")
+    _raises(env, f"SELECT {PE}.adm_task_status(%s, %s)", [op, name], "PE490",
+            f"dms: ORA-29490: MISSING_ROLE: {op} may not administer other logins' tasks")
+    # PL/pgSQL catches them by SQLSTATE.
+    env.notices.clear()
+    with env.op() as conn:
+        conn.execute("""DO $$ BEGIN PERFORM dbms_parallel_execute.task_status('nope');
+            EXCEPTION WHEN SQLSTATE 'PE498' THEN RAISE NOTICE 'caught %', SQLERRM; END $$""")
+    assert env.notices == [f"caught dms: ORA-29498: TASK_NOT_FOUND: task nope of {op} does "
+                           "not exist"]
+
+
+def test_bad_statements_are_refused_before_anything_runs(env: Env) -> None:
+    env.table("bad_t", "SELECT g FROM generate_series(1, 100) g")
+    name = task(env)
+    _chunk(env, name, "number", "bad_t")
+    run = f"CALL {PE}.run_task(%s, %s, 1)"
+    _raises(env, run, [name, "UPDATE bad_t SET n = 1 WHERE k > :start_id"], "42P02",
+            "dms: sql_stmt does not use :end_id: every chunk would run on the whole table")
+    _raises(env, run, [name, "UPDATE bad_t SET n = :x WHERE k BETWEEN :start_id AND :end_id"],
+            "42P02", "dms: sql_stmt uses the placeholder :x; a chunk binds only :start_id and "
+            ":end_id")
+    _raises(env, run, [name, "UPDATE bad_t SET nope = 1 WHERE k BETWEEN :start_id AND :end_id"],
+            "42703", 'dms: sql_stmt cannot run: column "nope" of relation "bad_t" does not exist')
+    _raises(env, f"CALL {PE}.run_task(%s, 'SELECT 1 WHERE 1 BETWEEN :start_id AND :end_id', 1,"
+            " parallel_level => 65)", [name], "22023",
+            "dms: parallel_level must be from 0 to 64, not 65")
+    assert env.status(name) == 5  # still CHUNKED: nothing was written
+    assert env.counts("bad_t") == {0: 100}
+    rowid = task(env)
+    _chunk(env, rowid, "rowid", "bad_t")
+    _raises(env, run, [rowid, "UPDATE bad_t SET n = 1 WHERE k BETWEEN :start_id AND :end_id"],
+            "42601", "dms: sql_stmt of a ROWID_RANGE task does not compare ROWID (or ctid) "
+            "with :start_id and :end_id")
+    failing = task(env)
+    _raises(env, f"CALL {PE}.create_chunks_by_sql(%s, 'SELECT 1/0, 2', false)", [failing],
+            "22012", "dms: division by zero")
+    assert env.status(failing) == 3  # CHUNKING_FAILED
+    _raises(env, f"CALL {PE}.create_chunks_by_sql(%s, 'SELECT 1', false)", [failing],
+            "42601", "dms: sql_stmt returns 1 column; a chunk is two: start_id, end_id")
+
+
+# ------------------------------------------------------------------ roles
+
+def test_a_viewer_is_refused_and_nothing_changes(env: Env, login_role: Any) -> None:
+    viewer = login_role("dms_viewer")
+    mine = task(env)
+    with env.admin() as conn:
+        before = conn.execute("SELECT count(*) FROM dms.pe_task").fetchone()[0]
+    _raises(env, f"CALL {PE}.create_task('viewer_task')", [], "42501",
+            "permission denied for procedure create_task", user=viewer)
+    _raises(env, f"CALL {PE}.drop_task(%s)", [mine], "42501",
+            "permission denied for procedure drop_task", user=viewer)
+    _raises(env, f"SELECT * FROM {PE}.dba_parallel_execute_tasks", [], "42501",
+            "permission denied for view dba_parallel_execute_tasks", user=viewer)
+    _raises(env, "SELECT * FROM dms.pe_task", [], "42501",
+            "permission denied for table pe_task", user=viewer)
+    assert env.one(f"SELECT count(*) FROM {PE}.user_parallel_execute_tasks", user=viewer) == 0
+    with env.admin() as conn:
+        assert conn.execute("SELECT count(*) FROM dms.pe_task").fetchone()[0] == before
+
+
+def test_another_operator_cannot_see_or_touch_my_task(env: Env, login_role: Any) -> None:
+    other = login_role("dms_operator")
+    admin = login_role("dms_admin")
+    mine = task(env)
+    assert env.one(f"SELECT count(*) FROM {PE}.user_parallel_execute_tasks", user=other) == 0
+    _raises(env, f"CALL {PE}.drop_task(%s)", [mine], "PE498",
+            f"dms: ORA-29498: TASK_NOT_FOUND: task {mine} of {other} does not exist", user=other)
+    _raises(env, f"CALL {PE}.run_task(%s, 'SELECT 1 WHERE 1 BETWEEN :start_id AND :end_id', 1)",
+            [mine], "PE498",
+            f"dms: ORA-29498: TASK_NOT_FOUND: task {mine} of {other} does not exist", user=other)
+    assert env.status(mine) == 1
+    # An administrator sees every task and may drop it.
+    assert env.one(f"SELECT count(*) FROM {PE}.dba_parallel_execute_tasks WHERE task_owner = %s"
+                   " AND task_name = %s", [env.operator, mine], user=admin) == 1
+    assert env.one(f"SELECT {PE}.adm_task_status(%s, %s)", [env.operator, mine],
+                   user=admin) == 1
+    with env.op(admin) as conn:
+        conn.execute(f"CALL {PE}.adm_drop_task(%s, %s)", [env.operator, mine])
+    _raises(env, f"SELECT {PE}.task_status(%s)", [mine], "PE498",
+            f"dms: ORA-29498: TASK_NOT_FOUND: task {mine} of {env.operator} does not exist")
+
+
+def test_generate_task_name_and_drop_and_purge(env: Env) -> None:
+    env.table("gen_t", "SELECT g FROM generate_series(1, 100) g")
+    first = env.one(f"SELECT {PE}.generate_task_name()")
+    second = env.one(f"SELECT {PE}.generate_task_name(prefix => 'NIGHTLY_')")
+    assert first.startswith("TASK$_") and second.startswith("NIGHTLY_")
+    assert first[6:].isdigit() and int(second[8:]) > int(first[6:])
+    name = task(env, first)
+    _chunk(env, name, "number", "gen_t")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.run_task(%s, %s, 1)", [name, UPDATE_BY_ID.format(t="gen_t")])
+        conn.execute(f"CALL {PE}.purge_processed_chunks(%s)", [name])
+    assert env.chunks(name) == []
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.drop_chunks(%s)", [name])
+    assert env.status(name) == 1  # CREATED again
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.drop_task(%s)", [name])
+    assert env.one(f"SELECT count(*) FROM {PE}.user_parallel_execute_tasks WHERE task_name = %s",
+                   [name]) == 0
