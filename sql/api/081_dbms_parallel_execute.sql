@@ -237,3 +237,36 @@ SELECT task_owner, chunk_id, task_name, status, start_rowid, end_rowid, start_id
        job_name, start_ts, end_ts, error_code, error_message
   FROM dms.pe_chunks_all;
 COMMENT ON VIEW dbms_parallel_execute.dba_parallel_execute_chunks IS 'The chunks of every login''s tasks (DBA_PARALLEL_EXECUTE_CHUNKS; dms_admin)';
+
+-- Column comments of the views: those of the table columns they show, and
+-- the status columns, which show names where the tables keep numbers.
+DO $comments$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+        SELECT c.oid AS view_oid, a.attname, a.attnum,
+               coalesce(
+                   CASE WHEN a.attname = 'status' AND c.relname LIKE '%chunks%'
+                        THEN 'Chunk status (STATUS): UNASSIGNED, ASSIGNED, PROCESSED or PROCESSED_WITH_ERROR'
+                        WHEN a.attname = 'status'
+                        THEN 'Task status (STATUS): CREATED, CHUNKING, CHUNKING_FAILED, NO_CHUNKS, CHUNKED, PROCESSING, FINISHED, FINISHED_WITH_ERROR or CRASHED (PROCESSING whose session died reads CRASHED)' END,
+                   CASE WHEN c.relname LIKE '%chunks%'
+                        THEN pg_catalog.col_description('dms.pe_chunk'::regclass,
+                                 (SELECT attnum FROM pg_catalog.pg_attribute
+                                   WHERE attrelid = 'dms.pe_chunk'::regclass AND attname = a.attname)) END,
+                   pg_catalog.col_description('dms.pe_task'::regclass,
+                       (SELECT attnum FROM pg_catalog.pg_attribute
+                         WHERE attrelid = 'dms.pe_task'::regclass AND attname = a.attname))) AS text
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+         WHERE c.relkind = 'v'
+           AND (n.nspname = 'dbms_parallel_execute'
+                OR (n.nspname = 'dms' AND c.relname IN ('pe_tasks_all', 'pe_chunks_all')))
+    LOOP
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN %s.%I IS %L', v.view_oid::regclass, v.attname,
+                                  v.text);
+    END LOOP;
+END
+$comments$;

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import errors, sql
+from psycopg import sql
 
 from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
 
@@ -25,6 +25,7 @@ PE = "dbms_parallel_execute"
 class Env:
     def __init__(self, cluster: Cluster, db: str, operator: str) -> None:
         self.cluster, self.db, self.operator = cluster, db, operator
+        self.notices: list[str] = []
 
     def admin(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.cluster.dsn(self.db), autocommit=True)
@@ -34,8 +35,6 @@ class Env:
                                autocommit=True)
         conn.add_notice_handler(lambda d: self.notices.append(d.message_primary or ""))
         return conn
-
-    notices: list[str] = []
 
     def one(self, query: str, params: Any = None, user: str | None = None) -> Any:
         with self.op(user) as conn:
@@ -53,7 +52,7 @@ class Env:
                 " WITH (fillfactor = 100, autovacuum_enabled = false)").format(
                     sql.Identifier(name), sql.SQL("" if nullable else "NOT NULL")))
             conn.execute(sql.SQL("INSERT INTO {} (id, k, amount) SELECT g, g, g FROM ({}) AS s(g)")
-                         .format(sql.Identifier(name), sql.SQL(rows)))  # type: ignore[arg-type]
+                         .format(sql.Identifier(name), sql.SQL(rows)))
             conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(
                 sql.Identifier(name), sql.Identifier(self.operator)))
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
@@ -88,6 +87,12 @@ def env(cluster: Cluster, databases: DatabaseFactory) -> Iterator[Env]:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(operator)))
 
 
+def scalar(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def task(env: Env, name: str | None = None) -> str:
     name = name or f"t_{uuid.uuid4().hex[:6]}"
     with env.op() as conn:
@@ -105,7 +110,7 @@ def test_number_col_chunks_cover_every_value_once_and_leave_nulls_out(env: Env) 
     env.table("num_t", GAPS_NULLS_SKEW, nullable=True)
     with env.admin() as conn:
         conn.execute("UPDATE num_t SET k = NULL WHERE id % 97 = 0")
-        nulls = conn.execute("SELECT count(*) FROM num_t WHERE k IS NULL").fetchone()[0]
+        nulls = scalar(conn, "SELECT count(*) FROM num_t WHERE k IS NULL")
     name = task(env)
     env.notices.clear()
     with env.op() as conn:
@@ -134,7 +139,7 @@ def test_rowid_chunks_are_page_ranges_that_cover_every_row_once(env: Env) -> Non
     with env.admin() as conn:
         conn.execute("DELETE FROM rid_t WHERE id % 3 = 0")  # gaps
         conn.execute("VACUUM rid_t")
-        pages = conn.execute("SELECT pg_relation_size('rid_t') / 8192").fetchone()[0]
+        pages = scalar(conn, "SELECT pg_relation_size('rid_t') / 8192")
     by_blocks, by_rows = task(env), task(env)
     with env.op() as conn:
         conn.execute(f"CALL {PE}.create_chunks_by_rowid(%s, 'public', 'rid_t', false, 10)",
@@ -204,7 +209,7 @@ def test_run_task_updates_every_row_exactly_once(env: Env, method: str, level: i
         # chunks that have not run yet, which is what ROWID chunks must survive.
         conn.execute(f"DELETE FROM {table} WHERE id % 4 = 0")
         conn.execute(f"VACUUM {table}")
-        total = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        total = scalar(conn, f"SELECT count(*) FROM {table}")
     name = task(env)
     _chunk(env, name, method, table)
     statement = (UPDATE_BY_ROWID if method == "rowid" else UPDATE_BY_ID).format(t=table)
@@ -226,7 +231,7 @@ def test_rowid_chunks_without_the_task_filter_would_update_moved_rows_twice(env:
     with env.admin() as conn:
         conn.execute("DELETE FROM moved_t WHERE id % 4 = 0")
         conn.execute("VACUUM moved_t")
-        total = conn.execute("SELECT count(*) FROM moved_t").fetchone()[0]
+        total = scalar(conn, "SELECT count(*) FROM moved_t")
     name = task(env)
     _chunk(env, name, "rowid", "moved_t")
     with env.op() as conn:
@@ -297,7 +302,7 @@ def _in_thread(env: Env, statement: str, params: list[Any]) -> tuple[threading.T
             with env.op() as conn:
                 conn.execute(statement, params)
             outcome.append("ok")
-        except Exception as exc:  # noqa: BLE001 -- the test looks at it
+        except Exception as exc:
             outcome.append(exc)
 
     thread = threading.Thread(target=run)
@@ -367,9 +372,9 @@ def test_stop_task_then_resume_task(env: Env) -> None:
     thread, outcome = _in_thread(env, f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 2)",
                                  [name, SLOW.format(t="stop_t")])
     with env.admin() as conn:
-        wait_for(lambda: conn.execute(
-            "SELECT count(*) >= 2 FROM dms.pe_chunk c JOIN dms.pe_task t USING (task_id)"
-            " WHERE t.task_name = %s AND c.status = 2", [name]).fetchone()[0],
+        wait_for(lambda: scalar(
+            conn, "SELECT count(*) >= 2 FROM dms.pe_chunk c JOIN dms.pe_task t USING (task_id)"
+            " WHERE t.task_name = %s AND c.status = 2", [name]),
             what="two chunks done")
     with env.op() as conn:
         conn.execute(f"CALL {PE}.stop_task(%s)", [name])
@@ -542,7 +547,7 @@ def test_a_viewer_is_refused_and_nothing_changes(env: Env, login_role: Any) -> N
     viewer = login_role("dms_viewer")
     mine = task(env)
     with env.admin() as conn:
-        before = conn.execute("SELECT count(*) FROM dms.pe_task").fetchone()[0]
+        before = scalar(conn, "SELECT count(*) FROM dms.pe_task")
     _raises(env, f"CALL {PE}.create_task('viewer_task')", [], "42501",
             "permission denied for procedure create_task", user=viewer)
     _raises(env, f"CALL {PE}.drop_task(%s)", [mine], "42501",
@@ -553,7 +558,7 @@ def test_a_viewer_is_refused_and_nothing_changes(env: Env, login_role: Any) -> N
             "permission denied for table pe_task", user=viewer)
     assert env.one(f"SELECT count(*) FROM {PE}.user_parallel_execute_tasks", user=viewer) == 0
     with env.admin() as conn:
-        assert conn.execute("SELECT count(*) FROM dms.pe_task").fetchone()[0] == before
+        assert scalar(conn, "SELECT count(*) FROM dms.pe_task") == before
 
 
 def test_another_operator_cannot_see_or_touch_my_task(env: Env, login_role: Any) -> None:
