@@ -12,9 +12,8 @@ database's own words in each case, never the driver's class name
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
-
-import psycopg
 
 from dms_pkg.errors import DmsError
 
@@ -47,7 +46,11 @@ def _flat(text: str) -> str:
 
 def fault_of(exc: BaseException) -> Fault | None:
     """The database's own report in ``exc``, or None when it is no database error."""
-    if isinstance(exc, psycopg.Error):
+    # psycopg is looked up, not imported: an exception of it exists only once
+    # it was imported, and a PL/Python session that never uses it (a
+    # DBMS_PARALLEL_EXECUTE worker) saves the quarter second its import costs.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
         diag = exc.diag
         # An error class raised by psycopg rather than the server has no diag.
         message = diag.message_primary or _flat(str(exc).split("\nLINE ")[0]) \

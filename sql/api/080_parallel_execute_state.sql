@@ -650,7 +650,8 @@ COMMENT ON FUNCTION dms.pe_cancel_chunks(text, text, boolean) IS
     'stop_task: cancel the statements of the chunks a stopped task''s workers are processing; returns how many (operator role own tasks; dms_admin any)';
 
 CREATE OR REPLACE FUNCTION dms.pe_task_state(p_owner text, p_task_name text, p_admin boolean)
-RETURNS TABLE (task_id bigint, status integer, message text, running boolean, chunk_type text)
+RETURNS TABLE (task_id bigint, status integer, message text, running boolean, chunk_type text,
+               has_statement boolean)
 LANGUAGE plpgsql
 VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER
@@ -662,7 +663,7 @@ BEGIN
     RETURN QUERY SELECT v_task.task_id, v_task.status, v_task.message,
         EXISTS (SELECT FROM dms.pe_chunk c WHERE c.task_id = v_task.task_id AND c.status = 1
                    AND dms._pe_alive(c.worker_pid, c.worker_start)),
-        v_task.chunk_type;
+        v_task.chunk_type, v_task.run_sql IS NOT NULL;
 END
 $fn$;
 COMMENT ON FUNCTION dms.pe_task_state(text, text, boolean) IS

@@ -447,6 +447,33 @@ END $$""")
                    " WHERE task_name = 'mytask'") == 0
 
 
+def test_resume_with_force_takes_over_a_processing_task_with_a_new_statement(
+        env: Env) -> None:
+    env.table("force_t", "SELECT g FROM generate_series(1, 3000) g")
+    name = task(env)
+    _chunk(env, name, "number", "force_t")
+    with env.op() as conn:
+        # The pull model leaves the task PROCESSING with nobody running it.
+        got = conn.execute(f"CALL {PE}.get_number_col_chunk(%s, NULL, NULL, NULL, NULL)",
+                           [name]).fetchone()
+        assert got is not None and got[3] is True
+        conn.execute("UPDATE force_t SET n = n + 1 WHERE k BETWEEN %s AND %s", [got[1], got[2]])
+        conn.execute(f"CALL {PE}.set_chunk_status(%s, %s, 2)", [name, got[0]])
+    assert env.status(name) == 6
+    _raises(env, f"CALL {PE}.resume_task(%s)", [name], "PE495",
+            f"dms: ORA-29495: INVALID_STATE_FOR_RESUME: task {name} is PROCESSING; resume_task "
+            "resumes a CRASHED or FINISHED_WITH_ERROR task")
+    _raises(env, f"CALL {PE}.resume_task(%s, force => true)", [name], "PE495",
+            f"dms: ORA-29495: INVALID_STATE_FOR_RESUME: task {name} has not run a statement: "
+            "there is none to resume it with")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.resume_task(task_name => %s, sql_stmt => %s, language_flag => 1,"
+                     " parallel_level => 2, force => true)",
+                     [name, UPDATE_BY_ID.format(t="force_t")])
+    assert env.status(name) == 7
+    assert env.counts("force_t") == {1: 3000}
+
+
 def test_a_plpgsql_block_runs_per_chunk(env: Env) -> None:
     env.table("blk_t", "SELECT g FROM generate_series(1, 2000) g")
     name = task(env)

@@ -18,14 +18,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dms_pkg.db import interrupts
 from dms_pkg.db.faults import fault_of, from_server_text
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.errors import DmsError
-from dms_pkg.jobs.parallel_execute.statement import ChunkStatement, prepare
+from dms_pkg.jobs.parallel_execute.errors import INVALID_STATE_FOR_RESUME
 from dms_pkg.security import OPERATOR, require_role
+
+if TYPE_CHECKING:  # the parser is loaded by the coordinator only, not by every worker
+    from dms_pkg.jobs.parallel_execute.statement import ChunkStatement
 
 QUERY_CANCELED = "57014"
 POLL_INTERVAL = 0.1
@@ -52,7 +54,11 @@ class _ChunkRunner:
         self.plpy, self.task = plpy, task
         self.rowid = task.chunk_type == "ROWID_RANGE"
         self.plans: dict[str, Any] = {}
-        self.statement = ChunkStatement(task.run_sql, task.run_mode)
+        self.block: ChunkStatement | None = None
+        if task.run_mode == "block":
+            from dms_pkg.jobs.parallel_execute.statement import ChunkStatement
+
+            self.block = ChunkStatement(task.run_sql, task.run_mode)
         if self.rowid:
             self.plans["tid"] = plpy.prepare(task.run_sql, ["tid", "tid", "integer"])
             self.fresh = plpy.prepare(
@@ -68,8 +74,8 @@ class _ChunkRunner:
             plpy.execute(self.plans["tid"], [chunk["start_rowid"], chunk["end_rowid"], fresh])
             return
         start, end = chunk["start_id"], chunk["end_id"]
-        if self.task.run_mode == "block":
-            plpy.execute(self.statement.render_block(start, end))
+        if self.block is not None:
+            plpy.execute(self.block.render_block(start, end))
             return
         kind = "bigint" if _integral(start) and _integral(end) else "numeric"
         plan = self.plans.get(kind)
@@ -133,10 +139,17 @@ def run(plpy: Any, task_name: str, settings: dict[str, Any], *, resume: bool,
     """``run_task`` (resume False) and ``resume_task``: run the task's chunks and wait."""
     db = PlpyDatabase(plpy)
     require_role(db, OPERATOR)
-    interrupts.install(plpy)
     state = db.query("SELECT * FROM dms.pe_task_state(session_user, $1::text, false)",
                      [task_name])[0]
+    from dms_pkg.jobs.parallel_execute.statement import prepare
+
     sql_stmt = settings.get("sql_stmt")
+    resumable = state["status"] in (8, 9) or (state["status"] == 6 and force)
+    if resume and resumable and sql_stmt is None and not state["has_statement"]:
+        raise INVALID_STATE_FOR_RESUME.error(
+            f"task {task_name} has not run a statement: there is none to resume it with",
+            hint="give it: CALL dbms_parallel_execute.resume_task(task_name => ..., "
+                 "sql_stmt => ..., language_flag => 1, force => ...)")
     if sql_stmt is not None or not resume:
         chunk_type = str(state["chunk_type"])
         statement = prepare(str(sql_stmt or ""), chunk_type)
