@@ -488,6 +488,36 @@ END;"""])
     assert env.counts("blk_t") == {1: 2000}
 
 
+def test_cancelling_run_task_stops_its_workers_and_resume_finishes(env: Env) -> None:
+    _slow_table(env, "cancel_t", 0.3)
+    name = task(env)
+    _chunk(env, name, "number", "cancel_t")
+    thread, outcome = _in_thread(env, f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 2)",
+                                 [name, SLOW.format(t="cancel_t")])
+    with env.admin() as conn:
+        pid = wait_for(lambda: conn.execute(
+            "SELECT t.coordinator_pid FROM dms.pe_chunk c JOIN dms.pe_task t USING (task_id)"
+            " WHERE t.task_name = %s AND c.status = 2 LIMIT 1", [name]).fetchone(),
+            what="a chunk done")[0]
+        conn.execute("SELECT pg_cancel_backend(%s)", [pid])
+    thread.join(60)
+    assert isinstance(outcome[0], psycopg.errors.QueryCanceled)
+    assert env.status(name) == 9
+    with env.admin() as conn:
+        # no worker session is left behind, and no chunk is held by a live one
+        wait_for(lambda: not scalar(
+            conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE"
+            " 'dms pe TASK$_%%'"), what="the workers gone")
+    assert {c[1] for c in env.chunks(name)} <= {"PROCESSED", "PROCESSED_WITH_ERROR",
+                                                "UNASSIGNED", "ASSIGNED"}
+    with env.admin() as conn:
+        conn.execute("UPDATE cancel_t_ctl SET delay = 0")
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.resume_task(%s)", [name])
+    assert env.status(name) == 7
+    assert env.counts("cancel_t") == {1: 7000}
+
+
 # ------------------------------------------------------------------ errors
 
 def _raises(env: Env, statement: str, params: list[Any], sqlstate: str, message: str,
@@ -608,6 +638,58 @@ def test_another_operator_cannot_see_or_touch_my_task(env: Env, login_role: Any)
         conn.execute(f"CALL {PE}.adm_drop_task(%s, %s)", [env.operator, mine])
     _raises(env, f"SELECT {PE}.task_status(%s)", [mine], "PE498",
             f"dms: ORA-29498: TASK_NOT_FOUND: task {mine} of {env.operator} does not exist")
+
+
+def test_another_operator_cannot_work_or_claim_my_chunks(env: Env, login_role: Any) -> None:
+    """An attacker with the operator role calls the internal entry points on
+    someone else's task directly: refused, and nothing changes."""
+    env.table("steal_t", "SELECT g FROM generate_series(1, 1000) g")
+    other = login_role("dms_operator")
+    mine = task(env)
+    _chunk(env, mine, "number", "steal_t")
+    with env.admin() as conn:
+        task_id = scalar(conn, "SELECT task_id FROM dms.pe_task WHERE task_name = %s", [mine])
+    refusal = f"dms: ORA-29498: TASK_NOT_FOUND: task {task_id} of {other} does not exist"
+    _raises(env, "CALL dms.pe_work(%s, 1)", [task_id], "PE498", refusal, user=other)
+    _raises(env, "SELECT * FROM dms.pe_claim(%s, 'x')", [task_id], "PE498", refusal, user=other)
+    _raises(env, "SELECT dms.pe_start_workers(%s, 1, 1)", [task_id], "PE498", refusal,
+            user=other)
+    _raises(env, "SELECT dms.pe_end_chunk(%s, 1, 2, NULL, NULL)", [task_id], "PE498", refusal,
+            user=other)
+    _raises(env, "SELECT * FROM dms.pe_begin_run(%s, false, false, '{}')", [mine], "PE498",
+            f"dms: ORA-29498: TASK_NOT_FOUND: task {mine} of {other} does not exist",
+            user=other)
+    assert {c[1] for c in env.chunks(mine)} == {"UNASSIGNED"}
+    assert env.status(mine) == 5
+    assert env.counts("steal_t") == {0: 1000}
+
+
+def test_tables_that_cannot_be_chunked_are_refused(env: Env) -> None:
+    with env.admin() as conn:
+        conn.execute("DROP TABLE IF EXISTS frac_t, part_t CASCADE")
+        conn.execute("CREATE TABLE frac_t (x numeric, s text)")
+        conn.execute("INSERT INTO frac_t VALUES (1.5, 'a'), (2, 'b')")
+        conn.execute("CREATE TABLE part_t (id int) PARTITION BY RANGE (id)")
+        conn.execute("CREATE OR REPLACE VIEW frac_v AS SELECT * FROM frac_t")
+        conn.execute(f"GRANT SELECT ON frac_t, part_t, frac_v TO {env.operator}")
+    name = task(env)
+    by_number = f"CALL {PE}.create_chunks_by_number_col(%s, 'public', %s, %s, 10)"
+    by_rowid = f"CALL {PE}.create_chunks_by_rowid(%s, 'public', %s, false, 10)"
+    _raises(env, by_number, [name, "frac_t", "x"], "PE491",
+            "dms: ORA-29491: INVALID_TABLE: column x of public.frac_t has values with a "
+            "fractional part: ranges of whole numbers would miss the values between them")
+    _raises(env, by_number, [name, "frac_t", "s"], "PE491",
+            "dms: ORA-29491: INVALID_TABLE: column s of public.frac_t is text, not a number")
+    _raises(env, by_number, [name, "frac_t", "nope"], "PE491",
+            "dms: ORA-29491: INVALID_TABLE: column nope of public.frac_t does not exist")
+    _raises(env, by_rowid, [name, "part_t"], "PE491",
+            "dms: ORA-29491: INVALID_TABLE: public.part_t is partitioned: tuple ids repeat "
+            "across its partitions")
+    _raises(env, by_rowid, [name, "frac_v"], "PE491",
+            "dms: ORA-29491: INVALID_TABLE: public.frac_v has no rowids (it is not a table)")
+    _raises(env, f"CALL {PE}.create_chunks_by_rowid(%s, 'public', 'frac_t', false, 0)", [name],
+            "22023", "dms: chunk_size must be a whole number from 1, not 0")
+    assert env.status(name) == 1  # nothing was written: still CREATED
 
 
 def test_generate_task_name_and_drop_and_purge(env: Env) -> None:

@@ -16,6 +16,7 @@ again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # the parser is loaded by the coordinator only, not by every 
 
 QUERY_CANCELED = "57014"
 POLL_INTERVAL = 0.1
+PROGRESS_INTERVAL = 5.0  # seconds between two progress NOTICEs of run_task
 DEFAULT_PARALLEL_LEVEL = 4  # parallel_level => NULL: Oracle's "default parallelism"
 MAX_PARALLEL_LEVEL = 64
 STOP_WAIT = 60.0  # how long stop_task waits for the task's chunks to be let go
@@ -92,7 +94,8 @@ def _integral(value: Any) -> bool:
     return number == number.to_integral_value() and abs(number) <= BIGINT_MAX
 
 
-def work(plpy: Any, task_id: int, worker_no: int) -> int:
+def work(plpy: Any, task_id: int, worker_no: int,
+         on_chunk: Callable[[], None] = lambda: None) -> int:
     """``CALL dms.pe_work(task, n)``: one worker's loop; returns the chunks it ran."""
     db = PlpyDatabase(plpy)
     require_role(db, OPERATOR)
@@ -122,11 +125,13 @@ def work(plpy: Any, task_id: int, worker_no: int) -> int:
                      [task_id, chunk["chunk_id"], 0 if stopped else 3,
                       None if stopped else code, None if stopped else message])
             db.commit()
+            on_chunk()
             continue
         db.query("SELECT dms.pe_end_chunk($1::bigint, $2::bigint, 2, NULL, NULL)",
                  [task_id, chunk["chunk_id"]])
         db.commit()
         done += 1
+        on_chunk()
 
 
 def _stop_requested(db: PlpyDatabase, task_id: int) -> bool:
@@ -171,11 +176,12 @@ def run(plpy: Any, task_name: str, settings: dict[str, Any], *, resume: bool,
     started = time.monotonic()
     workers = _workers(db, begun["parallel_level"], int(begun["open_chunks"]))
     errors: list[str] = []
+    progress = _Progress(plpy, db, task_name)
     try:
         if workers <= 1:
-            work(plpy, task_id, 1)
+            work(plpy, task_id, 1, on_chunk=progress.report)
         else:
-            _drive(plpy, db, task_id, workers, errors)
+            _drive(plpy, db, task_id, workers, errors, progress)
     except BaseException:
         db.rollback()
         db.query("SELECT dms.pe_request_stop(session_user, $1::text, false)", [task_name])
@@ -223,8 +229,29 @@ def _workers(db: PlpyDatabase, level: Any, open_chunks: int) -> int:
     return max(1, min(wanted, open_chunks, max(1, headroom - 2)))
 
 
+class _Progress:
+    """A NOTICE every PROGRESS_INTERVAL seconds while the task runs."""
+
+    def __init__(self, plpy: Any, db: PlpyDatabase, task_name: str) -> None:
+        self.plpy, self.db, self.task_name = plpy, db, task_name
+        self.last = time.monotonic()
+
+    def report(self) -> None:
+        if time.monotonic() - self.last < PROGRESS_INTERVAL:
+            return
+        self.last = time.monotonic()
+        row = self.db.query(
+            "SELECT count(*) AS total, count(*) FILTER (WHERE status = 'PROCESSED') AS done,"
+            " count(*) FILTER (WHERE status = 'PROCESSED_WITH_ERROR') AS failed"
+            " FROM dbms_parallel_execute.user_parallel_execute_chunks WHERE task_name = $1::text",
+            [self.task_name])[0]
+        self.db.commit()
+        self.plpy.notice(f"task {self.task_name}: {row['done']}/{row['total']} chunks "
+                         f"processed, {row['failed']} with error")
+
+
 def _drive(plpy: Any, db: PlpyDatabase, task_id: int, workers: int,
-           errors: list[str]) -> None:
+           errors: list[str], progress: _Progress) -> None:
     sessions: list[str] = db.query(
         "SELECT dms.pe_start_workers($1::bigint, 1, $2::integer) AS names",
         [task_id, workers])[0]["names"]
@@ -242,6 +269,7 @@ def _drive(plpy: Any, db: PlpyDatabase, task_id: int, workers: int,
                 db.query("SELECT dms.stop_workers($1::text[], false)", [ended])
             db.commit()
             sessions = alive
+            progress.report()
             if sessions:
                 # pg_sleep, not time.sleep: a cancel of run_task is seen at once.
                 plpy.execute(f"SELECT pg_catalog.pg_sleep({POLL_INTERVAL})")
