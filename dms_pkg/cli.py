@@ -110,6 +110,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             source, sql_text, dialect=dialect, key=args.key, n_chunks=args.chunks,
             chunk_size=args.chunk_size, strategy=args.strategy,
         )
+    if args.json:
+        from dms_pkg import cli_json
+
+        print(cli_json.plan(plan, plan_rows(plan)))
+        return 0
     _print_plan(plan, plan_rows(plan))
     return 0
 
@@ -183,7 +188,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ).fetchone()
         assert row is not None
         run_id = int(row[0])
-        print(f"run {run_id} submitted")
+        if not args.json:
+            print(f"run {run_id} submitted")
         failure: list[BaseException] = []
 
         def carry_out() -> None:
@@ -195,6 +201,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         thread = threading.Thread(target=carry_out, daemon=True)
         thread.start()
+        if args.json:
+            thread.join()
+            return _print_run_json(fetch_progress(conn, run_id), failure)
         final = watch(conn, run_id, going=thread.is_alive) if not args.no_watch else None
         thread.join()
         if final is None:
@@ -208,6 +217,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"internal error: {type(exc).__name__}: {exc}", sqlstate="XX000"))
         return 1
     return 0
+
+
+def _print_run_json(final: dict[str, Any], failure: list[BaseException]) -> int:
+    """``dms run --json``: the run's last progress row, and the error if it failed."""
+    from dms_pkg import cli_json
+
+    body = cli_json.progress(final, final=True)
+    if failure:
+        exc = _as_dms_error(failure[0]) or DmsError(str(failure[0]), sqlstate="XX000")
+        body["error"] = {"sqlstate": exc.sqlstate, "message": exc.message,
+                         "detail": exc.detail, "hint": exc.hint}
+    print(cli_json.dumps("run", body))
+    return 0 if final["state"] == "SUCCEEDED" else 1
 
 
 def _run_from_client(args: argparse.Namespace, params: dict[str, Any]) -> int:
@@ -225,7 +247,7 @@ def _run_from_client(args: argparse.Namespace, params: dict[str, Any]) -> int:
                        "ids that the server reads")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>5.1f}%  {task.fields[rows]:,} rows"),
-                  TimeRemainingColumn(), disable=args.no_watch) as bar:
+                  TimeRemainingColumn(), disable=args.no_watch or args.json) as bar:
         task = bar.add_task("loading", total=100.0, rows=0)
 
         def show(snapshot: Any) -> None:
@@ -235,6 +257,11 @@ def _run_from_client(args: argparse.Namespace, params: dict[str, Any]) -> int:
         result = execute_query_parallel(
             args.source_dsn, args.sql, target_conn=_dsn(args), target_schema=args.schema,
             target_table=args.table, progress_callback=show, **params)
+    if args.json:
+        from dms_pkg import cli_json
+
+        print(cli_json.api_result(result))
+        return 0 if result.chunks_failed == 0 else 1
     print(f"{result.total_rows_successful:,} rows in {result.chunks_total} chunks, "
           f"{result.workers} worker{'s' if result.workers != 1 else ''}, path {result.path}, "
           f"{result.processing_time:.1f} s" + (f"; {result.parallel_note}"
@@ -246,15 +273,25 @@ def _run_from_client(args: argparse.Namespace, params: dict[str, Any]) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from dms_pkg.watch import watch
+    from dms_pkg.watch import watch, watch_json
 
     with _connect_home(args) as conn:
-        final = watch(conn, args.run_id)
-        _picture_at_end(conn, args.run_id, Path(args.report_dir))
+        if args.json:
+            from dms_pkg import cli_json
+
+            final = watch_json(conn, args.run_id, print)
+            body = cli_json.progress(final, final=True)
+            picture = _picture_at_end(conn, args.run_id, Path(args.report_dir), quiet=True)
+            body["picture_png"] = str(picture.png) if picture else None
+            body["picture_svg"] = str(picture.svg) if picture else None
+            print(cli_json.dumps("progress", body, indent=None))
+        else:
+            final = watch(conn, args.run_id)
+            _picture_at_end(conn, args.run_id, Path(args.report_dir))
     return 0 if final["state"] == "SUCCEEDED" else 1
 
 
-def _picture_at_end(conn: Any, run_id: int, out_dir: Path) -> None:
+def _picture_at_end(conn: Any, run_id: int, out_dir: Path, quiet: bool = False) -> Any:
     """The run's picture, drawn once it ended; said where it is (or why not)."""
     from dms_pkg import run_report
 
@@ -262,8 +299,10 @@ def _picture_at_end(conn: Any, run_id: int, out_dir: Path) -> None:
         picture = run_report.draw(run_report.load(conn, run_id), out_dir)
     except DmsError as exc:  # matplotlib missing: the watch itself went fine
         print(f"no picture of run {run_id}: {exc.message}", file=sys.stderr)
-        return
-    print(f"picture of run {run_id}: {picture.png} (and {picture.svg.name})")
+        return None
+    if not quiet:
+        print(f"picture of run {run_id}: {picture.png} (and {picture.svg.name})")
+    return picture
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -284,9 +323,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from dms_pkg.watch import status_table
+    from dms_pkg.watch import status_rows, status_table
 
     with _connect_home(args) as conn:
+        if args.json:
+            from dms_pkg import cli_json
+
+            print(cli_json.status(status_rows(conn, args.limit)))
+            return 0
         Console(width=max(160, Console().width)).print(status_table(conn, args.limit))
     return 0
 
@@ -355,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, help="rows per chunk (default: 100000)")
     p.add_argument("--strategy", default="auto", help="auto, key_range, quantile, ctid, "
                    "rowid, hash, offset or single")
+    p.add_argument("--json", action="store_true", help="the plan as JSON (docs/json.md)")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("run", help="move a query's rows into a table in parallel, with progress")
@@ -369,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True, help="target table")
     p.add_argument("--params", help="""run parameters as JSON, e.g. '{"max_workers": 4}'""")
     p.add_argument("--no-watch", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="no progress bar; print the outcome as "
+                   "one JSON object (docs/json.md)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("watch", help="follow a run's progress until it ends")
@@ -376,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
     p.add_argument("--report-dir", default="dms-reports",
                    help="where the run's picture is written at the end (default: ./dms-reports)")
+    p.add_argument("--json", action="store_true", help="a JSON line per change of progress "
+                   "instead of a bar, the last one with final: true (docs/json.md)")
     p.set_defaults(func=_cmd_watch)
 
     p = sub.add_parser("report", help="a picture of a run: its chunks on a timeline (PNG, SVG)")
@@ -391,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="the latest runs and how they went")
     p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="the runs as JSON (docs/json.md)")
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("worker", help="start a queued run, or join a running one as a worker")

@@ -86,15 +86,40 @@ def watch(conn: psycopg.Connection[Any], run_id: int, *, interval: float = 0.5,
     return row
 
 
-def status_table(conn: psycopg.Connection[Any], limit: int = 20) -> Table:
+def watch_json(conn: psycopg.Connection[Any], run_id: int, emit: Callable[[str], None], *,
+               interval: float = 0.5, going: Callable[[], bool] = lambda: True
+               ) -> dict[str, Any]:
+    """``watch`` for programs: a JSON line (docs/json.md, kind "progress") each
+    time the run's progress changes; returns the last row, not yet emitted."""
+    from dms_pkg import cli_json
+
+    row = fetch_progress(conn, run_id)
+    seen: tuple[Any, ...] | None = None
+    while row["state"] not in FINAL_STATES and going():
+        now = (row["state"], row["chunks_done"], row["chunks_failed"], row["rows_done"])
+        if now != seen:
+            emit(cli_json.dumps("progress", cli_json.progress(row, final=False), indent=None))
+            seen = now
+        time.sleep(interval)
+        row = fetch_progress(conn, run_id)
+    return row
+
+
+def status_rows(conn: psycopg.Connection[Any], limit: int = 20) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT run_id, label, state, path, workers, percent, rows_done, rows_per_sec,"
-            " date_trunc('second', elapsed) AS elapsed, started_at, message"
+            " date_trunc('second', elapsed) AS elapsed,"
+            " extract(epoch FROM elapsed)::float8 AS elapsed_s, started_at, message"
             " FROM dms.run_progress ORDER BY run_id DESC LIMIT %s",
             [limit],
         ).fetchall()
     conn.commit()
+    return rows
+
+
+def status_table(conn: psycopg.Connection[Any], limit: int = 20) -> Table:
+    rows = status_rows(conn, limit)
     table = Table("run", "what", "state", "path", "workers", "%", "rows", "rows/s", "elapsed",
                   "message")
     for r in rows:

@@ -352,6 +352,49 @@ def test_dms_run_watch_and_status_commands(env: EngineEnv) -> None:
     assert "orders -> public.orders_cli" in status.stdout and "SUCCEEDED" in status.stdout
 
 
+def test_dms_run_watch_and_status_speak_json(env: EngineEnv, tmp_path: Any) -> None:
+    """docs/json.md: stdout is JSON only, with the documented fields and values
+    that agree with the database."""
+    import json
+    import subprocess
+    import sys
+
+    from dms_pkg import cli_json
+
+    def dms(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dms_pkg.cli", *args, "--dsn", env.dsn()],
+                              capture_output=True, text=True, check=False, timeout=300,
+                              cwd=tmp_path)
+
+    env.empty_target(env.home, "orders_json")
+    done = dms("run", "--sql", ORDERS_SQL, "--table", "orders_json", "--params",
+               params(max_workers=2), "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(done.stdout)
+    assert set(run) == {"kind", "version", *cli_json.PROGRESS_FIELDS, "final"}
+    assert (run["kind"], run["state"], run["rows_done"], run["final"]) == (
+        "run", "SUCCEEDED", ORDERS_ROWS, True)
+    assert run["chunks_done"] == run["chunks_total"] == len(env.chunks(run["run_id"]))
+    assert env.checksum(env.home, "orders_json") == env.checksum(env.home, "orders")
+
+    watched = dms("watch", str(run["run_id"]), "--json")
+    assert watched.returncode == 0, watched.stderr
+    lines = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert lines[-1]["final"] is True and lines[-1]["state"] == "SUCCEEDED"
+    assert lines[-1]["picture_png"].endswith(f"run-{run['run_id']}.png")
+    assert (tmp_path / lines[-1]["picture_png"]).is_file()
+
+    status = dms("status", "--limit", "2", "--json")
+    runs = json.loads(status.stdout)["runs"]
+    assert runs[0]["run_id"] == run["run_id"] and runs[0]["state"] == "SUCCEEDED"
+    assert runs[0]["rows_done"] == ORDERS_ROWS and isinstance(runs[0]["elapsed_s"], float)
+
+    failed = dms("run", "--sql", "SELECT * FROM no_such_table", "--table", "orders_json",
+                 "--json")
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert 'relation "no_such_table" does not exist' in failed.stderr
+
+
 # ------------------------------------------------- what the run says about itself
 
 

@@ -529,43 +529,59 @@ def _raises(env: Env, statement: str, params: list[Any], sqlstate: str, message:
     return err.value
 
 
-def test_each_oracle_exception_has_its_own_sqlstate(env: Env) -> None:
+# Each Oracle exception, from a task in the state it needs: (exception, SQLSTATE,
+# the task's state before, the call, the message).  {t} is the task, {op} the
+# operator, {c} one of the task's chunk ids.
+EXCEPTIONS = [
+    ("DUPLICATE_TASK_NAME", "PE497", "created", "CALL {pe}.create_task('{t}')",
+     "dms: ORA-29497: DUPLICATE_TASK_NAME: {op} already has a task named {t}"),
+    ("TASK_NOT_FOUND", "PE498", "created", "SELECT {pe}.task_status('nope')",
+     "dms: ORA-29498: TASK_NOT_FOUND: task nope of {op} does not exist"),
+    ("INVALID_TABLE", "PE491", "created",
+     "CALL {pe}.create_chunks_by_number_col('{t}', 'public', 'no_such', 'id', 10)",
+     "dms: ORA-29491: INVALID_TABLE: table public.no_such does not exist"),
+    ("INVALID_STATE_FOR_RUN", "PE494", "created",
+     "CALL {pe}.run_task('{t}', 'UPDATE err_t SET n = 1 WHERE id BETWEEN :start_id AND "
+     ":end_id', 1)",
+     "dms: ORA-29494: INVALID_STATE_FOR_RUN: task {t} is CREATED; run_task runs a CHUNKED task"),
+    ("INVALID_STATE_FOR_CHUNK", "PE492", "chunked",
+     "CALL {pe}.create_chunks_by_rowid('{t}', 'public', 'err_t', true, 10)",
+     "dms: ORA-29492: INVALID_STATE_FOR_CHUNK: task {t} is CHUNKED; only a CREATED (or "
+     "CHUNKING_FAILED) task is chunked"),
+    ("INVALID_STATE_FOR_RESUME", "PE495", "chunked", "CALL {pe}.resume_task('{t}')",
+     "dms: ORA-29495: INVALID_STATE_FOR_RESUME: task {t} is CHUNKED; resume_task resumes a "
+     "CRASHED or FINISHED_WITH_ERROR task"),
+    ("INVALID_STATUS", "PE493", "chunked", "CALL {pe}.set_chunk_status('{t}', {c}, 7)",
+     "dms: ORA-29493: INVALID_STATUS: 7 is not a chunk status"),
+    ("CHUNK_NOT_FOUND", "PE499", "chunked", "CALL {pe}.set_chunk_status('{t}', -1, 2)",
+     "dms: ORA-29499: CHUNK_NOT_FOUND: task {t} has no chunk -1"),
+    ("MISSING_ROLE", "PE490", "created", "SELECT {pe}.adm_task_status('{op}', '{t}')",
+     "dms: ORA-29490: MISSING_ROLE: {op} may not administer other logins' tasks"),
+]
+
+
+@pytest.mark.parametrize(("exception", "sqlstate", "state", "call", "message"), EXCEPTIONS,
+                         ids=[e[0] for e in EXCEPTIONS])
+def test_each_oracle_exception_has_its_own_sqlstate(env: Env, exception: str, sqlstate: str,
+                                                    state: str, call: str,
+                                                    message: str) -> None:
     env.table("err_t", "SELECT g FROM generate_series(1, 100) g")
-    op = env.operator
     name = task(env)
-    _raises(env, f"CALL {PE}.create_task(%s)", [name], "PE497",
-            f"dms: ORA-29497: DUPLICATE_TASK_NAME: {op} already has a task named {name}")
-    _raises(env, f"SELECT {PE}.task_status('nope')", [], "PE498",
-            f"dms: ORA-29498: TASK_NOT_FOUND: task nope of {op} does not exist")
-    _raises(env, f"CALL {PE}.create_chunks_by_number_col(%s, 'public', 'no_such', 'id', 10)",
-            [name], "PE491", "dms: ORA-29491: INVALID_TABLE: table public.no_such does not exist")
-    _raises(env, f"CALL {PE}.run_task(%s, 'UPDATE err_t SET n = 1 WHERE id BETWEEN :start_id"
-            " AND :end_id', 1)", [name], "PE494",
-            f"dms: ORA-29494: INVALID_STATE_FOR_RUN: task {name} is CREATED; run_task runs a "
-            "CHUNKED task")
-    with env.op() as conn:
-        conn.execute(f"CALL {PE}.create_chunks_by_number_col(%s, 'public', 'err_t', 'id', 10)",
-                     [name])
-    _raises(env, f"CALL {PE}.create_chunks_by_rowid(%s, 'public', 'err_t', true, 10)", [name],
-            "PE492", f"dms: ORA-29492: INVALID_STATE_FOR_CHUNK: task {name} is CHUNKED; only a "
-            "CREATED (or CHUNKING_FAILED) task is chunked")
-    _raises(env, f"CALL {PE}.resume_task(%s)", [name], "PE495",
-            f"dms: ORA-29495: INVALID_STATE_FOR_RESUME: task {name} is CHUNKED; resume_task "
-            "resumes a CRASHED or FINISHED_WITH_ERROR task")
-    chunk_id = env.chunks(name)[0][0]
-    _raises(env, f"CALL {PE}.set_chunk_status(%s, %s, 7)", [name, chunk_id], "PE493",
-            "dms: ORA-29493: INVALID_STATUS: 7 is not a chunk status")
-    _raises(env, f"CALL {PE}.set_chunk_status(%s, -1, 2)", [name], "PE499",
-            f"dms: ORA-29499: CHUNK_NOT_FOUND: task {name} has no chunk -1")
-    _raises(env, f"SELECT {PE}.adm_task_status(%s, %s)", [op, name], "PE490",
-            f"dms: ORA-29490: MISSING_ROLE: {op} may not administer other logins' tasks")
-    # PL/pgSQL catches them by SQLSTATE.
+    if state == "chunked":
+        _chunk(env, name, "number", "err_t")
+    chunks_before = env.chunks(name)
+    fill = {"pe": PE, "t": name, "op": env.operator,
+            "c": chunks_before[0][0] if chunks_before else 0}
+    _raises(env, call.format(**fill), [], sqlstate, message.format(**fill))
+    # nothing changed, and PL/pgSQL catches it by its SQLSTATE
+    assert env.status(name) == (5 if state == "chunked" else 1)
+    assert env.chunks(name) == chunks_before
     env.notices.clear()
     with env.op() as conn:
-        conn.execute("""DO $$ BEGIN PERFORM dbms_parallel_execute.task_status('nope');
-            EXCEPTION WHEN SQLSTATE 'PE498' THEN RAISE NOTICE 'caught %', SQLERRM; END $$""")
-    assert env.notices == [f"caught dms: ORA-29498: TASK_NOT_FOUND: task nope of {op} does "
-                           "not exist"]
+        conn.execute(f"DO $$ BEGIN {call.format(**fill).replace('SELECT', 'PERFORM')};"
+                     f" EXCEPTION WHEN SQLSTATE '{sqlstate}' THEN RAISE NOTICE 'caught %',"
+                     " SQLERRM; END $$")
+    assert env.notices == [f"caught {message.format(**fill)}"]
 
 
 def test_bad_statements_are_refused_before_anything_runs(env: Env) -> None:
