@@ -414,7 +414,10 @@ def first_date(spec: Calendar | str | None, start_date: datetime, now: datetime,
     base = max(start_date, now).replace(microsecond=0)
     if spec is None:
         return None if end_date is not None and base > end_date else base
-    return next_date(spec, start_date, base - timedelta(microseconds=1), zone, end_date)
+    # A start not yet passed (or set to now by the caller) is itself a candidate;
+    # otherwise only what comes after now (the second now falls in has begun).
+    after = start_date.replace(microsecond=0) if now <= start_date else now
+    return next_date(spec, start_date, after - timedelta(microseconds=1), zone, end_date)
 
 
 def occurrences(spec: Calendar | str, start_date: datetime, after: datetime, zone: str,

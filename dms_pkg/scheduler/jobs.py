@@ -169,7 +169,7 @@ def validate(job: Job) -> None:
         procedure_name(job.job_action)
     if not 0 <= job.number_of_arguments <= MAX_ARGUMENTS:
         raise _bad(f"number_of_arguments must be 0..{MAX_ARGUMENTS}, got "
-                   f"{job.number_of_arguments}")
+                   f"{job.number_of_arguments}", "one per parameter of the procedure")
     if job.job_type == actions.PLSQL_BLOCK and job.number_of_arguments:
         raise _bad(f"a PLSQL_BLOCK job takes no arguments (number_of_arguments "
                    f"{job.number_of_arguments})",
@@ -354,7 +354,7 @@ def _each(ctx: Ctx, names: list[JobName], semantics: Any,
     mode = _upper(semantics) or "STOP_ON_FIRST_ERROR"
     if mode not in COMMIT_SEMANTICS:
         raise _bad(f"commit_semantics must be one of {', '.join(COMMIT_SEMANTICS)}, got "
-                   f"{semantics!r}")
+                   f"{semantics!r}", "leave it out: STOP_ON_FIRST_ERROR")
     for name in names:
         try:
             act(find(ctx, name))

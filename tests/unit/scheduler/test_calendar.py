@@ -359,6 +359,9 @@ def test_first_date_is_the_start_or_the_first_match_from_now() -> None:
     assert first_date("FREQ=DAILY;BYHOUR=2", now, now, ZONE) == at(2026, 12, 3, 2, 5, 37)
     past = at(2026, 1, 1, 2, 0)
     assert first_date("FREQ=DAILY", past, now, ZONE) == at(2026, 12, 3, 2, 0)
+    # Re-enabled in the second of an occurrence already passed: the next one.
+    assert first_date("FREQ=MINUTELY", at(2026, 12, 2, 13, 0, 37), now, ZONE) == at(
+        2026, 12, 2, 13, 6, 37)
     assert first_date(None, past, now, ZONE) == at(2026, 12, 2, 13, 5, 37)
     future = at(2027, 1, 1, 0, 0)
     assert first_date(None, future, now, ZONE) == future
