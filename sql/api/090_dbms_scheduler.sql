@@ -194,6 +194,24 @@ COMMENT ON FUNCTION dms._sched_abandon(bigint, text) IS
 -- SECURITY INVOKER and without SET: the action runs as the session's login
 -- with its own search_path, exactly as if that login had typed it.
 
+CREATE OR REPLACE FUNCTION dms._sched_require_login()
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- A job runs as its owner: not as a role the session SET ROLE to, nor as
+    -- the owner of a SECURITY DEFINER function that called us.
+    IF current_user <> session_user THEN
+        RAISE EXCEPTION 'dms: a job runs as its owner, but this session acts as role % instead of its login %',
+                        current_user, session_user
+            USING ERRCODE = '42501', HINT = 'RESET ROLE, and run jobs from a plain session of their owner';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION dms._sched_require_login() IS
+    'Internal: raise 42501 unless the session acts as its own login (no SET ROLE, no SECURITY DEFINER caller), so a job''s action runs exactly as its owner';
+
 CREATE OR REPLACE FUNCTION dms._sched_execute(p_command text, OUT status text,
                                               OUT error_code text, OUT message text,
                                               OUT detail text)
@@ -229,6 +247,7 @@ DECLARE
     v_outcome record;
 BEGIN
     PERFORM dms._require_role('dms_operator');
+    PERFORM dms._sched_require_login();
     SELECT b.log_id, b.command INTO v_log, v_command FROM dms._sched_begin(p_log_id, NULL) b;
     IF v_command IS NOT NULL THEN
         SELECT e.status, e.error_code, e.message, e.detail INTO v_outcome
@@ -255,6 +274,7 @@ BEGIN
         PERFORM dms._sched_queue_run(run_job.job_name);
         RETURN;
     END IF;
+    PERFORM dms._sched_require_login();
     SELECT b.log_id, b.job_name, b.command INTO v_log, v_job, v_command
       FROM dms._sched_begin(NULL, run_job.job_name) b;
     SELECT e.status, e.error_code, e.message, e.detail INTO v_outcome
@@ -382,7 +402,7 @@ GRANT EXECUTE ON PROCEDURE
 GRANT EXECUTE ON FUNCTION
     dms._sched_begin(bigint, text), dms._sched_end(bigint, text, text, text),
     dms._sched_queue_run(text), dms._sched_queue_due(), dms._sched_claim(),
-    dms._sched_abandon(bigint, text), dms._sched_execute(text)
+    dms._sched_abandon(bigint, text), dms._sched_execute(text), dms._sched_require_login()
     TO dms_operator;
 -- The invoker procedures check the caller's role with it (it only reads).
 GRANT EXECUTE ON FUNCTION dms._require_role(text) TO dms_viewer;

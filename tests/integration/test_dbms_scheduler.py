@@ -193,6 +193,20 @@ def test_run_job_in_the_current_session_for_both_job_types(env: Env) -> None:
     assert env.job("BLOCK_JOB")["comments"] == "a plpgsql block"
 
 
+def test_run_job_refuses_a_session_acting_as_another_role(env: Env) -> None:
+    env.call("CALL dbms_scheduler.create_job(job_name => 'as_role', job_type => 'PLSQL_BLOCK',"
+             " job_action => 'INSERT INTO app.log (job, v) VALUES (''AS_ROLE'', current_user)')")
+    with env.connect(env.op) as conn:
+        conn.execute("SET ROLE dms_operator")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as err:
+            conn.execute("CALL dbms_scheduler.run_job('as_role')")
+    assert err.value.diag.message_primary == (
+        "dms: a job runs as its owner, but this session acts as role dms_operator instead of "
+        f"its login {env.op}")
+    assert logged(env, "AS_ROLE") == [] and env.runs("AS_ROLE") == []
+    env.call("CALL dbms_scheduler.drop_job('as_role')")
+
+
 def test_a_plain_sql_action_and_a_queued_run_go_through_the_dispatcher(env: Env) -> None:
     env.call("CALL dbms_scheduler.create_job(job_name => 'sql_job', job_type => 'PLSQL_BLOCK',"
              " job_action => 'INSERT INTO app.log (job, v) VALUES (''SQL'', ''a'');"
