@@ -347,7 +347,7 @@ def set_attribute_null(ctx: Ctx, a: Mapping[str, Any]) -> None:
 # -- enable / disable / drop / stop ----------------------------------------------------
 
 def _each(ctx: Ctx, names: list[JobName], semantics: Any,
-          act: Callable[[Job], None], verb: str) -> None:
+          act: Callable[[Job], None], verb: str, *, lock: bool = True) -> None:
     """Apply ``act`` to each named job.  STOP_ON_FIRST_ERROR and TRANSACTIONAL
     both change nothing when one fails (one transaction); ABSORB_ERRORS skips the
     failing ones with a warning."""
@@ -357,7 +357,7 @@ def _each(ctx: Ctx, names: list[JobName], semantics: Any,
                    f"{semantics!r}", "leave it out: STOP_ON_FIRST_ERROR")
     for name in names:
         try:
-            act(find(ctx, name))
+            act(find(ctx, name, lock=lock))
         except DmsError as exc:
             if mode != "ABSORB_ERRORS":
                 raise
@@ -411,9 +411,22 @@ def drop_job(ctx: Ctx, a: Mapping[str, Any]) -> None:
           "dropped")
 
 
+FORCE_WAIT_SECONDS = 5.0
+
+
+def _ends(ctx: Ctx, job_id: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for the job's run to end; whether it did."""
+    for _ in range(int(seconds * 10)):
+        if running_pid(ctx, job_id) is None:
+            return True
+        ctx.one("SELECT pg_catalog.pg_sleep(0.1)")
+    return running_pid(ctx, job_id) is None
+
+
 def stop_job(ctx: Ctx, a: Mapping[str, Any]) -> None:
-    """Cancel the running job's statement (force: end its session).  The run is
-    recorded STOPPED by the session that ran it."""
+    """Cancel the running job's statement: the session that runs it records the
+    run STOPPED.  With force, a session still running it after a few seconds
+    is ended."""
     def act(job: Job) -> None:
         assert job.job_id is not None
         pid = running_pid(ctx, job.job_id)
@@ -421,12 +434,18 @@ def stop_job(ctx: Ctx, a: Mapping[str, Any]) -> None:
             raise _bad(f"job {job.name} is not running",
                        "dbms_scheduler.user_scheduler_jobs shows its state",
                        OBJECT_NOT_IN_PREREQUISITE_STATE)
-        how = "pg_terminate_backend" if a.get("force") else "pg_cancel_backend"
-        ctx.one(f"SELECT pg_catalog.{how}($1::integer)", [pid])
+        ctx.one("SELECT pg_catalog.pg_cancel_backend($1::integer)", [pid])
+        if a.get("force") and not _ends(ctx, job.job_id, FORCE_WAIT_SECONDS):
+            # The cancel was not enough (a statement that ignores it): end the
+            # session.  Its run is then recorded FAILED by its dispatcher.
+            ctx.one("SELECT pg_catalog.pg_terminate_backend($1::integer)", [pid])
+            ctx.say(f"job {job.name}: session {pid} ended")
+            return
         ctx.say(f"job {job.name}: stop requested (session {pid})")
 
+    # Not locked: the run being stopped records its end on the job's row.
     _each(ctx, job_names(a.get("job_name"), ctx.login, "stop"), a.get("commit_semantics"), act,
-          "stopped")
+          "stopped", lock=False)
 
 
 def evaluate_calendar_string(ctx: Ctx, a: Mapping[str, Any]) -> dict[str, Any]:

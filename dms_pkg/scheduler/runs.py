@@ -229,4 +229,4 @@ def abandon(ctx: Ctx, a: Mapping[str, Any]) -> None:
     ctx.rows("UPDATE dms.sched_job_run SET actual_start_date = coalesce(actual_start_date,"
              " claimed_at) WHERE log_id = $1::bigint", [a["p_log_id"]])
     _finish(ctx, int(a["p_log_id"]), "FAILED", "08006",
-            f"the job's session did not record the run: {a.get('p_error') or 'it ended'}")
+            f"08006: the job's session did not record the run: {a.get('p_error') or 'it ended'}")

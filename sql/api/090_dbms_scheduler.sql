@@ -121,7 +121,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $plpy$@plpy(scheduler:dbms_scheduler.stop_job)$plpy$;
 COMMENT ON PROCEDURE dbms_scheduler.stop_job(text, boolean, text) IS
-    'Stop running jobs: cancel the statement of the session running each (force => true ends the session); the run is recorded STOPPED (operator role, own jobs)';
+    'Stop running jobs: cancel the statement of the session running each, which records the run STOPPED (force => true: end the session if it still runs after 5 s) (operator role, own jobs)';
 
 CREATE OR REPLACE PROCEDURE dbms_scheduler.evaluate_calendar_string(
     calendar_string text, start_date timestamptz, return_date_after timestamptz,

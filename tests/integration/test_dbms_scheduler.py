@@ -271,6 +271,26 @@ def test_stop_job_cancels_the_running_action(env: Env) -> None:
     assert (err.sqlstate, err.diag.message_primary) == ("55000", "dms: job SLOW_JOB is not running")
 
 
+def test_stop_job_with_force_ends_a_session_that_ignores_the_cancel(env: Env) -> None:
+    env.call("CALL dbms_scheduler.create_job(job_name => 'stubborn', job_type => 'PLSQL_BLOCK',"
+             " job_action => 'BEGIN LOOP BEGIN PERFORM pg_sleep(60);"
+             " EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END;')")
+    env.call("CALL dbms_scheduler.run_job('stubborn', false)")
+    dispatcher = threading.Thread(target=lambda: env.rows("CALL dbms_scheduler.dispatch()"),
+                                  daemon=True)
+    dispatcher.start()
+    wait_for(lambda: env.job("STUBBORN")["state"] == "RUNNING", 30, "the job to run", every=0.2)
+    env.call("CALL dbms_scheduler.stop_job('stubborn', force => true)")
+    dispatcher.join(30)
+    assert not dispatcher.is_alive()
+    [run] = env.runs("STUBBORN")
+    assert (run["status"], run["error#"]) == ("FAILED", "08006")
+    assert run["additional_info"].startswith(
+        "08006: the job's session did not record the run: ")
+    assert env.job("STUBBORN")["state"] == "DISABLED"
+    env.call("CALL dbms_scheduler.drop_job('stubborn')")
+
+
 # -- scheduling --------------------------------------------------------------------------
 
 def make_due(env: Env, name: str) -> None:
