@@ -3,6 +3,7 @@ next run date for each frequency, BYDAY, month ends, leap years, INTERVAL and DS
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -372,3 +373,11 @@ def test_a_calendar_object_or_its_text_give_the_same_dates() -> None:
     start = at(2026, 12, 2, 12, 0)
     spec = "FREQ=MONTHLY;BYDAY=-1FRI"
     assert next_date(parse(spec), start, start, ZONE) == next_date(spec, start, start, ZONE)
+
+
+def test_a_calendar_that_never_matches_gives_no_date_and_ends() -> None:
+    started = time.monotonic()
+    # The sixth Monday of a February never comes.
+    assert next_date("FREQ=YEARLY;BYMONTH=2;BYDAY=6MON", at(2026, 1, 1), at(2026, 1, 1),
+                     ZONE) is None
+    assert time.monotonic() - started < 5
