@@ -500,6 +500,10 @@ BEGIN
     ELSIF p_kind = 'request' THEN
         SELECT reqby INTO v_login FROM dms.dms_prcreq WHERE reqid = p_id AND status = 'CLAIMED';
         v_command := pg_catalog.format('CALL pkgdwprc.carry_out_request(%s)', p_id);
+    ELSIF p_kind = 'sched' THEN
+        -- A DBMS_SCHEDULER run a dispatcher claimed: the job's owner carries it out.
+        SELECT owner INTO v_login FROM dms.sched_job_run WHERE log_id = p_id AND status = 'CLAIMED';
+        v_command := pg_catalog.format('CALL dms.sched_carry_out(%s)', p_id);
     ELSE
         RAISE EXCEPTION 'dms: unknown kind %', p_kind USING ERRCODE = '22023';
     END IF;
@@ -538,7 +542,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION dms.run_as_owner(text, bigint) IS
-    'Carry out a queued run (p_kind run), resume a run (resume) or a claimed mapper request (request) in a session logged in as whoever queued or started it, and wait; returns its error or NULL (operator role)';
+    'Carry out a queued run (p_kind run), resume a run (resume), a claimed mapper request (request) or a claimed DBMS_SCHEDULER run (sched) in a session logged in as whoever queued or started it (the job''s owner), and wait; returns its error or NULL (operator role)';
 
 CREATE OR REPLACE FUNCTION dms.poll_workers(p_names text[])
 RETURNS TABLE (name text, busy boolean, error text)
