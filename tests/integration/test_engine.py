@@ -392,7 +392,8 @@ def test_dms_run_watch_and_status_speak_json(env: EngineEnv, tmp_path: Any) -> N
     failed = dms("run", "--sql", "SELECT * FROM no_such_table", "--table", "orders_json",
                  "--json")
     assert failed.returncode == 1 and failed.stdout == ""
-    assert 'relation "no_such_table" does not exist' in failed.stderr
+    assert failed.stderr.startswith("dms: error: table no_such_table does not exist on the "
+                                    "postgres source")
 
 
 # ------------------------------------------------- what the run says about itself
