@@ -448,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dsn", help="the database where dms is installed (default: $DMS_DSN)")
     p.set_defaults(func=_cmd_worker)
 
+    from dms_pkg.jobs.schema_diff import command as schema_diff
+
+    schema_diff.add_parser(sub, schema_diff.run)
+
     p = sub.add_parser("demo", help="run the end-to-end demo on the sandbox")
     p.add_argument("--db", default="dms_demo", help="demo database name")
     p.add_argument("--rows", type=int, default=1_000_000, help="orders in the sample source")
