@@ -30,6 +30,7 @@ CREATE TABLE dms.pe_task (
     job_class         text,
     run_sql           text,
     run_mode          text,
+    search_path       text,
     xid_horizon       bigint,
     coordinator_pid   integer,
     coordinator_start timestamptz,
@@ -62,6 +63,7 @@ COMMENT ON COLUMN dms.pe_task.parallel_level IS 'Workers run_task ran the chunks
 COMMENT ON COLUMN dms.pe_task.job_class IS 'JOB_CLASS as given (recorded)';
 COMMENT ON COLUMN dms.pe_task.run_sql IS 'The statement as each chunk runs it: binds numbered, ROWID spelled ctid, rows the task itself rewrote left out';
 COMMENT ON COLUMN dms.pe_task.run_mode IS 'statement (run with bind values) or block (a PL/pgSQL block, run as DO with the range as literals)';
+COMMENT ON COLUMN dms.pe_task.search_path IS 'search_path of the session that ran the task: its worker sessions resolve the statement''s names the same way';
 COMMENT ON COLUMN dms.pe_task.xid_horizon IS 'ROWID_RANGE tasks: the next transaction id when the task first ran; row versions written from then on (by the task''s own chunks) are not touched again';
 COMMENT ON COLUMN dms.pe_task.coordinator_pid IS 'Backend pid of the session running run_task or resume_task; PROCESSING with that session gone is CRASHED';
 COMMENT ON COLUMN dms.pe_task.coordinator_start IS 'Start time of that backend (a reused pid is not taken for the coordinator)';

@@ -393,7 +393,9 @@ BEGIN
            SET status = 0, job_name = NULL, worker_pid = NULL, worker_start = NULL,
                start_ts = NULL, end_ts = NULL, error_code = NULL, error_message = NULL
          WHERE c.task_id = v_task.task_id
-           AND (c.status = 3 OR (c.status = 1 AND NOT dms._pe_alive(c.worker_pid, c.worker_start)));
+           AND (c.status = 3 OR (c.status = 1 AND (NOT dms._pe_alive(c.worker_pid, c.worker_start)
+                                                   -- taken by this very session (pull model)
+                                                   OR c.worker_pid = pg_catalog.pg_backend_pid())));
         GET DIAGNOSTICS v_reopened = ROW_COUNT;
     END IF;
     UPDATE dms.pe_task t
@@ -402,6 +404,7 @@ BEGIN
            sql_stmt = coalesce(p_settings->>'sql_stmt', t.sql_stmt),
            run_sql = coalesce(p_settings->>'run_sql', t.run_sql),
            run_mode = coalesce(p_settings->>'run_mode', t.run_mode),
+           search_path = coalesce(p_settings->>'search_path', t.search_path),
            language_flag = coalesce((p_settings->>'language_flag')::integer, t.language_flag),
            edition = coalesce(p_settings->>'edition', t.edition),
            apply_crossedition_trigger = coalesce(p_settings->>'apply_crossedition_trigger',
@@ -585,6 +588,10 @@ BEGIN
                                     left(pg_catalog.gen_random_uuid()::text, 8));
         PERFORM dms._loopback_connect(v_name, session_user,
                                       pg_catalog.format('dms pe %s_%s', v_task.job_prefix, i));
+        -- The statement's names resolve in the workers as in the caller's session.
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.dblink($1, $2) AS t(v text)', v_schema)
+            USING v_name, pg_catalog.format('SELECT pg_catalog.set_config(%L, %L, false)',
+                                            'search_path', coalesce(v_task.search_path, '"$user", public'));
         EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
             USING v_name, pg_catalog.format('CALL dms.pe_work(%s, %s)', p_task_id, i);
         v_names := v_names || v_name;
@@ -642,7 +649,12 @@ BEGIN
       FROM dms.pe_chunk c
      WHERE c.task_id = v_task.task_id AND c.status = 1
        AND dms._pe_alive(c.worker_pid, c.worker_start)
-       AND c.worker_pid <> pg_catalog.pg_backend_pid();
+       AND c.worker_pid <> pg_catalog.pg_backend_pid()
+       -- an administrator stops a superuser's task, but does not cancel its sessions
+       AND (NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
+                         WHERE r.rolname = v_task.task_owner AND r.rolsuper)
+            OR EXISTS (SELECT FROM pg_catalog.pg_roles r
+                        WHERE r.rolname = session_user AND r.rolsuper));
     RETURN v_n;
 END
 $fn$;

@@ -474,6 +474,30 @@ def test_resume_with_force_takes_over_a_processing_task_with_a_new_statement(
     assert env.counts("force_t") == {1: 3000}
 
 
+def test_workers_resolve_names_with_the_callers_search_path(env: Env) -> None:
+    """An unqualified table in the statement is the one the caller's search_path
+    finds, in every worker session too -- not a same-named table in public."""
+    env.table("sp_t", "SELECT g FROM generate_series(1, 4000) g")
+    with env.admin() as conn:
+        conn.execute("DROP SCHEMA IF EXISTS hr CASCADE")
+        conn.execute("CREATE SCHEMA hr")
+        conn.execute("CREATE TABLE hr.sp_t (LIKE public.sp_t INCLUDING ALL)")
+        conn.execute("INSERT INTO hr.sp_t SELECT * FROM public.sp_t")
+        conn.execute(f"ALTER TABLE hr.sp_t OWNER TO {env.operator}")
+        conn.execute(f"GRANT USAGE ON SCHEMA hr TO {env.operator}")
+    name = task(env)
+    with env.op() as conn:
+        conn.execute(f"CALL {PE}.create_chunks_by_number_col(%s, 'hr', 'sp_t', 'k', 500)",
+                     [name])
+        conn.execute("SET search_path = hr, public")
+        conn.execute(f"CALL {PE}.run_task(%s, %s, 1, parallel_level => 2)",
+                     [name, UPDATE_BY_ID.format(t="sp_t")])
+    assert env.status(name) == 7
+    with env.admin() as conn:
+        assert scalar(conn, "SELECT count(*) FILTER (WHERE n = 1) FROM hr.sp_t") == 4000
+    assert env.counts("sp_t") == {0: 4000}  # public.sp_t untouched
+
+
 def test_a_plpgsql_block_runs_per_chunk(env: Env) -> None:
     env.table("blk_t", "SELECT g FROM generate_series(1, 2000) g")
     name = task(env)

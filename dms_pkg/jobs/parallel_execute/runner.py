@@ -114,11 +114,11 @@ def work(plpy: Any, task_id: int, worker_no: int,
         chunk = rows[0]
         try:
             runner.run(chunk)
-        except plpy.SPIError as exc:
+        except Exception as exc:  # the chunk failed; the worker goes on with the next one
             db.rollback()
             fault = fault_of(exc)
             code = fault.sqlstate if fault else "XX000"
-            message = fault.message if fault else str(exc)
+            message = fault.message if fault else f"{type(exc).__name__}: {exc}"
             stopped = code == QUERY_CANCELED and _stop_requested(db, task_id)
             db.query("SELECT dms.pe_end_chunk($1::bigint, $2::bigint, $3::integer, $4::text,"
                      " $5::text)",
@@ -160,6 +160,9 @@ def run(plpy: Any, task_name: str, settings: dict[str, Any], *, resume: bool,
         statement = prepare(str(sql_stmt or ""), chunk_type)
         _check_runs(plpy, statement, chunk_type)
         settings = {**settings, "run_sql": statement.sql, "run_mode": statement.mode}
+    # The workers resolve the statement's names with this session's search_path.
+    settings["search_path"] = db.query(
+        "SELECT pg_catalog.current_setting('search_path') AS p")[0]["p"]
     level = settings.get("parallel_level")
     if level is not None and not 0 <= int(level) <= MAX_PARALLEL_LEVEL:
         raise DmsError(f"parallel_level must be from 0 to {MAX_PARALLEL_LEVEL}, not {level}",

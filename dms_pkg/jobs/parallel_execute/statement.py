@@ -21,6 +21,7 @@ That needs the statement parsed, so ROWID tasks take one SQL statement.
 
 from __future__ import annotations
 
+import decimal
 import itertools
 from dataclasses import dataclass
 
@@ -222,7 +223,10 @@ def _rowid_column(node: exp.Expression) -> exp.Column | None:
 
 def _number(value: object) -> str:
     """A chunk bound as a numeric literal (it comes from a numeric column)."""
-    text = str(value)
+    try:
+        text = format(decimal.Decimal(str(value)), "f")  # 1E-8 as 0.00000001
+    except decimal.InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
     if not text or not all(c.isdigit() or c in "-." for c in text):
         raise ValueError(f"not a number: {value!r}")
     return f"({text})"
