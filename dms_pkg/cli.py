@@ -452,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema_diff.add_parser(sub, schema_diff.run)
 
+    from dms_pkg.jobs.profile import command as profile
+
+    profile.add_parser(sub, profile.run)
+
     p = sub.add_parser("demo", help="run the end-to-end demo on the sandbox")
     p.add_argument("--db", default="dms_demo", help="demo database name")
     p.add_argument("--rows", type=int, default=1_000_000, help="orders in the sample source")

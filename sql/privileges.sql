@@ -139,3 +139,6 @@ GRANT EXECUTE ON FUNCTION dms.pe_create_task(text, text), dms.pe_generate_task_n
     dms.pe_task_state(text, text, boolean), dms.pe_drop(text, text, text, boolean),
     dms.pe_get_chunk(text, text), dms.pe_set_chunk_status(text, bigint, integer, text, text)
     TO dms_operator;
+
+-- Profiles (issue 13): written through dms.record_profile by operators.
+GRANT EXECUTE ON FUNCTION dms.record_profile(jsonb) TO dms_operator;
