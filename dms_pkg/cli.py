@@ -456,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile.add_parser(sub, profile.run)
 
+    from dms_pkg.jobs.compare import command as table_compare
+
+    table_compare.add_parser(sub, table_compare.run)
+
     p = sub.add_parser("demo", help="run the end-to-end demo on the sandbox")
     p.add_argument("--db", default="dms_demo", help="demo database name")
     p.add_argument("--rows", type=int, default=1_000_000, help="orders in the sample source")

@@ -1,0 +1,146 @@
+"""Each row as one text, the same text in every dialect, and its 60-bit hash.
+
+A value is normalised by its column's type (the one spelling of
+``schema_diff.types``) so that PostgreSQL, MariaDB and SQLite print equal
+values alike: decimals at a fixed scale (the column's, or 6 places for
+floating point), timestamps to the millisecond in UTC, booleans as 1/0,
+binary as lower-case hex, text as it is.  A row's text is its values, each
+written as ``<length>:<text>`` or ``n`` for NULL, so no two rows share a
+text.  The hash is the first 15 hex digits of the text's MD5 (60 bits, so
+that sums of millions of them stay exact in every database).
+
+The SQL is written per dialect by hand: the functions differ too much
+(to_char, DATE_FORMAT, strftime) for one rendering.  SQLite has no MD5: a
+Python function on the connection stands in (``install_sqlite``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from dms_pkg.jobs.schema_diff.catalog import Column
+
+FLOAT_SCALE = 6
+_FLOATS = ("REAL", "DOUBLE PRECISION", "FLOAT")
+_INTEGERS = ("INT", "SMALLINT", "BIGINT", "TINYINT")
+
+
+def quote(name: str, dialect: str) -> str:
+    """A quoted identifier; a % doubled where the driver formats the SQL (pyformat)."""
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``").replace("%", "%%") + "`"
+    quoted = '"' + name.replace('"', '""') + '"'
+    return quoted.replace("%", "%%") if dialect == "postgres" else quoted
+
+
+def _scale(a: Column, b: Column | None) -> int | None:
+    """The decimal scale two columns are compared at (None: not a decimal)."""
+    scales = []
+    for col in (a, b):
+        if col is None:
+            continue
+        if col.type.startswith("DECIMAL("):
+            parts = col.type[len("DECIMAL("):-1].split(",")
+            scales.append(int(parts[1]) if len(parts) > 1 else 0)
+        elif col.type in _FLOATS or col.type == "DECIMAL":
+            scales.append(FLOAT_SCALE)
+    return max(scales) if scales else None
+
+
+def value_sql(col: Column, other: Column | None, dialect: str) -> str:
+    """The normalised text of one value (NULL stays NULL)."""
+    c = quote(col.name, dialect)
+    scale = _scale(col, other)
+    kind = col.type.split("(")[0]
+    other_kind = other.type.split("(")[0] if other is not None else kind
+    if scale is not None and (kind in _INTEGERS + _FLOATS + ("DECIMAL",)):
+        if dialect == "postgres":
+            return f"(round({c}::numeric, {scale}))::numeric(65,{scale})::text"
+        if dialect == "mysql":
+            return f"CAST(CAST({c} AS DECIMAL(65,{scale})) AS CHAR)"
+        return f"printf('%.{scale}f', {c})"
+    if kind in _INTEGERS:
+        return {"postgres": f"{c}::text", "mysql": f"CAST({c} AS CHAR)"}.get(
+            dialect, f"CAST({c} AS TEXT)")
+    if kind == "BOOLEAN" or other_kind == "BOOLEAN":
+        if dialect == "postgres":
+            return f"CASE WHEN {c} THEN '1' ELSE '0' END"
+        return (f"CAST(({c} <> 0) AS CHAR)" if dialect == "mysql"
+                else f"CAST(({c} <> 0) AS TEXT)")
+    if kind == "DATE":
+        return {"postgres": f"to_char({c}, 'YYYY-MM-DD')",
+                "mysql": f"DATE_FORMAT({c}, '%%Y-%%m-%%d')"}.get(
+            dialect, f"strftime('%Y-%m-%d', {c})")
+    if kind in ("TIMESTAMP", "TIMESTAMPTZ"):
+        if dialect == "postgres":
+            at = f"({c} AT TIME ZONE 'UTC')" if kind == "TIMESTAMPTZ" else c
+            return f"to_char({at}, 'YYYY-MM-DD HH24:MI:SS.MS')"
+        if dialect == "mysql":  # the session's time zone is UTC (open)
+            return f"LEFT(DATE_FORMAT({c}, '%%Y-%%m-%%d %%H:%%i:%%s.%%f'), 23)"
+        return f"strftime('%Y-%m-%d %H:%M:%f', {c})"
+    if kind == "BYTEA":
+        return {"postgres": f"encode({c}, 'hex')", "mysql": f"LOWER(HEX({c}))"}.get(
+            dialect, f"lower(hex({c}))")
+    if dialect == "postgres":
+        return f"{c}::text"
+    return f"CAST({c} AS CHAR)" if dialect == "mysql" else f"CAST({c} AS TEXT)"
+
+
+def row_text_sql(columns: Sequence[tuple[Column, Column | None]], dialect: str) -> str:
+    """The row's text: each value as <length>:<text>, or n for NULL."""
+    pieces = []
+    length = {"postgres": "length", "mysql": "CHAR_LENGTH"}.get(dialect, "length")
+    for col, other in columns:
+        v = value_sql(col, other, dialect)
+        if dialect == "mysql":
+            pieces.append(f"COALESCE(CONCAT({length}({v}), ':', {v}), 'n')")
+        else:
+            pieces.append(f"COALESCE({length}({v}) || ':' || {v}, 'n')")
+    if dialect == "mysql":
+        return "CONCAT(" + ", '|', ".join(pieces) + ")"
+    return " || '|' || ".join(pieces)
+
+
+def hash_sql(row_text: str, dialect: str) -> str:
+    """The row's 60-bit hash, as an integer."""
+    if dialect == "postgres":
+        return f"('x' || substr(md5({row_text}), 1, 15))::bit(60)::bigint"
+    if dialect == "mysql":
+        return f"CAST(CONV(SUBSTRING(MD5({row_text}), 1, 15), 16, 10) AS UNSIGNED)"
+    return f"dms_hash60({row_text})"
+
+
+def sum_sql(hash_expr: str, dialect: str) -> str:
+    """The exact sum of hashes, as text (SQLite's SUM would overflow 64 bits)."""
+    if dialect == "sqlite":
+        return f"dms_exact_sum({hash_expr})"
+    if dialect == "mysql":
+        return f"CAST(COALESCE(SUM({hash_expr}), 0) AS CHAR)"
+    return f"COALESCE(SUM({hash_expr}), 0)::text"
+
+
+def hash60(text: str | None) -> int | None:
+    if text is None:
+        return None
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:15], 16)  # noqa: S324 -- a checksum, not security
+
+
+class _ExactSum:
+    def __init__(self) -> None:
+        self.total = 0
+
+    def step(self, value: Any) -> None:
+        if value is not None:
+            self.total += int(value)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def install_sqlite(conn: sqlite3.Connection) -> None:
+    """MD5 and an exact sum for SQLite, which has neither."""
+    conn.create_function("dms_hash60", 1, hash60, deterministic=True)
+    conn.create_aggregate("dms_exact_sum", 1, _ExactSum)  # type: ignore[arg-type]

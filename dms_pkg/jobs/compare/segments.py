@@ -1,0 +1,348 @@
+"""Compare one pair of tables: segment checksums in each database, bisection, row diff.
+
+1. The key space is cut into segments at every n-th key of table A (one
+   query, a window function: only the boundary keys travel).  The first
+   and last segments are open, so keys of B outside A's range are seen.
+2. Each segment's (row count, sum of row hashes) is computed inside both
+   databases; segments run side by side on ``parallel`` threads, each with
+   connections of its own.
+3. A segment whose checksums differ is split at its middle key and both
+   halves are checked again, until it holds at most ``ROW_THRESHOLD`` rows;
+   then its (key, hash) rows are fetched from both sides and diffed.
+4. Keys are compared in a byte order both databases share (integers,
+   decimals and dates by value; text through a binary collation), so a row
+   is in the same segment on both sides.  Should a database order
+   differently anyway, a key found missing on one side in one segment and
+   extra in another is reconciled at the end, by its hash.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import itertools
+import threading
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from dms_pkg.db.binds import ParamStyle
+from dms_pkg.db.sources import SourceConnection, open_source
+from dms_pkg.errors import DmsError
+from dms_pkg.jobs.compare import normalize
+from dms_pkg.jobs.schema_diff.catalog import Column, TableShape
+
+ROW_THRESHOLD = 2000  # a segment this small is diffed row by row
+SEGMENTS_PER_WORKER = 8
+_INTEGER_OR_DATE = ("INT", "SMALLINT", "BIGINT", "DECIMAL", "DATE", "TIMESTAMP", "TIMESTAMPTZ")
+
+
+@dataclass
+class Side:
+    url: str
+    schema: str | None
+    table: str
+    shape: TableShape
+
+    @property
+    def dialect(self) -> str:
+        return self.shape.dialect
+
+
+@dataclass
+class Outcome:
+    key: list[str]
+    columns: list[str]
+    rows_a: int = 0
+    rows_b: int = 0
+    only_in_a: list[list[Any]] = field(default_factory=list)
+    only_in_b: list[list[Any]] = field(default_factory=list)
+    different: list[list[Any]] = field(default_factory=list)
+    segments: int = 0
+    limited: bool = False
+
+    @property
+    def differences(self) -> int:
+        return len(self.only_in_a) + len(self.only_in_b) + len(self.different)
+
+
+class _Queries:
+    """The SQL of one side: key order, checksums, rows, bisection."""
+
+    def __init__(self, side: Side, key: list[tuple[Column, Column]],
+                 columns: list[tuple[Column, Column]]) -> None:
+        d = side.dialect
+        self.dialect = d
+        self.style = {"sqlite": ParamStyle.NAMED}.get(d, ParamStyle.PYFORMAT)
+        table = normalize.quote(side.table, d)
+        self.table = (f"{normalize.quote(side.schema, d)}.{table}" if side.schema else table)
+        self.keys = [self._key(col, d) for col, _ in key]
+        row_text = normalize.row_text_sql(columns, d)
+        self.hash = normalize.hash_sql(row_text, d)
+        self.key_list = ", ".join(self.keys)
+
+    @staticmethod
+    def _key(col: Column, dialect: str) -> str:
+        c = normalize.quote(col.name, dialect)
+        if col.type.split("(")[0] in _INTEGER_OR_DATE:
+            return c
+        if dialect == "postgres":
+            return f'({c}::text COLLATE "C")'
+        if dialect == "mysql":
+            return f"(CAST({c} AS CHAR) COLLATE utf8mb4_bin)"
+        return f"CAST({c} AS TEXT)"
+
+    def _bind(self, name: str) -> str:
+        return f"%({name})s" if self.style is ParamStyle.PYFORMAT else f":{name}"
+
+    def where(self, lo: tuple[Any, ...] | None, hi: tuple[Any, ...] | None
+              ) -> tuple[str, dict[str, Any]]:
+        parts, params = [], {}
+        row = f"({self.key_list})" if len(self.keys) > 1 else self.key_list
+        for edge, op, prefix in ((lo, ">=", "lo"), (hi, "<", "hi")):
+            if edge is None:
+                continue
+            names = [f"{prefix}{i}" for i in range(len(edge))]
+            values = [_bindable(v) for v in edge] if self.dialect == "sqlite" else list(edge)
+            params.update(dict(zip(names, values, strict=True)))
+            binds = ", ".join(self._bind(n) for n in names)
+            parts.append(f"{row} {op} ({binds})" if len(names) > 1 else f"{row} {op} {binds}")
+        return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+    def boundaries(self, step: int) -> str:
+        keys = ", ".join(f"{k} AS k{i}" for i, k in enumerate(self.keys))
+        names = ", ".join(f"k{i}" for i in range(len(self.keys)))
+        return (f"SELECT {names} FROM (SELECT {keys}, ROW_NUMBER() OVER (ORDER BY"
+                f" {self.key_list}) AS dms_rn FROM {self.table}) dms_s"
+                f" WHERE MOD(dms_rn, {step}) = 1 AND dms_rn > 1 ORDER BY {names}"
+                if self.dialect != "sqlite" else
+                f"SELECT {names} FROM (SELECT {keys}, ROW_NUMBER() OVER (ORDER BY"
+                f" {self.key_list}) AS dms_rn FROM {self.table}) dms_s"
+                f" WHERE dms_rn % {step} = 1 AND dms_rn > 1 ORDER BY {names}")
+
+    def checksum(self) -> str:
+        return (f"SELECT COUNT(*), {normalize.sum_sql(self.hash, self.dialect)}"
+                f" FROM {self.table}")
+
+    def rows(self) -> str:
+        return f"SELECT {self.key_list}, {self.hash} FROM {self.table}"
+
+    def middle(self) -> str:
+        return f"SELECT {self.key_list} FROM {self.table}"
+
+
+class _Connections:
+    """Each worker thread's own connection to each side, closed at the end."""
+
+    def __init__(self, a: Side, b: Side) -> None:
+        self.sides = (a, b)
+        self.local = threading.local()
+        self.stack = ExitStack()
+        self.lock = threading.Lock()
+
+    def get(self, index: int) -> SourceConnection:
+        cached = getattr(self.local, "conns", None)
+        if cached is None:
+            cached = self.local.conns = {}
+        if index not in cached:
+            side = self.sides[index]
+            with self.lock:
+                source = self.stack.enter_context(open_source(side.url))
+            _prepare(source)
+            cached[index] = source
+        return cached[index]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def _prepare(source: SourceConnection) -> None:
+    if source.dialect == "sqlite":
+        normalize.install_sqlite(source.conn)  # type: ignore[attr-defined]
+    elif source.dialect == "mysql":
+        source.fetch("SET time_zone = '+00:00'", {})  # TIMESTAMP values in UTC
+
+
+def common_columns(a: TableShape, b: TableShape, key: list[str] | None
+                   ) -> tuple[list[tuple[Column, Column]], list[tuple[Column, Column]]]:
+    """(key columns, compared columns), each as (A's, B's) column."""
+    b_by_name = {c.name.lower(): c for c in b.columns}
+    pairs = [(c, b_by_name[c.name.lower()]) for c in a.columns if c.name.lower() in b_by_name]
+    by_name = {ca.name.lower(): (ca, cb) for ca, cb in pairs}
+    names = key or list(a.primary_key) or list(b.primary_key)
+    if not names:
+        raise DmsError(
+            f"{a.label} has no primary key to match rows by",
+            sqlstate="42P10",
+            hint="name the key: --key col[,col] (columns unique on both sides); rows are "
+                 "never matched by position")
+    missing = [n for n in names if n.lower() not in by_name]
+    if missing:
+        raise DmsError(f"key column {missing[0]} is not in both tables",
+                       sqlstate="42703", hint="--key names columns both tables have")
+    return [by_name[n.lower()] for n in names], pairs
+
+
+def compare(a: Side, b: Side, *, key: list[str] | None = None, parallel: int = 4,
+            limit: int | None = None) -> Outcome:
+    key_cols, columns = common_columns(a.shape, b.shape, key)
+    outcome = Outcome([c.name for c, _ in key_cols], [c.name for c, _ in columns])
+    queries = (_Queries(a, key_cols, columns),
+               _Queries(b, [(cb, ca) for ca, cb in key_cols], [(cb, ca) for ca, cb in columns]))
+    conns = _Connections(a, b)
+    try:
+        _run(queries, conns, outcome, parallel, limit)
+    finally:
+        conns.close()
+    _reconcile(outcome)
+    if limit is not None and outcome.differences > limit:
+        outcome.limited = True
+        _cut(outcome, limit)
+    return outcome
+
+
+def _fetch(conns: _Connections, q: _Queries, index: int, sql: str,
+           params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    return conns.get(index).fetch(sql, params or {})
+
+
+def _segments(queries: tuple[_Queries, _Queries], conns: _Connections, parallel: int
+              ) -> list[tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]]:
+    qa = queries[0]
+    count = int(_fetch(conns, qa, 0, f"SELECT COUNT(*) FROM {qa.table}")[0][0])
+    wanted = max(1, parallel * SEGMENTS_PER_WORKER)
+    step = max(ROW_THRESHOLD, -(-count // wanted))
+    edges = [tuple(r) for r in _fetch(conns, qa, 0, qa.boundaries(step))] if count > step else []
+    bounds: list[tuple[Any, ...] | None] = [None, *edges, None]
+    return list(itertools.pairwise(bounds))
+
+
+def _check(queries: tuple[_Queries, _Queries], conns: _Connections,
+           lo: tuple[Any, ...] | None, hi: tuple[Any, ...] | None) -> dict[str, Any]:
+    """One segment: equal, its row-level differences, or its two halves."""
+    sums = []
+    for i, q in enumerate(queries):
+        where, params = q.where(lo, hi)
+        count, total = _fetch(conns, q, i, q.checksum() + where, params)[0]
+        sums.append((int(count), int(total or 0)))
+    result: dict[str, Any] = {"counts": (sums[0][0], sums[1][0])}
+    if sums[0] == sums[1]:
+        return result
+    if max(sums[0][0], sums[1][0]) <= ROW_THRESHOLD:
+        rows = []
+        for i, q in enumerate(queries):
+            where, params = q.where(lo, hi)
+            rows.append({_key_of(r[:-1]): int(r[-1]) for r in
+                         _fetch(conns, q, i, q.rows() + where, params)})
+        result["rows"] = rows
+        return result
+    bigger = 0 if sums[0][0] >= sums[1][0] else 1
+    q = queries[bigger]
+    where, params = q.where(lo, hi)
+    mid_sql = (f"{q.middle()}{where} ORDER BY {q.key_list} LIMIT 1 OFFSET"
+               f" {sums[bigger][0] // 2}")
+    middle = tuple(_fetch(conns, q, bigger, mid_sql, params)[0])
+    result["split"] = [(lo, middle), (middle, hi)]
+    return result
+
+
+def _run(queries: tuple[_Queries, _Queries], conns: _Connections, outcome: Outcome,
+         parallel: int, limit: int | None) -> None:
+    pending = _segments(queries, conns, parallel)
+    top = len(pending)
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        running: dict[Future[dict[str, Any]], bool] = {}
+
+        def submit(lo: Any, hi: Any, first: bool) -> None:
+            running[pool.submit(_check, queries, conns, lo, hi)] = first
+
+        for n, (lo, hi) in enumerate(pending):
+            submit(lo, hi, n < top)
+        while running:
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                first = running.pop(future)
+                result = future.result()
+                outcome.segments += 1
+                if first:
+                    outcome.rows_a += result["counts"][0]
+                    outcome.rows_b += result["counts"][1]
+                if "rows" in result:
+                    _diff_rows(result["rows"][0], result["rows"][1], outcome)
+                if "split" in result:
+                    if limit is not None and outcome.differences > limit:
+                        continue  # enough found: the rest is not looked into
+                    for lo, hi in result["split"]:
+                        submit(lo, hi, False)
+
+
+def _diff_rows(a: dict[tuple[Any, ...], int], b: dict[tuple[Any, ...], int],
+               outcome: Outcome) -> None:
+    for key, h in a.items():
+        if key not in b:
+            outcome.only_in_a.append([*list(key), h])
+        elif b[key] != h:
+            outcome.different.append(list(key))
+    for key, h in b.items():
+        if key not in a:
+            outcome.only_in_b.append([*list(key), h])
+
+
+def _reconcile(outcome: Outcome) -> None:
+    """A key missing in one segment and extra in another (the databases placed it
+    differently) is one row: equal when its hashes are, else different."""
+    only_b = {tuple(r[:-1]): r[-1] for r in outcome.only_in_b}
+    keep_a = []
+    for row in outcome.only_in_a:
+        key, h = tuple(row[:-1]), row[-1]
+        if key in only_b:
+            if only_b.pop(key) != h:
+                outcome.different.append(list(key))
+        else:
+            keep_a.append(list(key))
+    outcome.only_in_a = sorted(keep_a, key=_order)
+    outcome.only_in_b = sorted((list(k) for k in only_b), key=_order)
+    outcome.different = sorted(outcome.different, key=_order)
+
+
+def _order(key: list[Any]) -> tuple[Any, ...]:
+    return tuple((0, v) if isinstance(v, int | float) else (1, str(v)) for v in key)
+
+
+def _cut(outcome: Outcome, limit: int) -> None:
+    left = limit
+    for name in ("different", "only_in_a", "only_in_b"):
+        rows: list[list[Any]] = getattr(outcome, name)
+        setattr(outcome, name, rows[:left])
+        left = max(0, left - len(rows))
+
+
+def _bindable(value: Any) -> Any:
+    """A key from another database as SQLite can bind it (no Decimal, dates as text)."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def _key_of(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A key as both sides write it: dates as ISO text (SQLite keeps them so),
+    decimals without trailing zeros, bytes as hex."""
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, datetime.datetime):
+            out.append(v.isoformat(sep=" "))
+        elif isinstance(v, datetime.date):
+            out.append(v.isoformat())
+        elif isinstance(v, decimal.Decimal):
+            out.append(format(v.normalize(), "f"))
+        elif isinstance(v, bytes):
+            out.append(v.hex())
+        else:
+            out.append(v)
+    return tuple(out)

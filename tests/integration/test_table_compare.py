@@ -1,0 +1,144 @@
+"""``dms table-compare`` on real PostgreSQL, MariaDB and SQLite: exactly the planted rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+
+from tests.integration.conftest import Cluster, DatabaseFactory
+
+ROWS = 200_000
+PG_ROWS = """INSERT INTO {t} SELECT g, 'k' || g, g % 100, g * 1.25,
+    timestamp '2024-01-01' + g * interval '1 second',
+    CASE WHEN g % 7 = 0 THEN NULL ELSE md5(g::text) END FROM generate_series(1, {n}) g"""
+MY_ROWS = """INSERT INTO {t} SELECT seq, CONCAT('k', seq), seq % 100, seq * 1.25,
+    '2024-01-01' + INTERVAL seq SECOND, IF(seq % 7 = 0, NULL, MD5(seq)) FROM seq_1_to_{n}"""
+# Planted in B: changed, missing and extra rows (by id; code is 'k' || id, grp id % 100).
+CHANGED, MISSING, EXTRA = [17, 100_000, 199_999], [3, 150_001], [200_005, 250_000]
+PLANT = [
+    "UPDATE {t} SET note = 'changed' WHERE id IN (17, 100000)",
+    "UPDATE {t} SET amount = amount + 0.01 WHERE id = 199999",
+    "DELETE FROM {t} WHERE id IN (3, 150001)",
+]
+
+
+@pytest.fixture(scope="module")
+def dbs(cluster: Cluster, databases: DatabaseFactory, mariadb: dict[str, Any],
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    pg = cluster.dsn(databases.create())
+    with psycopg.connect(pg, autocommit=True) as conn:
+        for t in ("a", "b"):
+            conn.execute(f"CREATE TABLE {t} (id bigint PRIMARY KEY, code text NOT NULL UNIQUE,"
+                         " grp integer NOT NULL, amount numeric(12,2), made timestamp,"
+                         " note text)".encode())
+            conn.execute(PG_ROWS.format(t=t, n=ROWS).encode())
+        for statement in PLANT:
+            conn.execute(statement.format(t="b").encode())
+        for i in EXTRA:
+            conn.execute("INSERT INTO b VALUES (%s, %s, %s, 1, '2030-01-01', 'extra')",
+                         [i, f"k{i}", i % 100])
+    my_db = f"dmst_tc_{uuid.uuid4().hex[:8]}"
+    with pymysql.connect(**mariadb, autocommit=True) as my, my.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{my_db}`")
+        cur.execute(f"USE `{my_db}`")
+        cur.execute("CREATE TABLE b (id bigint PRIMARY KEY, code varchar(20) NOT NULL UNIQUE,"
+                    " grp int NOT NULL, amount decimal(12,2), made datetime(6), note text)")
+        cur.execute(MY_ROWS.format(t="b", n=ROWS))
+        for statement in PLANT:
+            cur.execute(statement.format(t="b"))
+        for i in EXTRA:
+            cur.execute("INSERT INTO b VALUES (%s, %s, %s, 1, '2030-01-01', 'extra')",
+                        [i, f"k{i}", i % 100])
+    lite = tmp_path_factory.mktemp("tc") / "b.db"
+    with psycopg.connect(pg) as conn, sqlite3.connect(lite) as out:
+        out.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE,"
+                    " grp INTEGER NOT NULL, amount DECIMAL(12,2), made TIMESTAMP, note TEXT)")
+        out.executemany("INSERT INTO b VALUES (?, ?, ?, ?, ?, ?)", [
+            (r[0], r[1], r[2], float(r[3]), r[4].isoformat(sep=" "), r[5])
+            for r in conn.execute("SELECT * FROM b ORDER BY id")])
+    my_url = f"mysql://{mariadb['user']}@localhost/{my_db}?unix_socket={mariadb['unix_socket']}"
+    yield {"pg": pg, "db": ["--db", f"my={my_url}", "--db", f"lite=sqlite:///{lite}"]}
+    with pymysql.connect(**mariadb, autocommit=True) as my, my.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{my_db}`")
+
+
+def compare(dbs: dict[str, Any], *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "dms_pkg.cli", "table-compare", "--dsn", dbs["pg"], *dbs["db"],
+         "--format", "json", *args],
+        capture_output=True, text=True, check=False, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def keys(rows: list[list[Any]]) -> list[Any]:
+    return [r[0] if len(r) == 1 else tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("b", ["public.b", "my.b", "lite.b"])
+def test_exactly_the_planted_rows_are_found(dbs: dict[str, Any], b: str) -> None:
+    code, out = compare(dbs, f"public.a:{b}", "--parallel", "2")
+    assert code == 1, out
+    pair = out["pairs"][0]
+    assert (pair["status"], pair["key"]) == ("different", ["id"])
+    assert (pair["rows_a"], pair["rows_b"]) == (ROWS, ROWS - len(MISSING) + len(EXTRA))
+    assert keys(pair["only_in_a"]) == MISSING
+    assert keys(pair["only_in_b"]) == EXTRA
+    assert keys(pair["different"]) == CHANGED
+    assert pair["columns"] == ["id", "code", "grp", "amount", "made", "note"]
+
+
+@pytest.mark.parametrize("b", ["public.b", "my.b"])
+def test_text_and_composite_keys(dbs: dict[str, Any], b: str) -> None:
+    code, out = compare(dbs, f"public.a:{b}", "--key", "code")
+    assert code == 1
+    pair = out["pairs"][0]
+    assert pair["key"] == ["code"]
+    assert sorted(keys(pair["only_in_a"])) == sorted(f"k{i}" for i in MISSING)
+    assert sorted(keys(pair["only_in_b"])) == sorted(f"k{i}" for i in EXTRA)
+    assert sorted(keys(pair["different"])) == sorted(f"k{i}" for i in CHANGED)
+    code, out = compare(dbs, f"public.a:{b}", "--key", "grp,id")
+    pair = out["pairs"][0]
+    assert keys(pair["different"]) == sorted((i % 100, i) for i in CHANGED)
+    assert keys(pair["only_in_a"]) == sorted((i % 100, i) for i in MISSING)
+
+
+def test_identical_tables_are_equal_across_dialects(dbs: dict[str, Any]) -> None:
+    code, out = compare(dbs, "public.b:my.b", "my.b:lite.b", "public.a:public.a")
+    assert code == 0, out
+    assert [p["status"] for p in out["pairs"]] == ["equal"] * 3
+    assert out["summary"] == {"pairs": 3, "equal": 3, "different": 0, "errors": 0}
+
+
+def test_limit_stops_after_that_many_differences(dbs: dict[str, Any]) -> None:
+    code, out = compare(dbs, "public.a:public.b", "--limit", "2")
+    pair = out["pairs"][0]
+    assert code == 1 and pair["limited"] is True
+    assert len(pair["only_in_a"]) + len(pair["only_in_b"]) + len(pair["different"]) == 2
+
+
+def test_failing_pairs_are_reported_and_the_others_finish(dbs: dict[str, Any]) -> None:
+    with psycopg.connect(dbs["pg"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS nokey (x int, y text)")
+    code, out = compare(dbs, "public.a:public.nope", "public.nokey:public.nokey", "bad",
+                        "public.a:my.b", "--key", "id")
+    statuses = [(p["pair"], p["status"]) for p in out["pairs"]]
+    assert code == 2
+    assert statuses == [("public.a:public.nope", "error"), ("public.nokey:public.nokey", "error"),
+                        ("bad", "error"), ("public.a:my.b", "different")]
+    errors = [p["error"] for p in out["pairs"][:3]]
+    assert errors[0]["sqlstate"] == "42P01"
+    assert errors[1]["message"] == "key column id is not in both tables"
+    assert errors[2]["message"] == '"bad" is not a pair: write A:B (one colon)'
+    code, out = compare(dbs, "public.nokey:public.nokey")
+    assert out["pairs"][0]["error"]["message"] == (
+        "public.nokey has no primary key to match rows by")
