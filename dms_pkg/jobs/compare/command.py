@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -86,17 +87,23 @@ def _run(args: argparse.Namespace) -> int:
 
 def _compare(pair: Any, dbs: Any, default: str | None, key: list[str] | None,
              parallel: int, limit: int | None) -> dict[str, Any]:
-    from dms_pkg.db.sources import open_source
+    from dms_pkg.jobs.schema_diff.batch import url_opener
+
+    return compare_pair(pair, url_opener(dbs, default), key, parallel, limit)
+
+
+def compare_pair(pair: Any, opener: Any, key: list[str] | None, parallel: int,
+                 limit: int | None) -> dict[str, Any]:
+    """One pair's result; ``opener(side)`` opens a connection to a side's database."""
     from dms_pkg.jobs.compare import segments
     from dms_pkg.jobs.schema_diff import catalog
-    from dms_pkg.jobs.schema_diff.batch import _url
 
     sides = []
     for side in (pair.a, pair.b):
-        url = _url(side, dbs, default)
-        with open_source(url) as source:
+        with opener(side) as source:
             shape = catalog.read(source, side.schema, side.table)
-        sides.append(segments.Side(url, side.schema, side.table, shape))
+        sides.append(segments.Side(functools.partial(opener, side), side.schema, side.table,
+                                   shape))
     outcome = segments.compare(sides[0], sides[1], key=key, parallel=parallel, limit=limit)
     return {"status": "different" if outcome.differences else "equal",
             "key": outcome.key, "columns": outcome.columns,

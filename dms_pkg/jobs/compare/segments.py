@@ -22,14 +22,14 @@ import datetime
 import decimal
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from dms_pkg.db.binds import ParamStyle
-from dms_pkg.db.sources import SourceConnection, open_source
+from dms_pkg.db.sources import SourceConnection
 from dms_pkg.errors import DmsError
 from dms_pkg.jobs.compare import normalize
 from dms_pkg.jobs.schema_diff.catalog import Column, TableShape
@@ -41,7 +41,7 @@ _INTEGER_OR_DATE = ("INT", "SMALLINT", "BIGINT", "DECIMAL", "DATE", "TIMESTAMP",
 
 @dataclass
 class Side:
-    url: str
+    opener: Callable[[], AbstractContextManager[SourceConnection]]  # a new connection
     schema: str | None
     table: str
     shape: TableShape
@@ -149,7 +149,7 @@ class _Connections:
         if index not in cached:
             side = self.sides[index]
             with self.lock:
-                source = self.stack.enter_context(open_source(side.url))
+                source = self.stack.enter_context(side.opener())
             _prepare(source)
             cached[index] = source
         return cached[index]  # type: ignore[no-any-return]

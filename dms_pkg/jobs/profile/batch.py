@@ -12,17 +12,17 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from dms_pkg.db.binds import ParamStyle
-from dms_pkg.db.sources import SourceConnection, open_source
+from dms_pkg.db.sources import SourceConnection
 from dms_pkg.errors import DmsError
 from dms_pkg.jobs.profile import metrics
 from dms_pkg.jobs.schema_diff import catalog
-from dms_pkg.jobs.schema_diff.batch import _error, _url
+from dms_pkg.jobs.schema_diff.batch import Opener, _error
 from dms_pkg.jobs.schema_diff.pairs import Side
 
 SHAPE_VERSION = 1
@@ -66,12 +66,11 @@ def _fetch(source: SourceConnection, sql: str) -> tuple[Any, ...]:
     return rows[0]
 
 
-def profile_table(side: Side, dbs: Mapping[str, str], default: str | None,
-                  caps: _Caps) -> TableProfile:
+def profile_table(side: Side, opener: Opener, caps: _Caps) -> TableProfile:
     result = TableProfile(side)
     started = time.monotonic()
     try:
-        with open_source(_url(side, dbs, default)) as source:
+        with opener(side) as source:
             result.dialect = source.dialect
             with caps.of(source.dialect):
                 columns = catalog.read(source, side.schema, side.table).columns
@@ -88,12 +87,12 @@ def profile_table(side: Side, dbs: Mapping[str, str], default: str | None,
     return result
 
 
-def run(sides: list[Side], dbs: Mapping[str, str], default: str | None, *, parallel: int = 4,
+def run(sides: list[Side], opener: Opener, *, parallel: int = 4,
         on_done: Callable[[TableProfile], None] = lambda r: None) -> list[TableProfile]:
     workers = max(1, min(parallel, 2 * (os.cpu_count() or 1), len(sides) or 1))
     caps = _Caps()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(profile_table, side, dbs, default, caps) for side in sides]
+        futures = [pool.submit(profile_table, side, opener, caps) for side in sides]
         results = []
         for future in futures:
             results.append(future.result())

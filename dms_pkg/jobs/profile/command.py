@@ -64,7 +64,9 @@ def _run(args: argparse.Namespace) -> int:
                        hint="give --dsn (where dms is installed), or --no-store")
     sides = [parse_side(t, dbs) for t in texts]
     started = datetime.datetime.now(datetime.UTC)
-    results = batch.run(sides, dbs, default, parallel=args.parallel,
+    from dms_pkg.jobs.schema_diff.batch import url_opener
+
+    results = batch.run(sides, url_opener(dbs, default), parallel=args.parallel,
                         on_done=_progress(args, len(sides)))
     profile_id = None if args.no_store else batch.record(str(default), results, started)
     print(batch.as_json(results, profile_id) if args.format == "json"

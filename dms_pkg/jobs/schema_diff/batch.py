@@ -13,11 +13,12 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from dms_pkg.db.faults import fault_of
-from dms_pkg.db.sources import open_source
+from dms_pkg.db.sources import SourceConnection, open_source
 from dms_pkg.errors import DmsError
 from dms_pkg.jobs.schema_diff import catalog
 from dms_pkg.jobs.schema_diff.diff import Difference, compare
@@ -51,16 +52,25 @@ def _url(side: Side, dbs: Mapping[str, str], default: str | None) -> str:
     return dbs[side.db]
 
 
-def _shape(side: Side, dbs: Mapping[str, str], default: str | None) -> catalog.TableShape:
-    with open_source(_url(side, dbs, default)) as source:
+# How a side's database is reached: a connection for the catalog queries.
+Opener = Callable[[Side], AbstractContextManager[SourceConnection]]
+
+
+def url_opener(dbs: Mapping[str, str], default: str | None) -> Opener:
+    """The command line's way: --db URLs and --dsn."""
+    return lambda side: open_source(_url(side, dbs, default))
+
+
+def _shape(side: Side, opener: Opener) -> catalog.TableShape:
+    with opener(side) as source:
         return catalog.read(source, side.schema, side.table)
 
 
-def compare_pair(pair: Pair, dbs: Mapping[str, str], default: str | None) -> PairResult:
+def compare_pair(pair: Pair, opener: Opener) -> PairResult:
     result = PairResult(pair)
     started = time.monotonic()
     try:
-        a, b = _shape(pair.a, dbs, default), _shape(pair.b, dbs, default)
+        a, b = _shape(pair.a, opener), _shape(pair.b, opener)
         result.differences = compare(a, b)
         result.status = "different" if result.differences else "equal"
     except Exception as exc:  # one pair's failure is reported, the batch goes on
@@ -79,12 +89,12 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"sqlstate": None, "message": f"{type(exc).__name__}: {exc}", "hint": None}
 
 
-def run(pairs: list[Pair], dbs: Mapping[str, str], default: str | None, *, parallel: int = 4,
+def run(pairs: list[Pair], opener: Opener, *, parallel: int = 4,
         on_done: Callable[[PairResult], None] = lambda r: None) -> list[PairResult]:
     """Every pair's result, in the order given."""
     workers = max(1, min(parallel, 2 * (os.cpu_count() or 1), len(pairs) or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(compare_pair, pair, dbs, default) for pair in pairs]
+        futures = [pool.submit(compare_pair, pair, opener) for pair in pairs]
         results = []
         for future in futures:
             results.append(future.result())

@@ -77,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
             result.error = {"sqlstate": exc.sqlstate, "message": exc.message, "hint": exc.hint}
             refused[n] = result
     done = _progress(args, len(pairs))
-    results = batch.run(pairs, dbs, default, parallel=args.parallel, on_done=done)
+    results = batch.run(pairs, batch.url_opener(dbs, default), parallel=args.parallel,
+                        on_done=done)
     ordered = iter(results)
     everything = [refused[n] if n in refused else next(ordered)
                   for n in range(len(pairs) + len(refused))]
