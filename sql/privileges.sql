@@ -142,3 +142,5 @@ GRANT EXECUTE ON FUNCTION dms.pe_create_task(text, text), dms.pe_generate_task_n
 
 -- Profiles (issue 13): written through dms.record_profile by operators.
 GRANT EXECUTE ON FUNCTION dms.record_profile(jsonb) TO dms_operator;
+GRANT EXECUTE ON FUNCTION dms.record_check(text, jsonb), dms.schema_diff(text[], jsonb),
+    dms.compare_tables(text[], jsonb), dms.profile_tables(text[], jsonb) TO dms_operator;

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -59,8 +60,11 @@ def install(plpy: Any) -> None:
 
 
 def check() -> None:
-    """Raise :class:`Interrupted` if this backend was told to stop (no-op outside one)."""
-    if _hook is not None:
+    """Raise :class:`Interrupted` if this backend was told to stop (no-op outside one).
+
+    Only the backend's own thread may call plpy: a worker thread (the checks
+    run their pairs on threads) waits without the check."""
+    if _hook is not None and threading.current_thread() is threading.main_thread():
         _hook()
 
 
