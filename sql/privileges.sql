@@ -139,3 +139,8 @@ GRANT EXECUTE ON FUNCTION dms.pe_create_task(text, text), dms.pe_generate_task_n
     dms.pe_task_state(text, text, boolean), dms.pe_drop(text, text, text, boolean),
     dms.pe_get_chunk(text, text), dms.pe_set_chunk_status(text, bigint, integer, text, text)
     TO dms_operator;
+
+-- DBMS_SCHEDULER (the rest of its grants are in sql/api/090_dbms_scheduler.sql).
+-- dms.sched_job_lock is how "a job is running" is known: a row lock only the
+-- session carrying out the run holds.  No dms role reads or locks it.
+REVOKE ALL ON dms.sched_job_lock FROM dms_viewer, dms_operator, dms_admin;
