@@ -41,7 +41,7 @@ CREATE TABLE dms.sched_job (
 );
 CREATE INDEX sched_job_due_ix ON dms.sched_job (next_run_date) WHERE enabled;
 COMMENT ON TABLE dms.sched_job IS 'DBMS_SCHEDULER jobs: what runs (job_type, job_action), when (start_date, repeat_interval, end_date) and as whom (owner); read through dbms_scheduler.user_scheduler_jobs';
-COMMENT ON COLUMN dms.sched_job.job_id IS 'Job number (also the key of the advisory lock a running job holds)';
+COMMENT ON COLUMN dms.sched_job.job_id IS 'Job number (also the key of the job''s row in dms.sched_job_lock, locked while it runs)';
 COMMENT ON COLUMN dms.sched_job.owner IS 'Login that created the job (session_user); the job always runs in a session logged in as it';
 COMMENT ON COLUMN dms.sched_job.job_name IS 'Job name, unique per owner; upper case unless it was given in double quotes (as Oracle)';
 COMMENT ON COLUMN dms.sched_job.job_type IS 'PLSQL_BLOCK (SQL, or a plpgsql block run with DO) or STORED_PROCEDURE (a procedure CALLed with the job''s arguments)';
@@ -115,6 +115,22 @@ COMMENT ON COLUMN dms.sched_job_run.claimed_at IS 'When a dispatcher claimed the
 COMMENT ON COLUMN dms.sched_job_run.error_code IS 'SQLSTATE of the run''s outcome (Oracle ERROR#): 00000 when it succeeded';
 COMMENT ON COLUMN dms.sched_job_run.additional_info IS 'The error (SQLSTATE, message, detail) of a run that failed or was stopped';
 
+-- "The job is running" is a row lock: the session that carries out a run
+-- holds its job's row here FOR UPDATE (taken by the SECURITY DEFINER
+-- dms._sched_begin) until the run's transaction ends, a crash included.
+-- No dms role may read or lock this table (sql/privileges.sql revokes the
+-- viewers' SELECT), so no other session can make a job look running or keep
+-- it from starting, as anyone could with a public advisory lock key.  Who
+-- runs a job is read from the row's xmax (the locking transaction) and
+-- pg_locks.  No foreign key: a job dropped while it runs must not wait for
+-- its run to release this row; orphans are swept by the dispatcher.
+CREATE TABLE dms.sched_job_lock (
+    job_id integer NOT NULL,
+    CONSTRAINT sched_job_lock_pk PRIMARY KEY (job_id)
+);
+COMMENT ON TABLE dms.sched_job_lock IS 'DBMS_SCHEDULER: one row per job, locked FOR UPDATE by the session running the job (internal; no dms role reads it)';
+COMMENT ON COLUMN dms.sched_job_lock.job_id IS 'Job (dms.sched_job.job_id; no foreign key, see the table''s comment)';
+
 -- Operators read their own jobs and runs only; viewers get SELECT on every
 -- dms table (privileges.sql), so the rows are filtered here.
 ALTER TABLE dms.sched_job ENABLE ROW LEVEL SECURITY;
@@ -125,3 +141,5 @@ CREATE POLICY sched_job_arg_own ON dms.sched_job_arg FOR SELECT
     USING (EXISTS (SELECT FROM dms.sched_job j WHERE j.job_id = sched_job_arg.job_id
                    AND j.owner = session_user));
 CREATE POLICY sched_job_run_own ON dms.sched_job_run FOR SELECT USING (owner = session_user);
+-- No policy: nobody but the package's definer functions (the table's owner) sees a row.
+ALTER TABLE dms.sched_job_lock ENABLE ROW LEVEL SECURITY;

@@ -144,3 +144,8 @@ GRANT EXECUTE ON FUNCTION dms.pe_create_task(text, text), dms.pe_generate_task_n
 GRANT EXECUTE ON FUNCTION dms.record_profile(jsonb) TO dms_operator;
 GRANT EXECUTE ON FUNCTION dms.record_check(text, jsonb), dms.schema_diff(text[], jsonb),
     dms.compare_tables(text[], jsonb), dms.profile_tables(text[], jsonb) TO dms_operator;
+
+-- DBMS_SCHEDULER (the rest of its grants are in sql/api/090_dbms_scheduler.sql).
+-- dms.sched_job_lock is how "a job is running" is known: a row lock only the
+-- session carrying out the run holds.  No dms role reads or locks it.
+REVOKE ALL ON dms.sched_job_lock FROM dms_viewer, dms_operator, dms_admin;

@@ -16,7 +16,7 @@ from typing import Any
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.scheduler import jobs, runs
 from dms_pkg.scheduler.jobs import Ctx
-from dms_pkg.security import OPERATOR, VIEWER, require_role
+from dms_pkg.security import ADMIN, OPERATOR, VIEWER, require_role
 
 Entry = Callable[[Ctx, Mapping[str, Any]], Any]
 
@@ -30,13 +30,17 @@ ENTRIES: dict[str, tuple[str, Entry]] = {
     "dbms_scheduler.drop_job": (OPERATOR, jobs.drop_job),
     "dbms_scheduler.stop_job": (OPERATOR, jobs.stop_job),
     "dbms_scheduler.evaluate_calendar_string": (VIEWER, jobs.evaluate_calendar_string),
-    # Internal: what the plpgsql procedures run_job and dispatch call.
-    "dms._sched_begin": (OPERATOR, runs.begin),
+    # Internal: what the plpgsql procedures run_job and sched_carry_out call
+    # (a login's own jobs only)...
+    "dms._sched_start": (OPERATOR, runs.begin),
+    "dms._sched_not_started": (OPERATOR, runs.not_started),
     "dms._sched_end": (OPERATOR, runs.end),
     "dms._sched_queue_run": (OPERATOR, runs.queue_run),
-    "dms._sched_queue_due": (OPERATOR, runs.queue_due),
-    "dms._sched_claim": (OPERATOR, runs.claim),
-    "dms._sched_abandon": (OPERATOR, runs.abandon),
+    # ... and the dispatcher's, which hand out and record every login's runs:
+    # administrators only (dbms_scheduler.dispatch is too).
+    "dms._sched_queue_due": (ADMIN, runs.queue_due),
+    "dms._sched_claim": (ADMIN, runs.claim),
+    "dms._sched_abandon": (ADMIN, runs.abandon),
 }
 
 

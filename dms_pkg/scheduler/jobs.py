@@ -29,9 +29,6 @@ from dms_pkg.scheduler import actions, calendar
 from dms_pkg.scheduler.names import JobName, job_name, job_names, procedure_name
 
 OBJECT_IN_USE = "55006"
-# Key 1 of the advisory lock (key 2: job_id) a session holds while it runs a
-# job: how "running" is known to everyone at once, and released by a crash.
-LOCK_CLASS = 1396918340  # 'SCHD'
 MAX_ARGUMENTS = 255
 UNSUPPORTED_TYPES = ("EXECUTABLE", "CHAIN", "EXTERNAL_SCRIPT", "SQL_SCRIPT", "BACKUP_SCRIPT")
 COMMIT_SEMANTICS = ("STOP_ON_FIRST_ERROR", "TRANSACTIONAL", "ABSORB_ERRORS")
@@ -132,13 +129,21 @@ def find(ctx: Ctx, name: JobName, *, lock: bool = True) -> Job:
     return Job.of(rows[0])
 
 
+# The backend whose transaction holds a job's row of dms.sched_job_lock: the
+# row's xmax is the locking transaction, and the backend running that
+# transaction holds the ExclusiveLock on its id.  (A lock from a transaction
+# that has ended leaves its id in xmax, but nobody holds it any more.)  Only
+# dms._sched_begin locks these rows, and no dms role may read or lock the
+# table, so nobody can make a job look running -- nor keep it from running,
+# as anyone could with an advisory lock, whose keys are public.
+RUNNING_PID = ("SELECT l.pid FROM dms.sched_job_lock k JOIN pg_catalog.pg_locks l"
+               " ON l.locktype = 'transactionid' AND l.transactionid = k.xmax"
+               " AND l.mode = 'ExclusiveLock' AND l.granted WHERE k.job_id = $1::integer")
+
+
 def running_pid(ctx: Ctx, job_id: int) -> int | None:
-    """The backend running the job now (holding its advisory lock), if any."""
-    pid = ctx.one("SELECT l.pid FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory'"
-                  " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
-                  " WHERE datname = pg_catalog.current_database())"
-                  " AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid"
-                  " AND l.objsubid = 2 AND l.granted", [LOCK_CLASS, job_id])
+    """The backend running the job now (holding its row of dms.sched_job_lock), if any."""
+    pid = ctx.one(RUNNING_PID, [job_id])
     return int(pid) if pid is not None else None
 
 
@@ -247,6 +252,9 @@ def create_job(ctx: Ctx, a: Mapping[str, Any]) -> None:
          as_text(job.start_date), as_text(job.anchor_date), job.repeat_interval,
          as_text(job.end_date), job.enabled, job.auto_drop, job.comments,
          as_text(job.next_run_date)]))
+    # The row a run of the job locks (dms_pkg.scheduler.runs).
+    ctx.rows("INSERT INTO dms.sched_job_lock (job_id) VALUES ($1::integer)"
+             " ON CONFLICT (job_id) DO NOTHING", [job.job_id])
     ctx.say(f"job {name} created" + (f", next run {as_text(job.next_run_date)}"
                                      if job.enabled else " (disabled)"))
 
@@ -405,6 +413,8 @@ def drop_job(ctx: Ctx, a: Mapping[str, Any]) -> None:
         # Runs waiting for the dispatcher go with the job; the log of past runs stays.
         ctx.rows("DELETE FROM dms.sched_job_run WHERE job_id = $1::integer AND status = 'QUEUED'",
                  [job.job_id])
+        # Its row of dms.sched_job_lock stays (a run being stopped holds it; the
+        # job must not wait for it): the dispatcher sweeps it away later.
         ctx.rows("DELETE FROM dms.sched_job WHERE job_id = $1::integer", [job.job_id])
 
     _each(ctx, job_names(a.get("job_name"), ctx.login, "drop"), a.get("commit_semantics"), act,

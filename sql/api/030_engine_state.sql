@@ -478,7 +478,8 @@ VOLATILE PARALLEL UNSAFE
 -- session logged in as that login (dblink_connect_u is for superusers).  The
 -- command is fixed by p_kind and the login read from the queue, so a caller
 -- chooses neither; the session lives only inside this call, so no connection
--- is ever left in the caller's hands.
+-- is ever left in the caller's hands (not even when the call is cancelled or
+-- times out: the cleanup catches query_canceled, which OTHERS does not).
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -489,6 +490,7 @@ DECLARE
     v_name text := 'dms_owner_' || replace(pg_catalog.gen_random_uuid()::text, '-', '');
     v_message text;
     v_busy integer;
+    v_open boolean;
 BEGIN
     PERFORM dms._require_role('dms_operator');
     IF p_kind = 'run' THEN
@@ -501,8 +503,20 @@ BEGIN
         SELECT reqby INTO v_login FROM dms.dms_prcreq WHERE reqid = p_id AND status = 'CLAIMED';
         v_command := pg_catalog.format('CALL pkgdwprc.carry_out_request(%s)', p_id);
     ELSIF p_kind = 'sched' THEN
-        -- A DBMS_SCHEDULER run a dispatcher claimed: the job's owner carries it out.
-        SELECT owner INTO v_login FROM dms.sched_job_run WHERE log_id = p_id AND status = 'CLAIMED';
+        -- A DBMS_SCHEDULER run this very session claimed (dms._sched_claim, for
+        -- dbms_scheduler.dispatch, administrators only): the job's owner carries
+        -- it out.  No other session may start it, nor a later session that got
+        -- the pid of a dispatcher that ended.
+        SELECT r.owner INTO v_login FROM dms.sched_job_run r
+         WHERE r.log_id = p_id AND r.status = 'CLAIMED'
+           AND r.dispatcher_pid = pg_catalog.pg_backend_pid()
+           AND r.claimed_at >= (SELECT s.backend_start FROM pg_catalog.pg_stat_activity s
+                                 WHERE s.pid = pg_catalog.pg_backend_pid());
+        IF v_login IS NULL THEN
+            RAISE EXCEPTION 'dms: DBMS_SCHEDULER run % is not claimed by this session', p_id
+                USING ERRCODE = '42501',
+                      HINT = 'CALL dbms_scheduler.dispatch() (dms_admin) claims the queued runs and carries them out';
+        END IF;
         v_command := pg_catalog.format('CALL dms.sched_carry_out(%s)', p_id);
     ELSE
         RAISE EXCEPTION 'dms: unknown kind %', p_kind USING ERRCODE = '22023';
@@ -511,12 +525,12 @@ BEGIN
         RETURN pg_catalog.format('%s %s is no longer waiting', p_kind, p_id);
     END IF;
     BEGIN
-        PERFORM dms._loopback_connect(v_name, v_login,
-                                      pg_catalog.format('dms dispatcher %s %s', p_kind, p_id));
-    EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
-        RETURN SQLERRM;
-    END;
-    BEGIN
+        BEGIN
+            PERFORM dms._loopback_connect(v_name, v_login,
+                                          pg_catalog.format('dms dispatcher %s %s', p_kind, p_id));
+        EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
+            RETURN SQLERRM;
+        END;
         EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
             USING v_name, v_command;
         -- Wait with pg_sleep, which a cancel or terminate interrupts at once
@@ -529,12 +543,26 @@ BEGIN
         END LOOP;
         v_message := dms._dblink_outcome(v_name);
         EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
-    EXCEPTION WHEN OTHERS THEN
+    -- Whatever ends the call -- an error, a cancel, a statement timeout (those
+    -- two are query_canceled, which OTHERS does not catch) -- the session
+    -- logged in as v_login is cancelled and closed before it propagates: it
+    -- must never stay open in the caller's session.
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
         BEGIN
-            EXECUTE pg_catalog.format('SELECT %I.dblink_cancel_query($1)', v_schema) USING v_name;
-            EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
-        EXCEPTION WHEN OTHERS THEN
-            NULL;  -- already gone
+            EXECUTE pg_catalog.format('SELECT $1 = ANY (coalesce(%I.dblink_get_connections(), ''{}''))',
+                                      v_schema)
+                INTO v_open USING v_name;
+            IF v_open THEN
+                EXECUTE pg_catalog.format('SELECT %I.dblink_cancel_query($1)', v_schema) USING v_name;
+                EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
+            END IF;
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            -- Gone already, or the cancel failed: close it all the same.
+            BEGIN
+                EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
+            EXCEPTION WHEN OTHERS OR query_canceled THEN
+                NULL;  -- not open
+            END;
         END;
         RAISE;
     END;
@@ -542,7 +570,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION dms.run_as_owner(text, bigint) IS
-    'Carry out a queued run (p_kind run), resume a run (resume), a claimed mapper request (request) or a claimed DBMS_SCHEDULER run (sched) in a session logged in as whoever queued or started it (the job''s owner), and wait; returns its error or NULL (operator role)';
+    'Carry out a queued run (p_kind run), resume a run (resume), a claimed mapper request (request) or a DBMS_SCHEDULER run this session claimed (sched) in a session logged in as whoever queued or started it (the job''s owner), and wait; returns its error or NULL; the session is closed however the call ends (operator role)';
 
 CREATE OR REPLACE FUNCTION dms.poll_workers(p_names text[])
 RETURNS TABLE (name text, busy boolean, error text)

@@ -3,12 +3,17 @@
 -- and defaults.  Jobs are rows of dms.sched_job; pg_cron calls
 -- dbms_scheduler.dispatch() every minute (docs/dbms_scheduler.md), which
 -- queues the due jobs and hands each to a session logged in as its owner
--- (dms.run_as_owner): a job's action never runs as anyone else.
+-- (dms.run_as_owner): a job's action never runs as anyone else.  The
+-- dispatcher and its helpers (dms._sched_queue_due, _sched_claim,
+-- _sched_abandon) hand out and record every login's runs, so they are for
+-- dms_admin only; operators run their own jobs with run_job.
 --
 -- Two kinds of entry point:
 -- * PL/Python (the definitions and the dms._sched_* bookkeeping): SECURITY
 --   DEFINER, search_path pinned, the caller's role checked first
 --   (dms_pkg.scheduler.entry); they write the tables and run no job.
+--   Except dms._sched_begin, plpgsql SECURITY DEFINER: it takes the row lock
+--   that says a job is running, which must belong to the run's transaction.
 -- * plpgsql SECURITY INVOKER (run_job, dispatch, dms.sched_carry_out,
 --   dms._sched_execute): the ones that execute a job's action, so that it
 --   runs with the caller's own privileges, and that COMMIT, which definer
@@ -135,14 +140,68 @@ COMMENT ON PROCEDURE dbms_scheduler.evaluate_calendar_string(text, timestamptz, 
 
 -- ------------------------------------------------------------------ runs: bookkeeping
 
-CREATE OR REPLACE FUNCTION dms._sched_begin(p_log_id bigint, p_job_name text)
-RETURNS TABLE (log_id bigint, job_name text, command text)
+CREATE OR REPLACE FUNCTION dms._sched_start(p_log_id bigint, p_job_name text)
+RETURNS TABLE (log_id bigint, job_id integer, job_name text, command text)
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $plpy$@plpy(scheduler:dms._sched_begin)$plpy$;
+AS $plpy$@plpy(scheduler:dms._sched_start)$plpy$;
+COMMENT ON FUNCTION dms._sched_start(bigint, text) IS
+    'Internal (dms._sched_begin only): mark a run RUNNING in this session (a claimed run of the session''s login, or with p_job_name a new run of its own job); return it, its job and the statement to execute (NULL: the run could not start and is recorded)';
+
+CREATE OR REPLACE FUNCTION dms._sched_not_started(p_log_id bigint)
+RETURNS void
+LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $plpy$@plpy(scheduler:dms._sched_not_started)$plpy$;
+COMMENT ON FUNCTION dms._sched_not_started(bigint) IS
+    'Internal (dms._sched_begin only): record FAILED a claimed run this session started whose job another session is running';
+
+-- plpgsql, not PL/Python: PL/Python runs each statement in a subtransaction,
+-- and a row lock taken there would carry that subtransaction's id, which
+-- pg_locks stops showing when it ends -- nobody could then tell which session
+-- holds the lock (user_scheduler_jobs' RUNNING, stop_job's target).  Taken
+-- here it belongs to the caller's transaction, the run's.
+CREATE OR REPLACE FUNCTION dms._sched_begin(p_log_id bigint, p_job_name text)
+RETURNS TABLE (log_id bigint, job_name text, command text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_run record;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    SELECT s.log_id, s.job_id, s.job_name, s.command INTO v_run
+      FROM dms._sched_start(p_log_id, p_job_name) s;
+    IF v_run.command IS NOT NULL THEN
+        -- The gate: the job's row of dms.sched_job_lock, held until the run's
+        -- transaction ends.  No dms role may read or lock that table.
+        PERFORM FROM dms.sched_job_lock k WHERE k.job_id = v_run.job_id FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND AND NOT EXISTS (SELECT FROM dms.sched_job_lock k WHERE k.job_id = v_run.job_id) THEN
+            -- A job without its row (create_job makes one): make it, ours until we end.
+            INSERT INTO dms.sched_job_lock (job_id) VALUES (v_run.job_id) ON CONFLICT DO NOTHING;
+            PERFORM FROM dms.sched_job_lock k WHERE k.job_id = v_run.job_id FOR UPDATE SKIP LOCKED;
+        END IF;
+        IF NOT FOUND THEN
+            IF p_log_id IS NULL THEN  -- run_job in this session: refused, its run row rolls back
+                RAISE EXCEPTION 'dms: job % is running', v_run.job_name
+                    USING ERRCODE = '55006',
+                          HINT = 'wait for it, or stop it with dbms_scheduler.stop_job';
+            END IF;
+            PERFORM dms._sched_not_started(v_run.log_id);
+            v_run.command := NULL;
+        END IF;
+    END IF;
+    log_id := v_run.log_id;
+    job_name := v_run.job_name;
+    command := v_run.command;
+    RETURN NEXT;
+END
+$fn$;
 COMMENT ON FUNCTION dms._sched_begin(bigint, text) IS
-    'Internal: start a run in this session (a claimed run of the session''s login, or with p_job_name a run of its own job now): take the job''s lock, return the run, its job and the statement to execute (NULL: the run could not start and is recorded) (operator role)';
+    'Internal: start a run in this session (a claimed run of the session''s login, or with p_job_name a run of its own job now): lock the job''s row of dms.sched_job_lock for this transaction, return the run, its job and the statement to execute (NULL: the run could not start and is recorded) (operator role)';
 
 CREATE OR REPLACE FUNCTION dms._sched_end(p_log_id bigint, p_status text, p_sqlstate text,
                                           p_message text)
@@ -170,7 +229,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $plpy$@plpy(scheduler:dms._sched_queue_due)$plpy$;
 COMMENT ON FUNCTION dms._sched_queue_due() IS
-    'Internal (dispatcher): queue a run of every due job and move it to its next date; returns how many were queued (operator role)';
+    'Internal (dispatcher): queue a run of every due job and move it to its next date; returns how many were queued (administrator role)';
 
 CREATE OR REPLACE FUNCTION dms._sched_claim()
 RETURNS bigint
@@ -179,16 +238,18 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $plpy$@plpy(scheduler:dms._sched_claim)$plpy$;
 COMMENT ON FUNCTION dms._sched_claim() IS
-    'Internal (dispatcher): claim the oldest queued run (records claims whose dispatcher is gone FAILED first); returns its log_id or NULL (operator role)';
+    'Internal (dispatcher): claim the oldest queued run (records claims whose dispatcher is gone FAILED first); returns its log_id or NULL (administrator role)';
 
-CREATE OR REPLACE FUNCTION dms._sched_abandon(p_log_id bigint, p_error text)
-RETURNS void
+-- It took the error text to record from its caller before: the record is fixed text now.
+DROP FUNCTION IF EXISTS dms._sched_abandon(bigint, text);
+CREATE OR REPLACE FUNCTION dms._sched_abandon(p_log_id bigint)
+RETURNS boolean
 LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $plpy$@plpy(scheduler:dms._sched_abandon)$plpy$;
-COMMENT ON FUNCTION dms._sched_abandon(bigint, text) IS
-    'Internal (dispatcher): record a claimed run its owner''s session did not record (it could not log in, or ended) FAILED with p_error (operator role)';
+COMMENT ON FUNCTION dms._sched_abandon(bigint) IS
+    'Internal (dispatcher): record a run this session claimed that its owner''s session did not record (it could not log in, or ended) FAILED, with a fixed message; its job is not dropped (auto_drop); whether it was recorded (administrator role)';
 
 -- ------------------------------------------------------------------ runs: execution
 -- SECURITY INVOKER and without SET: the action runs as the session's login
@@ -311,7 +372,9 @@ BEGIN
     -- Invoker (it commits between runs) but it runs no SQL a user wrote: fix
     -- the search_path of each of its transactions anyway.
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    PERFORM dms._require_role('dms_operator');
+    -- It hands out every login's runs: administrators only (EXECUTE is
+    -- granted to dms_admin; this says so to a member that lost the grant).
+    PERFORM dms._require_role('dms_admin');
     v_queued := dms._sched_queue_due();
     COMMIT;
     LOOP
@@ -324,7 +387,13 @@ BEGIN
         -- The run is carried out in a session logged in as the job's owner;
         -- this session only waits for it.
         v_error := dms.run_as_owner('sched', v_log);
-        PERFORM dms._sched_abandon(v_log, v_error);
+        -- Recorded by the owner's session, unless it could not start or ended
+        -- first: then FAILED here, with a fixed message; its reason goes to
+        -- this session's log only.
+        IF dms._sched_abandon(v_log) THEN
+            RAISE WARNING 'dbms_scheduler.dispatch: run % was not recorded by its job''s session: %',
+                          v_log, coalesce(v_error, 'it ended');
+        END IF;
         COMMIT;
         v_done := v_done + 1;
     END LOOP;
@@ -332,7 +401,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON PROCEDURE dbms_scheduler.dispatch(integer) IS
-    'The scheduler''s step, called by pg_cron every minute: queue a run of every due job, then carry out the queued runs one after another (at most p_max_runs), each in a session logged in as its job''s owner (operator role)';
+    'The scheduler''s step, called by pg_cron every minute: queue a run of every due job, then carry out the queued runs one after another (at most p_max_runs), each in a session logged in as its job''s owner (administrator role)';
 
 -- ------------------------------------------------------------------ views
 -- security_barrier: a caller's own function in a WHERE clause is evaluated
@@ -341,12 +410,14 @@ COMMENT ON PROCEDURE dbms_scheduler.dispatch(integer) IS
 CREATE OR REPLACE VIEW dbms_scheduler.user_scheduler_jobs WITH (security_barrier) AS
 SELECT j.job_name, j.job_type, j.job_action, j.number_of_arguments, j.start_date,
        j.repeat_interval, j.end_date, j.enabled, j.auto_drop,
+       -- Running: a transaction holds the job's row of dms.sched_job_lock
+       -- (its xmax) and is still in progress (dms_pkg.scheduler.jobs.running_pid).
        CASE WHEN EXISTS (
-                SELECT FROM pg_catalog.pg_locks l
-                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                   AND l.classid = 1396918340::oid AND l.objid = j.job_id::oid
-                   AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
-                                      WHERE d.datname = pg_catalog.current_database()))
+                SELECT FROM dms.sched_job_lock k
+                  JOIN pg_catalog.pg_locks l
+                    ON l.locktype = 'transactionid' AND l.transactionid = k.xmax
+                   AND l.mode = 'ExclusiveLock' AND l.granted
+                 WHERE k.job_id = j.job_id)
             THEN 'RUNNING'
             WHEN j.enabled THEN 'SCHEDULED'
             WHEN j.completed_at IS NOT NULL AND j.repeat_interval IS NULL THEN j.last_status
@@ -396,13 +467,19 @@ GRANT EXECUTE ON PROCEDURE
     dbms_scheduler.drop_job(text, boolean, boolean, text),
     dbms_scheduler.stop_job(text, boolean, text),
     dbms_scheduler.run_job(text, boolean),
-    dbms_scheduler.dispatch(integer),
     dms.sched_carry_out(bigint)
     TO dms_operator;
 GRANT EXECUTE ON FUNCTION
     dms._sched_begin(bigint, text), dms._sched_end(bigint, text, text, text),
-    dms._sched_queue_run(text), dms._sched_queue_due(), dms._sched_claim(),
-    dms._sched_abandon(bigint, text), dms._sched_execute(text), dms._sched_require_login()
+    dms._sched_queue_run(text), dms._sched_execute(text), dms._sched_require_login()
     TO dms_operator;
+-- The dispatcher hands out and records every login's runs: administrators
+-- only (pg_cron's job is scheduled by one, or by a superuser).  Revoked
+-- from operators by name too: an earlier install granted them.
+REVOKE ALL ON PROCEDURE dbms_scheduler.dispatch(integer) FROM dms_operator;
+REVOKE ALL ON FUNCTION dms._sched_queue_due(), dms._sched_claim() FROM dms_operator;
+GRANT EXECUTE ON PROCEDURE dbms_scheduler.dispatch(integer) TO dms_admin;
+GRANT EXECUTE ON FUNCTION dms._sched_queue_due(), dms._sched_claim(), dms._sched_abandon(bigint)
+    TO dms_admin;
 -- The invoker procedures check the caller's role with it (it only reads).
 GRANT EXECUTE ON FUNCTION dms._require_role(text) TO dms_viewer;

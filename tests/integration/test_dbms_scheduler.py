@@ -24,6 +24,10 @@ from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
 ZONE = "Europe/Amsterdam"
 CAL_HINT = ("for example FREQ=DAILY;BYHOUR=2;BYMINUTE=0 or "
             "FREQ=WEEKLY;BYDAY=MON,FRI;BYHOUR=6")
+# What a run its owner's session did not record says (fixed text, never a caller's).
+ABANDONED = ("08006: the job's session did not record the run: it could not start the run, "
+             "or it ended first")
+LOCK_CLASS = 1396918340  # the advisory lock key class "running" used to be
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Env:
     op: str  # the operator whose jobs most tests make
     other: str  # another operator
     viewer: str
+    admin: str  # a dms_admin login (not a superuser): the dispatcher's
+    nobody: str  # a login with no dms role
 
     def connect(self, user: str | None = None) -> psycopg.Connection[Any]:
         return psycopg.connect(self.cluster.dsn(self.db, user), autocommit=True)
@@ -83,16 +89,18 @@ def env(cluster: Cluster, databases: DatabaseFactory) -> Iterator[Env]:
     suffix = uuid.uuid4().hex[:8]
     op, other, viewer = f"dmst_sched_op_{suffix}", f"dmst_sched_op2_{suffix}", \
         f"dmst_sched_view_{suffix}"
+    admin, nobody = f"dmst_sched_adm_{suffix}", f"dmst_sched_none_{suffix}"
     with cluster.admin() as conn:
         for login, role in ((op, "dms_operator"), (other, "dms_operator"),
-                            (viewer, "dms_viewer")):
+                            (viewer, "dms_viewer"), (admin, "dms_admin"), (nobody, None)):
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login)))
-            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role),
-                                                         sql.Identifier(login)))
+            if role:
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role),
+                                                             sql.Identifier(login)))
         # Calendars are read in the database's time zone, not the session's.
         conn.execute(sql.SQL("ALTER DATABASE {} SET TimeZone = {}").format(
             sql.Identifier(db), sql.Literal(ZONE)))
-    environment = Env(cluster, db, op, other, viewer)
+    environment = Env(cluster, db, op, other, viewer, admin, nobody)
     with environment.connect() as conn:
         conn.execute("CREATE SCHEMA app")
         conn.execute("CREATE TABLE app.log (id bigserial PRIMARY KEY, job text, v text,"
@@ -111,7 +119,7 @@ def env(cluster: Cluster, databases: DatabaseFactory) -> Iterator[Env]:
     with cluster.admin() as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(db)))
-        for login in (op, other, viewer):
+        for login in (op, other, viewer, admin, nobody):
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
 
 
@@ -284,9 +292,8 @@ def test_stop_job_with_force_ends_a_session_that_ignores_the_cancel(env: Env) ->
     dispatcher.join(30)
     assert not dispatcher.is_alive()
     [run] = env.runs("STUBBORN")
-    assert (run["status"], run["error#"]) == ("FAILED", "08006")
-    assert run["additional_info"].startswith(
-        "08006: the job's session did not record the run: ")
+    assert (run["status"], run["error#"], run["additional_info"]) == (
+        "FAILED", "08006", ABANDONED)
     assert env.job("STUBBORN")["state"] == "DISABLED"
     env.call("CALL dbms_scheduler.drop_job('stubborn')")
 
@@ -499,6 +506,231 @@ def test_another_operator_cannot_see_run_change_or_drop_my_job(env: Env) -> None
     assert [j["job_action"] for j in env.jobs(env.other)] == ["SELECT 1"]
     env.call("CALL dbms_scheduler.drop_job('private')", user=env.other)
     env.call("CALL dbms_scheduler.drop_job('private')")
+
+
+# -- the dispatcher is the administrators' ---------------------------------------------------
+
+def test_only_an_administrator_may_dispatch_queue_claim_or_abandon(env: Env) -> None:
+    # A one-off job with auto_drop, due now, and a queued run: what an operator
+    # could hijack if it could drive the dispatcher.
+    env.call("CALL dbms_scheduler.create_job(job_name => 'one_off', job_type => 'PLSQL_BLOCK',"
+             " job_action => 'INSERT INTO app.log (job, v) VALUES (''ONE_OFF'', ''x'')',"
+             " enabled => true)")
+    env.call("CALL dbms_scheduler.create_job(job_name => 'queued', job_type => 'PLSQL_BLOCK',"
+             " job_action => 'INSERT INTO app.log (job, v) VALUES (''QUEUED'', ''x'')')")
+    env.call("CALL dbms_scheduler.run_job('queued', false)")
+    log_id = env.one("SELECT log_id FROM dms.sched_job_run WHERE owner = %s"
+                     " AND job_name = 'QUEUED' AND status = 'QUEUED'", [env.op])
+    before = env.table_state()
+    for user in (env.other, env.op):  # another operator, and the jobs' owner itself
+        for statement, what in (
+                ("SELECT dms._sched_queue_due()", "function _sched_queue_due"),
+                ("SELECT dms._sched_claim()", "function _sched_claim"),
+                (f"SELECT dms._sched_abandon({log_id})", "function _sched_abandon"),
+                ("CALL dbms_scheduler.dispatch()", "procedure dispatch"),
+                ("CALL dbms_scheduler.dispatch(1)", "procedure dispatch")):
+            err = env.refused(statement, user=user)
+            assert (err.sqlstate, err.diag.message_primary) == (
+                "42501", f"permission denied for {what}")
+        err = env.refused("SELECT dms.run_as_owner('sched', %s)", [log_id], user=user)
+        assert (err.sqlstate, err.diag.message_primary) == (
+            "42501", f"dms: DBMS_SCHEDULER run {log_id} is not claimed by this session")
+        # The old helper that recorded the caller's text is gone.
+        err = env.refused(f"SELECT dms._sched_abandon({log_id}, 'any text')", user=user)
+        assert (err.sqlstate, err.diag.message_primary) == (
+            "42883", "function dms._sched_abandon(integer, unknown) does not exist")
+    assert env.table_state() == before
+    assert logged(env, "ONE_OFF") == [] and logged(env, "QUEUED") == []
+    # An administrator's dispatch (not a superuser's) carries both out, as their owner.
+    env.call("CALL dbms_scheduler.dispatch()", user=env.admin)
+    for name in ("ONE_OFF", "QUEUED"):
+        assert logged(env, name) == [{"v": "x", "who": env.op, "is_super": False}]
+        assert [r["status"] for r in env.runs(name)] == ["SUCCEEDED"]
+    assert [j["job_name"] for j in env.jobs()
+            if j["job_name"] in ("ONE_OFF", "QUEUED")] == ["QUEUED"]  # auto_drop
+    env.call("CALL dbms_scheduler.drop_job('queued')")
+
+
+def test_run_as_owner_starts_only_a_run_this_session_claimed(env: Env) -> None:
+    env.call("CALL dbms_scheduler.create_job(job_name => 'claimed', job_type => 'PLSQL_BLOCK',"
+             " job_action => 'INSERT INTO app.log (job, v) VALUES (''CLAIMED'', ''x'')')")
+    env.call("CALL dbms_scheduler.run_job('claimed', false)")
+    log_id = env.one("SELECT log_id FROM dms.sched_job_run WHERE owner = %s"
+                     " AND job_name = 'CLAIMED' AND status = 'QUEUED'", [env.op])
+    with env.connect(env.admin) as dispatcher:
+        row = dispatcher.execute("SELECT dms._sched_claim()").fetchone()
+        assert row == (log_id,)
+        before = env.table_state()
+        message = f"dms: DBMS_SCHEDULER run {log_id} is not claimed by this session"
+        for user in (env.other, env.op, env.admin):  # the owner, another admin session too
+            err = env.refused("SELECT dms.run_as_owner('sched', %s)", [log_id], user=user)
+            assert (err.sqlstate, err.diag.message_primary) == ("42501", message)
+            assert err.diag.message_hint == (
+                "CALL dbms_scheduler.dispatch() (dms_admin) claims the queued runs and carries"
+                " them out")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+            env.rows("SELECT dms.run_as_owner('sched', %s)", [log_id])  # a superuser's session
+        assert refused.value.diag.message_primary == message
+        assert env.table_state() == before and logged(env, "CLAIMED") == []
+        # The session that claimed it carries it out.
+        assert dispatcher.execute("SELECT dms.run_as_owner('sched', %s)",
+                                  [log_id]).fetchone() == (None,)
+        assert dispatcher.execute("SELECT dms._sched_abandon(%s)", [log_id]).fetchone() == (
+            False,)  # recorded by the owner's session: nothing to abandon
+    assert logged(env, "CLAIMED") == [{"v": "x", "who": env.op, "is_super": False}]
+    assert [r["status"] for r in env.runs("CLAIMED")] == ["SUCCEEDED"]
+    env.call("CALL dbms_scheduler.drop_job('claimed')")
+
+
+def test_a_cancelled_run_as_owner_leaves_no_session_of_the_owner_open(env: Env) -> None:
+    env.call("CALL dbms_scheduler.create_job(job_name => 'slow_owner', job_type =>"
+             " 'PLSQL_BLOCK', job_action => 'SELECT pg_sleep(60)')")
+    env.call("CALL dbms_scheduler.run_job('slow_owner', false)")
+    log_id = env.one("SELECT log_id FROM dms.sched_job_run WHERE owner = %s"
+                     " AND job_name = 'SLOW_OWNER' AND status = 'QUEUED'", [env.op])
+    application = f"dms dispatcher sched {log_id}"
+    with env.connect() as conn:  # a superuser: it may list its dblink connections
+        assert conn.execute("SELECT dms._sched_claim()").fetchone() == (log_id,)
+        conn.execute("SET statement_timeout = '5s'")
+        with pytest.raises(psycopg.errors.QueryCanceled) as err:
+            conn.execute("SELECT dms.run_as_owner('sched', %s)", [log_id])
+        assert err.value.diag.message_primary == "canceling statement due to statement timeout"
+        conn.execute("RESET statement_timeout")
+        row = conn.execute("SELECT dms._dblink_schema()").fetchone()
+        assert row is not None
+        listed = conn.execute(sql.SQL("SELECT {}.dblink_get_connections()").format(
+            sql.Identifier(row[0]))).fetchone()
+        assert listed == (None,)  # the owner's session was closed, not left in ours
+        wait_for(lambda: not env.rows("SELECT pid FROM pg_stat_activity"
+                                      " WHERE application_name = %s", [application]),
+                 30, "the owner's session to end", every=0.1)
+        # It was cancelled too, so it recorded the run STOPPED itself.
+        [run] = env.runs("SLOW_OWNER")
+        assert (run["status"], run["error#"], run["additional_info"]) == (
+            "STOPPED", "57014", "57014: canceling statement due to user request")
+        assert conn.execute("SELECT dms._sched_abandon(%s)", [log_id]).fetchone() == (False,)
+    assert env.job("SLOW_OWNER")["state"] == "DISABLED"
+    env.call("CALL dbms_scheduler.drop_job('slow_owner')")
+
+
+def test_a_run_its_owner_cannot_start_is_failed_with_fixed_text_and_drops_nothing(
+        env: Env) -> None:
+    env.call("CALL dbms_scheduler.create_job(job_name => 'locked_out', job_type =>"
+             " 'PLSQL_BLOCK', job_action => 'SELECT 1', enabled => true)", user=env.other)
+    notices: list[tuple[str, str]] = []
+    with env.cluster.admin() as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(env.other)))
+    try:
+        with env.connect(env.admin) as conn:
+            conn.add_notice_handler(lambda d: notices.append(
+                (d.severity_nonlocalized or "", d.message_primary or "")))
+            conn.execute("CALL dbms_scheduler.dispatch()")
+    finally:
+        with env.cluster.admin() as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(env.other)))
+    [run] = env.runs("LOCKED_OUT", env.other)
+    assert (run["status"], run["error#"], run["additional_info"]) == (
+        "FAILED", "08006", ABANDONED)
+    # Why is the dispatcher's own WARNING, not the run's record.
+    assert [m for severity, m in notices if severity == "WARNING"] == [
+        f"dbms_scheduler.dispatch: run {run['log_id']} was not recorded by its job's session:"
+        f" dms: a worker session cannot log in to this server as {env.other}"]
+    # A one-off job with auto_drop whose run never ran is kept, disabled, FAILED.
+    [job] = env.jobs(env.other)
+    assert (job["job_name"], job["auto_drop"], job["enabled"], job["state"], job["run_count"],
+            job["failure_count"], job["next_run_date"]) == (
+        "LOCKED_OUT", True, False, "FAILED", 1, 1, None)
+    env.call("CALL dbms_scheduler.drop_job('locked_out')", user=env.other)
+
+
+# -- "running" cannot be faked -----------------------------------------------------------------
+
+def test_advisory_locks_of_a_login_with_no_dms_role_stop_no_job(env: Env) -> None:
+    env.call("CALL dbms_scheduler.create_job(job_name => 'squatted', job_type => 'PLSQL_BLOCK',"
+             " job_action => 'INSERT INTO app.log (job, v) VALUES (''SQUAT'', ''x'')',"
+             " repeat_interval => 'FREQ=HOURLY', enabled => true)")
+    top = env.one("SELECT max(job_id) FROM dms.sched_job")
+    count = max(500, top + 50)
+    with env.connect(env.nobody) as squatter:
+        squatter.execute("SELECT pg_advisory_lock(%s, n) FROM generate_series(1, %s) n",
+                         [LOCK_CLASS, count])
+        pid = squatter.execute("SELECT pg_backend_pid()").fetchone()
+        assert pid is not None
+        assert env.one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                       " AND classid = %s::bigint::oid AND objsubid = 2 AND pid = %s",
+                       [LOCK_CLASS, pid[0]]) == count
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as err:
+            squatter.execute("SELECT * FROM dms.sched_job_lock FOR UPDATE")
+        assert err.value.diag.message_primary == "permission denied for schema dms"
+        # Not shown running; it runs in the owner's session and through the dispatcher.
+        assert env.job("SQUATTED")["state"] == "SCHEDULED"
+        env.call("CALL dbms_scheduler.run_job('squatted')")
+        make_due(env, "SQUATTED")
+        env.rows("CALL dbms_scheduler.dispatch()")
+        env.call("CALL dbms_scheduler.run_job('squatted', use_current_session => false)")
+        env.rows("CALL dbms_scheduler.dispatch()")
+        assert [(r["status"], r["error#"]) for r in env.runs("SQUATTED")] == [
+            ("SUCCEEDED", "00000")] * 3
+        assert len(logged(env, "SQUAT")) == 3
+        job = env.job("SQUATTED")
+        assert (job["state"], job["run_count"], job["failure_count"]) == ("SCHEDULED", 2, 0)
+        err2 = env.refused("CALL dbms_scheduler.stop_job('squatted')")
+        assert (err2.sqlstate, err2.diag.message_primary) == (
+            "55000", "dms: job SQUATTED is not running")
+        env.call("CALL dbms_scheduler.disable('squatted')")  # no force needed
+    env.call("CALL dbms_scheduler.drop_job('squatted')")
+
+
+def test_no_dms_role_reads_or_locks_the_running_rows(env: Env) -> None:
+    for user in (env.viewer, env.op, env.admin):
+        for statement, table in (("SELECT * FROM dms.sched_job_lock", "sched_job_lock"),
+                                 ("SELECT 1 FROM dms.sched_job_lock FOR KEY SHARE",
+                                  "sched_job_lock"),
+                                 ("SELECT 1 FROM dms.sched_job FOR KEY SHARE", "sched_job"),
+                                 ("SELECT 1 FROM dms.sched_job_run FOR KEY SHARE",
+                                  "sched_job_run")):
+            err = env.refused(statement, user=user)
+            assert (err.sqlstate, err.diag.message_primary) == (
+                "42501", f"permission denied for table {table}")
+
+
+def test_a_running_job_is_shown_running_by_its_session(env: Env) -> None:
+    env.call("CALL dbms_scheduler.create_job(job_name => 'held', job_type => 'PLSQL_BLOCK',"
+             " job_action => 'SELECT pg_sleep(60)')")
+    env.call("CALL dbms_scheduler.run_job('held', false)")  # queued before the run below
+    with env.connect(env.op) as runner:
+        pid = runner.execute("SELECT pg_backend_pid()").fetchone()
+        assert pid is not None
+        errors: list[psycopg.Error] = []
+
+        def run_it() -> None:
+            try:
+                runner.execute("CALL dbms_scheduler.run_job('held')")
+            except psycopg.Error as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=run_it, daemon=True)
+        thread.start()
+        wait_for(lambda: env.job("HELD")["state"] == "RUNNING", 30, "the job to run",
+                 every=0.1)
+        err = env.refused("CALL dbms_scheduler.run_job('held')")
+        assert (err.sqlstate, err.diag.message_primary) == ("55006", "dms: job HELD is running")
+        # The queued run finds the job running: recorded FAILED, not started.
+        env.call("CALL dbms_scheduler.dispatch()", user=env.admin)
+        [queued] = env.runs("HELD")
+        assert (queued["status"], queued["error#"], queued["additional_info"]) == (
+            "FAILED", "55006", "job HELD was still running: this run did not start")
+        assert env.job("HELD")["state"] == "RUNNING"
+        env.call("CALL dbms_scheduler.stop_job('held')")
+        thread.join(30)
+        assert not thread.is_alive()
+    # run_job in the caller's session raises the job's error: here, the cancel.
+    assert [(e.sqlstate, e.diag.message_primary) for e in errors] == [
+        ("57014", "canceling statement due to user request")]
+    [queued, run] = env.runs("HELD")
+    assert (run["status"], run["session_id"]) == ("STOPPED", pid[0])
+    assert env.job("HELD")["state"] == "DISABLED"
+    env.call("CALL dbms_scheduler.drop_job('held')")
 
 
 # -- refusals --------------------------------------------------------------------------------
