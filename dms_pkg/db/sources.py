@@ -124,7 +124,12 @@ def open_source(url: str) -> Iterator[SourceConnection]:
     files), never from a URL we print.
     """
     parts = urlsplit(url)
-    if parts.scheme in ("mysql", "mariadb"):
+    if parts.scheme in ("snowflake", "bigquery", "redshift"):
+        from dms_pkg.db.warehouses import open_warehouse
+
+        with open_warehouse(url) as warehouse:
+            yield warehouse
+    elif parts.scheme in ("mysql", "mariadb"):
         import pymysql
 
         query = dict(parse_qsl(parts.query))

@@ -24,12 +24,15 @@ from typing import Any
 from dms_pkg.jobs.schema_diff.catalog import Column
 
 FLOAT_SCALE = 6
+WAREHOUSES = ("bigquery", "snowflake", "redshift")
 _FLOATS = ("REAL", "DOUBLE PRECISION", "FLOAT")
 _INTEGERS = ("INT", "SMALLINT", "BIGINT", "TINYINT")
 
 
 def quote(name: str, dialect: str) -> str:
     """A quoted identifier; a % doubled where the driver formats the SQL (pyformat)."""
+    if dialect == "bigquery":
+        return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
     if dialect == "mysql":
         return "`" + name.replace("`", "``").replace("%", "%%") + "`"
     quoted = '"' + name.replace('"', '""') + '"'
@@ -52,6 +55,8 @@ def _scale(a: Column, b: Column | None) -> int | None:
 
 def value_sql(col: Column, other: Column | None, dialect: str) -> str:
     """The normalised text of one value (NULL stays NULL)."""
+    if dialect in WAREHOUSES:
+        return _warehouse_value(col, other, dialect)
     c = quote(col.name, dialect)
     scale = _scale(col, other)
     kind = col.type.split("(")[0]
@@ -92,40 +97,59 @@ def value_sql(col: Column, other: Column | None, dialect: str) -> str:
 def row_text_sql(columns: Sequence[tuple[Column, Column | None]], dialect: str) -> str:
     """The row's text: each value as <length>:<text>, or n for NULL."""
     pieces = []
-    length = {"postgres": "length", "mysql": "CHAR_LENGTH"}.get(dialect, "length")
+    length = {"postgres": "length", "mysql": "CHAR_LENGTH"}.get(dialect, "LENGTH")
     for col, other in columns:
         v = value_sql(col, other, dialect)
-        if dialect == "mysql":
+        if dialect in ("mysql", "bigquery"):  # no || for strings in MariaDB's default mode
+            if dialect == "bigquery":
+                pieces.append(f"COALESCE(CONCAT(CAST({length}({v}) AS STRING), ':', {v}), 'n')")
+                continue
             pieces.append(f"COALESCE(CONCAT({length}({v}), ':', {v}), 'n')")
         else:
             pieces.append(f"COALESCE({length}({v}) || ':' || {v}, 'n')")
-    if dialect == "mysql":
+    if dialect in ("mysql", "bigquery"):
         return "CONCAT(" + ", '|', ".join(pieces) + ")"
     return " || '|' || ".join(pieces)
 
 
+LOW60 = (1 << 60) - 1
+
+
 def hash_sql(row_text: str, dialect: str) -> str:
-    """The row's 60-bit hash, as an integer."""
+    """The row's hash: the low 60 bits of its MD5 (the last 15 hex digits), as an
+    integer -- what Snowflake's MD5_NUMBER_LOWER64 gives, masked."""
     if dialect == "postgres":
-        return f"('x' || substr(md5({row_text}), 1, 15))::bit(60)::bigint"
+        return f"('x' || substr(md5({row_text}), 18, 15))::bit(60)::bigint"
     if dialect == "mysql":
-        return f"CAST(CONV(SUBSTRING(MD5({row_text}), 1, 15), 16, 10) AS UNSIGNED)"
+        return f"CAST(CONV(SUBSTRING(MD5({row_text}), 18, 15), 16, 10) AS UNSIGNED)"
+    if dialect == "redshift":
+        return f"STRTOL(SUBSTRING(MD5({row_text}), 18, 15), 16)"
+    if dialect == "snowflake":
+        return f"BITAND(MD5_NUMBER_LOWER64({row_text}), {LOW60})"
+    if dialect == "bigquery":
+        return f"CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5({row_text})), 18, 15)) AS INT64)"
     return f"dms_hash60({row_text})"
 
 
 def sum_sql(hash_expr: str, dialect: str) -> str:
-    """The exact sum of hashes, as text (SQLite's SUM would overflow 64 bits)."""
+    """The exact sum of hashes, as text (a 64-bit SUM would overflow)."""
     if dialect == "sqlite":
         return f"dms_exact_sum({hash_expr})"
     if dialect == "mysql":
         return f"CAST(COALESCE(SUM({hash_expr}), 0) AS CHAR)"
+    if dialect == "bigquery":
+        return f"CAST(COALESCE(SUM(CAST({hash_expr} AS BIGNUMERIC)), 0) AS STRING)"
+    if dialect == "snowflake":
+        return f"TO_VARCHAR(COALESCE(SUM({hash_expr}), 0))"
+    if dialect == "redshift":
+        return f"COALESCE(SUM(({hash_expr})::numeric(38,0)), 0)::varchar"
     return f"COALESCE(SUM({hash_expr}), 0)::text"
 
 
 def hash60(text: str | None) -> int | None:
     if text is None:
         return None
-    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:15], 16)  # noqa: S324 -- a checksum, not security
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[17:], 16)  # noqa: S324 -- a checksum, not security
 
 
 class _ExactSum:
@@ -144,3 +168,53 @@ def install_sqlite(conn: sqlite3.Connection) -> None:
     """MD5 and an exact sum for SQLite, which has neither."""
     conn.create_function("dms_hash60", 1, hash60, deterministic=True)
     conn.create_aggregate("dms_exact_sum", 1, _ExactSum)  # type: ignore[arg-type]
+
+
+def _warehouse_value(col: Column, other: Column | None, dialect: str) -> str:
+    """value_sql for BigQuery, Snowflake and Redshift: the same texts, their functions."""
+    c = quote(col.name, dialect)
+    scale = _scale(col, other)
+    kind = col.type.split("(")[0]
+    other_kind = other.type.split("(")[0] if other is not None else kind
+    numeric = kind in _INTEGERS + _FLOATS + ("DECIMAL",)
+    if dialect == "bigquery":
+        if scale is not None and numeric:
+            return f"FORMAT('%.{scale}f', CAST({c} AS BIGNUMERIC))"
+        if kind == "BOOLEAN" or other_kind == "BOOLEAN":
+            return f"IF(CAST({c} AS BOOL), '1', '0')"
+        if kind == "DATE":
+            return f"FORMAT_DATE('%Y-%m-%d', {c})"
+        if kind == "TIMESTAMPTZ":
+            return f"FORMAT_TIMESTAMP('%Y-%m-%d %H:%M:%E3S', {c}, 'UTC')"
+        if kind == "TIMESTAMP":
+            return f"FORMAT_DATETIME('%Y-%m-%d %H:%M:%E3S', {c})"
+        if kind == "BYTEA":
+            return f"TO_HEX({c})"
+        return f"CAST({c} AS STRING)"
+    if dialect == "snowflake":
+        if scale is not None and numeric:
+            return f"TO_VARCHAR(ROUND({c}, {scale})::NUMBER(38,{scale}))"
+        if kind == "BOOLEAN" or other_kind == "BOOLEAN":
+            return f"IFF({c}::BOOLEAN, '1', '0')"
+        if kind == "DATE":
+            return f"TO_VARCHAR({c}, 'YYYY-MM-DD')"
+        if kind == "TIMESTAMPTZ":
+            return f"TO_VARCHAR(CONVERT_TIMEZONE('UTC', {c}), 'YYYY-MM-DD HH24:MI:SS.FF3')"
+        if kind == "TIMESTAMP":
+            return f"TO_VARCHAR({c}, 'YYYY-MM-DD HH24:MI:SS.FF3')"
+        if kind == "BYTEA":
+            return f"LOWER(HEX_ENCODE({c}))"
+        return f"TO_VARCHAR({c})"
+    # Redshift: PostgreSQL's functions, where it kept them
+    if scale is not None and numeric:
+        return f"(round({c}::numeric(38,{scale}), {scale}))::varchar"
+    if kind == "BOOLEAN" or other_kind == "BOOLEAN":
+        return f"CASE WHEN {c} THEN '1' ELSE '0' END"
+    if kind == "DATE":
+        return f"to_char({c}, 'YYYY-MM-DD')"
+    if kind in ("TIMESTAMP", "TIMESTAMPTZ"):
+        at = f"convert_timezone('UTC', {c})" if kind == "TIMESTAMPTZ" else c
+        return f"to_char({at}, 'YYYY-MM-DD HH24:MI:SS.MS')"
+    if kind == "BYTEA":
+        return f"lower(to_hex({c}))"
+    return f"{c}::varchar"

@@ -92,6 +92,13 @@ class _Queries:
             return f'({c}::text COLLATE "C")'
         if dialect == "mysql":
             return f"(CAST({c} AS CHAR) COLLATE utf8mb4_bin)"
+        # BigQuery, Snowflake and Redshift compare strings by their bytes already.
+        if dialect == "bigquery":
+            return f"CAST({c} AS STRING)"
+        if dialect == "snowflake":
+            return f"TO_VARCHAR({c})"
+        if dialect == "redshift":
+            return f"({c})::varchar"
         return f"CAST({c} AS TEXT)"
 
     def _bind(self, name: str) -> str:

@@ -77,8 +77,8 @@ class _Reader:
                 sqlstate=UNDEFINED_TABLE,
                 hint="check the table name, its schema and your privileges")
         indexes: dict[str, tuple[bool, bool, list[str | None]]] = {}
-        for index, primary, unique, column in self.source.fetch(self._sql(self.INDEXES_SQL),
-                                                                params):
+        rows = self.source.fetch(self._sql(self.INDEXES_SQL), params) if self.INDEXES_SQL else []
+        for index, primary, unique, column in rows:
             entry = indexes.setdefault(str(index), (bool(primary), bool(unique), []))
             entry[2].append(None if column is None else str(column))
         for primary, unique, columns in indexes.values():
@@ -161,8 +161,65 @@ class _SQLite(_Reader):
         return shape
 
 
+class _InformationSchema(_Reader):
+    """Snowflake and Redshift: information_schema, the type spelled from its parts."""
+
+    COLUMNS_SQL = (
+        "SELECT c.column_name, CASE"
+        " WHEN c.character_maximum_length IS NOT NULL"
+        "  THEN c.data_type || '(' || c.character_maximum_length || ')'"
+        " WHEN c.numeric_scale IS NOT NULL AND c.data_type IN ('NUMBER', 'numeric', 'NUMERIC')"
+        "  THEN c.data_type || '(' || c.numeric_precision || ',' || c.numeric_scale || ')'"
+        " ELSE c.data_type END, c.is_nullable = 'YES', c.column_default, false"
+        " FROM information_schema.columns c"
+        " WHERE c.table_schema = COALESCE({s}, CURRENT_SCHEMA()) AND c.table_name = {t}"
+        " ORDER BY c.ordinal_position")
+    INDEXES_SQL = (
+        "SELECT tc.constraint_name, tc.constraint_type = 'PRIMARY KEY',"
+        " tc.constraint_type IN ('PRIMARY KEY', 'UNIQUE'), k.column_name"
+        " FROM information_schema.table_constraints tc"
+        " JOIN information_schema.key_column_usage k"
+        " ON k.constraint_name = tc.constraint_name AND k.table_schema = tc.table_schema"
+        " AND k.table_name = tc.table_name"
+        " WHERE tc.table_schema = COALESCE({s}, CURRENT_SCHEMA()) AND tc.table_name = {t}"
+        " AND tc.constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+        " ORDER BY tc.constraint_name, k.ordinal_position")
+
+
+class _Snowflake(_InformationSchema):
+    # Snowflake's information_schema has no key_column_usage: its (unenforced)
+    # keys come from SHOW, read back through RESULT_SCAN.
+    INDEXES_SQL = ""
+
+    def read(self, schema: str | None, table: str) -> TableShape:
+        shape = super().read(schema, table)
+        name = ".".join('"' + p.replace('"', '""') + '"' for p in (schema, table) if p)
+        self.source.fetch(f"SHOW PRIMARY KEYS IN TABLE {name.replace('%', '%%')}", {})
+        rows = self.source.fetch(
+            'SELECT "column_name", "key_sequence" FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))'
+            ' ORDER BY "key_sequence"', {})
+        shape.primary_key = tuple(str(r[0]) for r in rows)
+        return shape
+
+
+class _BigQuery(_Reader):
+    """BigQuery: the dataset's INFORMATION_SCHEMA (the dataset is the schema)."""
+
+    COLUMNS_SQL = (
+        "SELECT column_name, data_type, is_nullable = 'YES', column_default, false"
+        " FROM INFORMATION_SCHEMA.COLUMNS WHERE table_name = {t}"
+        " AND ({s} IS NULL OR table_schema = {s}) ORDER BY ordinal_position")
+    INDEXES_SQL = (
+        "SELECT tc.constraint_name, tc.constraint_type = 'PRIMARY KEY', true, k.column_name"
+        " FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS tc"
+        " JOIN INFORMATION_SCHEMA.KEY_COLUMN_USAGE k ON k.constraint_name = tc.constraint_name"
+        " WHERE tc.table_name = {t} AND tc.constraint_type = 'PRIMARY KEY'"
+        " ORDER BY tc.constraint_name, k.ordinal_position")
+
+
 _READERS: dict[str, type[_Reader]] = {"postgres": _Postgres, "mysql": _MySQL,
-                                       "sqlite": _SQLite}
+                                       "sqlite": _SQLite, "redshift": _InformationSchema,
+                                       "snowflake": _Snowflake, "bigquery": _BigQuery}
 
 
 def read(source: SourceConnection, schema: str | None, table: str) -> TableShape:

@@ -40,6 +40,11 @@ def to_postgres(type_text: str, dialect: str, *, is_json: bool = False) -> str:
         if parsed.this == exp.DataType.Type.USERDEFINED:
             return sqlite_types.pg_type(declared)
         return parsed.sql("postgres")
+    if dialect in ("bigquery", "snowflake", "redshift"):
+        try:
+            return exp.DataType.build(type_text, dialect=dialect).sql("postgres")
+        except (sqlglot.errors.ParseError, ValueError):
+            return type_text.lower()
     raise ValueError(f"unknown dialect {dialect}")
 
 

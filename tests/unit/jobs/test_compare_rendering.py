@@ -36,9 +36,11 @@ def test_a_row_text_cannot_be_forged_by_values_that_hold_the_separator() -> None
 
 
 def test_the_hash_is_60_bits_of_md5() -> None:
-    assert normalize.hash60("x") == int(hashlib.md5(b"x").hexdigest()[:15], 16)
-    assert normalize.hash_sql("t", "postgres") == "('x' || substr(md5(t), 1, 15))::bit(60)::bigint"
+    digest = hashlib.md5(b"x").hexdigest()
+    assert normalize.hash60("x") == int(digest[17:], 16) == int(digest, 16) & normalize.LOW60
+    assert normalize.hash_sql("t", "postgres") == (
+        "('x' || substr(md5(t), 18, 15))::bit(60)::bigint")
     assert normalize.hash_sql("t", "mysql") == (
-        "CAST(CONV(SUBSTRING(MD5(t), 1, 15), 16, 10) AS UNSIGNED)")
+        "CAST(CONV(SUBSTRING(MD5(t), 18, 15), 16, 10) AS UNSIGNED)")
     assert normalize.quote('we"ird%', "postgres") == '"we""ird%%"'
     assert normalize.quote("we`ird", "mysql") == "`we``ird`"
