@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 PG_MAJOR=15
-PKGS="postgresql-$PG_MAJOR postgresql-plpython3-$PG_MAJOR postgresql-$PG_MAJOR-cron mariadb-server mariadb-client python3.11 python3.11-venv python3-pip"
+# chromium: the headless browser the HTML report tests render pages in.
+PKGS="postgresql-$PG_MAJOR postgresql-plpython3-$PG_MAJOR postgresql-$PG_MAJOR-cron mariadb-server mariadb-client python3.11 python3.11-venv python3-pip chromium"
 
 missing=""
 for p in $PKGS; do

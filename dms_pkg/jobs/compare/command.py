@@ -31,6 +31,8 @@ def add_parser(sub: Any, func: Any) -> None:
                    help="segments compared at once, per pair (default 4)")
     p.add_argument("--limit", type=int, help="stop a pair after this many differences")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--html", metavar="FILE", help="also write one self-contained HTML page "
+                   "(pairs, and the keys of every difference)")
     p.set_defaults(func=func)
 
 
@@ -75,11 +77,17 @@ def _run(args: argparse.Namespace) -> int:
                "equal": sum(r["status"] == "equal" for r in results),
                "different": sum(r["status"] == "different" for r in results),
                "errors": sum(r["status"] == "error" for r in results)}
+    document = {"kind": "table-compare", "version": SHAPE_VERSION, "pairs": results,
+                "summary": summary}
     if args.format == "json":
-        print(json.dumps({"kind": "table-compare", "version": SHAPE_VERSION,
-                          "pairs": results, "summary": summary}, indent=2, default=str))
+        print(json.dumps(document, indent=2, default=str))
     else:
         print(_text(results, summary))
+    if args.html:
+        from dms_pkg.jobs import html_report
+
+        page = html_report.compare_page(json.loads(json.dumps(document, default=str)))
+        print(f"page: {html_report.write(args.html, page)}", file=sys.stderr)
     if summary["errors"]:
         return ERROR_EXIT
     return 1 if summary["different"] else 0

@@ -27,6 +27,8 @@ def add_parser(sub: Any, func: Any) -> None:
                    "one at a time)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--progress", action="store_true", help="a progress bar on stderr")
+    p.add_argument("--html", metavar="FILE", help="also write one self-contained HTML page "
+                   "(per-table summary, per-column histograms)")
     p.add_argument("--no-store", action="store_true", help="do not keep the profile in the "
                    "--dsn database's DMS tables")
     p.set_defaults(func=func)
@@ -71,4 +73,11 @@ def _run(args: argparse.Namespace) -> int:
     profile_id = None if args.no_store else batch.record(str(default), results, started)
     print(batch.as_json(results, profile_id) if args.format == "json"
           else batch.as_text(results, profile_id))
+    if args.html:
+        import json
+
+        from dms_pkg.jobs import html_report
+
+        page = html_report.profile_page(json.loads(batch.as_json(results, profile_id)))
+        print(f"page: {html_report.write(args.html, page)}", file=sys.stderr)
     return batch.exit_code(results)
