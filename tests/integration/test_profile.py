@@ -16,6 +16,7 @@ import pymysql
 import pytest
 
 from tests.integration.conftest import Cluster, DatabaseFactory
+from tests.integration.json_schemas import validate
 
 ROWS = 3000
 # Every value a function of g: NULL notes every 7th row, amounts with cents, skewed kinds.
@@ -95,6 +96,7 @@ def test_profiles_equal_plain_sql_in_all_three_dialects(setup: dict[str, Any]) -
                        "--format", "json", "--parallel", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     out = json.loads(done.stdout)
+    validate(out)
     assert out["kind"] == "profile" and out["summary"] == {"tables": 3, "failed": 0}
     want = expected(setup["pg"])
     for table in out["tables"]:

@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from tests.integration.conftest import Cluster, DatabaseFactory
+from tests.integration.json_schemas import validate
 
 # The same table in three dialects, written as each one's users write it.
 PG_TABLE = """CREATE TABLE {name} (
@@ -102,6 +103,7 @@ def test_each_kind_of_difference_is_found(dbs: Dbs) -> None:
     done = dbs.diff("public.orders:public.changed", "--format", "json")
     assert done.returncode == 1, done.stderr
     out = json.loads(done.stdout)
+    validate(out)
     found = {(d["kind"], d["column"], json.dumps(d["a"]), json.dumps(d["b"]))
              for d in out["pairs"][0]["differences"]}
     assert found == {
@@ -147,6 +149,7 @@ def test_a_failing_pair_is_reported_and_the_others_finish(dbs: Dbs, tmp_path: Pa
     done = dbs.diff("--pairs-file", str(pairs), "--format", "json", "--parallel", "2")
     assert done.returncode == 2, done.stderr
     out = json.loads(done.stdout)
+    validate(out)
     assert [(p["pair"], p["status"]) for p in out["pairs"]] == [
         ("public.orders:my.orders", "equal"),
         ("public.orders:public.nope", "error"),

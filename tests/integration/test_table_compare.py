@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from tests.integration.conftest import Cluster, DatabaseFactory
+from tests.integration.json_schemas import validate
 
 ROWS = 200_000
 PG_ROWS = """INSERT INTO {t} SELECT g, 'k' || g, g % 100, g * 1.25,
@@ -77,7 +78,9 @@ def compare(dbs: dict[str, Any], *args: str) -> tuple[int, dict[str, Any]]:
          "--format", "json", *args],
         capture_output=True, text=True, check=False, timeout=300, stdin=subprocess.DEVNULL)
     assert done.stdout, done.stderr
-    return done.returncode, json.loads(done.stdout)
+    document = json.loads(done.stdout)
+    validate(document)
+    return done.returncode, document
 
 
 def keys(rows: list[list[Any]]) -> list[Any]:
