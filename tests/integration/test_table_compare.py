@@ -67,7 +67,8 @@ def dbs(cluster: Cluster, databases: DatabaseFactory, mariadb: dict[str, Any],
             (r[0], r[1], r[2], float(r[3]), r[4].isoformat(sep=" "), r[5])
             for r in conn.execute("SELECT * FROM b ORDER BY id")])
     my_url = f"mysql://{mariadb['user']}@localhost/{my_db}?unix_socket={mariadb['unix_socket']}"
-    yield {"pg": pg, "db": ["--db", f"my={my_url}", "--db", f"lite=sqlite:///{lite}"]}
+    yield {"pg": pg, "db": ["--db", f"my={my_url}", "--db", f"lite=sqlite:///{lite}"],
+           "my_db": my_db}
     with pymysql.connect(**mariadb, autocommit=True) as my, my.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{my_db}`")
 
@@ -145,3 +146,31 @@ def test_failing_pairs_are_reported_and_the_others_finish(dbs: dict[str, Any]) -
     code, out = compare(dbs, "public.nokey:public.nokey")
     assert out["pairs"][0]["error"]["message"] == (
         "public.nokey has no primary key to match rows by")
+
+
+def test_uuid_keys_across_postgres_and_mariadb(dbs: dict[str, Any], mariadb: dict[str, Any]
+                                              ) -> None:
+    my_db = dbs["my_db"]
+    with psycopg.connect(dbs["pg"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ua (u uuid PRIMARY KEY, v integer)")
+        conn.execute("TRUNCATE ua")
+        conn.execute("INSERT INTO ua SELECT md5(g::text)::uuid, g FROM"
+                     " generate_series(1, 20000) g")
+    dashed = ("INSERT(INSERT(INSERT(INSERT(MD5(seq), 9, 0, '-'), 14, 0, '-'), 19, 0, '-'),"
+              " 24, 0, '-')")
+    with pymysql.connect(**mariadb, database=my_db, autocommit=True) as my, my.cursor() as cur:
+        # MySQL shops keep uuids as char(36): compared with a PostgreSQL uuid, as text
+        cur.execute("CREATE TABLE IF NOT EXISTS ub (u char(36) PRIMARY KEY, v int)")
+        cur.execute("DELETE FROM ub")
+        cur.execute(f"INSERT INTO ub SELECT {dashed}, seq FROM seq_1_to_20000")
+        cur.execute("UPDATE ub SET v = -1 WHERE v = 321")
+        cur.execute("DELETE FROM ub WHERE v = 654")
+    with psycopg.connect(dbs["pg"]) as conn:
+        found = [conn.execute("SELECT md5(%s::text)::uuid::text", [g]).fetchone()
+                 for g in (321, 654)]
+    changed, missing = (str(row[0]) for row in found if row is not None)
+    code, out = compare(dbs, "public.ua:my.ub")
+    pair = out["pairs"][0]
+    assert (code, pair["key"]) == (1, ["u"])
+    assert keys(pair["different"]) == [changed] and keys(pair["only_in_a"]) == [missing]
+    assert pair["only_in_b"] == []
