@@ -73,8 +73,13 @@ def profile_table(side: Side, opener: Opener, caps: _Caps) -> TableProfile:
         with opener(side) as source:
             result.dialect = source.dialect
             with caps.of(source.dialect):
-                columns = catalog.read(source, side.schema, side.table).columns
-                plan = metrics.scan_one(source.dialect, side.schema, side.table, columns)
+                shape = catalog.read(source, side.schema, side.table)
+                columns = shape.columns
+                not_null = {c.name for c in columns if not c.nullable}
+                unique = frozenset(k[0] for k in (shape.primary_key, *shape.unique)
+                                   if len(k) == 1 and k[0] in not_null)
+                plan = metrics.scan_one(source.dialect, side.schema, side.table, columns,
+                                        unique)
                 result.row_count, result.columns = metrics.read_scan_one(
                     plan, _fetch(source, plan.sql), columns)
                 second = metrics.scan_two(source.dialect, side.schema, side.table,

@@ -14,7 +14,7 @@ import datetime
 import decimal
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlglot import exp
 
@@ -85,15 +85,20 @@ def table_expr(schema: str | None, table: str) -> exp.Table:
                      db=exp.to_identifier(schema, quoted=True) if schema else None)
 
 
-def scan_one(dialect: str, schema: str | None, table: str, columns: list[Column]) -> Plan:
-    dialect = dialect if dialect != "postgres" else "postgres"
+def scan_one(dialect: str, schema: str | None, table: str, columns: list[Column],
+             unique: frozenset[str] = frozenset()) -> Plan:
+    """``unique``: columns a one-column primary or unique NOT NULL key holds, whose
+    distinct count is their count (no COUNT(DISTINCT), the scan's dearest part)."""
     plan = Plan("")
     select: list[exp.Expression] = [exp.Count(this=exp.Star())]
     for i, column in enumerate(columns):
         c = _col(column)
         kind = kind_of(column)
         metrics: list[tuple[str, exp.Expression]] = [("count", exp.Count(this=c))]
-        if column.type not in ("JSON", "BYTEA"):
+        if column.name in unique:
+            plan.reads.append((i, "distinct_is_count"))
+            select.append(exp.Literal.number(0))
+        elif column.type not in ("JSON", "BYTEA"):
             metrics.append(("distinct_count", exp.Count(this=exp.Distinct(expressions=[c]))))
         if kind in ("number", "text", "date"):
             metrics += [("min", exp.Min(this=c)), ("max", exp.Max(this=c))]
@@ -127,6 +132,8 @@ def read_scan_one(plan: Plan, row: tuple[Any, ...], columns: list[Column]
     sums: dict[int, float] = {}
     for (i, metric), value in zip(plan.reads, row[1:], strict=True):
         p = profiles[i]
+        if metric == "distinct_is_count":
+            continue  # filled in below, from the count
         if metric == "sum_squares":
             sums[i] = float(value) if value is not None else 0.0
         elif metric in ("mean", "stddev", "avg_length"):
@@ -136,6 +143,8 @@ def read_scan_one(plan: Plan, row: tuple[Any, ...], columns: list[Column]
         else:
             setattr(p, metric, value)
     for i, p in enumerate(profiles):
+        if (i, "distinct_is_count") in plan.reads:
+            p.distinct_count = p.count
         p.null_count = rows - p.count
         p.null_ratio = p.null_count / rows if rows else None
         if p.distinct_count is not None:
@@ -188,8 +197,14 @@ def _literal(value: Any, dialect: str, column: Column) -> exp.Expression:
 def scan_two(dialect: str, schema: str | None, table: str,
              profiles: list[ColumnProfile], columns: list[Column]
              ) -> tuple[str, list[tuple[int, list[Any]]]] | None:
-    """The histogram query, and (column index, bucket edges) per column it counts."""
-    select: list[exp.Expression] = []
+    """The histogram query, and (column index, bucket edges) per column it counts.
+
+    Each value's bucket is found once, in a subquery (a CASE of at most 9
+    comparisons), and counted outside it; integer columns are compared with
+    whole-number edges (an integer is below 19998.6 exactly when it is below
+    19999), so no value is converted to numeric on the way."""
+    inner: list[exp.Expression] = []
+    outer: list[exp.Expression] = []
     edges: list[tuple[int, list[Any]]] = []
     for i, (p, column) in enumerate(zip(profiles, columns, strict=True)):
         if p.kind not in ("number", "date"):
@@ -198,20 +213,29 @@ def scan_two(dialect: str, schema: str | None, table: str,
         if bounds is None:
             continue
         c = _col(column)
-        cast = (exp.Cast(this=c, to=exp.DataType.build("timestamp"))
-                if p.kind == "date" and column.type == "DATE" and dialect == "postgres" else c)
+        integer = column.type in ("INT", "SMALLINT", "BIGINT")
+        ifs = []
+        for k in range(1, BUCKETS):
+            edge = bounds[k]
+            if integer:
+                edge = math.ceil(edge)
+            ifs.append(exp.If(this=exp.LT(this=c.copy(), expression=_literal(edge, dialect,
+                                                                             column)),
+                              true=exp.Literal.number(k - 1)))
+        bucket = exp.Case(ifs=ifs, default=exp.Literal.number(BUCKETS - 1))
+        name = f"dms_b{i}"
+        null_is_null = exp.Case(ifs=[exp.If(this=exp.Is(this=c.copy(), expression=exp.Null()),
+                                            true=exp.Null())], default=bucket)
+        inner.append(cast(exp.Expression, exp.alias_(null_is_null, name)))
         for k in range(BUCKETS):
-            lo, hi = _literal(bounds[k], dialect, column), _literal(bounds[k + 1], dialect, column)
-            upper: exp.Expression = (exp.LTE(this=cast.copy(), expression=hi) if k == BUCKETS - 1
-                                     else exp.LT(this=cast.copy(), expression=hi))
-            inside = exp.And(this=exp.GTE(this=cast.copy(), expression=lo), expression=upper)
-            select.append(exp.Sum(this=exp.Case(ifs=[exp.If(this=inside,
-                                                            true=exp.Literal.number(1))],
-                                                default=exp.Literal.number(0))))
+            outer.append(exp.Sum(this=exp.Case(ifs=[exp.If(
+                this=exp.EQ(this=exp.column(name), expression=exp.Literal.number(k)),
+                true=exp.Literal.number(1))], default=exp.Literal.number(0))))
         edges.append((i, bounds))
-    if not select:
+    if not outer:
         return None
-    return exp.select(*select).from_(table_expr(schema, table)).sql(dialect=dialect), edges
+    sub = exp.select(*inner).from_(table_expr(schema, table)).subquery("dms_h")
+    return exp.select(*outer).from_(sub).sql(dialect=dialect), edges
 
 
 def read_scan_two(row: tuple[Any, ...], edges: list[tuple[int, list[Any]]],
