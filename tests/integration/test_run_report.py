@@ -73,7 +73,12 @@ def test_json_gives_the_run_and_every_chunk(run: tuple[str, int, int]) -> None:
     assert [c["chunk_no"] for c in data["chunks"]] == list(range(1, chunks + 1))
     assert sum(c["rows"] for c in data["chunks"]) == 60000
     assert all(c["state"] == "DONE" and c["worker_pid"] for c in data["chunks"])
-    assert len({c["worker_pid"] for c in data["chunks"]}) == 2
+    # Which workers took chunks is the database's record (on a loaded machine
+    # one worker may take them all before the other starts).
+    with psycopg.connect(dsn) as conn:
+        pids = {r[0] for r in conn.execute(
+            "SELECT worker_pid FROM dms.chunk WHERE run_id = %s", [run_id])}
+    assert {c["worker_pid"] for c in data["chunks"]} == pids and 1 <= len(pids) <= 2
 
 
 def test_watch_says_where_the_picture_is(run: tuple[str, int, int], tmp_path: Path) -> None:
