@@ -6,8 +6,8 @@
 2. Each segment's (row count, sum of row hashes) is computed inside both
    databases; segments run side by side on ``parallel`` threads, each with
    connections of its own.
-3. A segment whose checksums differ is split at its middle key and both
-   halves are checked again, until it holds at most ``ROW_THRESHOLD`` rows;
+3. A segment whose checksums differ is cut in ``SPLIT_FACTOR`` parts at every
+   n-th key and the parts are checked again, until one holds at most ``ROW_THRESHOLD`` rows;
    then its (key, hash) rows are fetched from both sides and diffed.
 4. Keys are compared in a byte order both databases share (integers,
    decimals and dates by value; text through a binary collation), so a row
@@ -34,7 +34,8 @@ from dms_pkg.errors import DmsError
 from dms_pkg.jobs.compare import normalize
 from dms_pkg.jobs.schema_diff.catalog import Column, TableShape
 
-ROW_THRESHOLD = 2000  # a segment this small is diffed row by row
+ROW_THRESHOLD = 16384  # a segment this small is diffed row by row (data-diff's threshold)
+SPLIT_FACTOR = 32  # an unequal bigger segment is cut in this many (data-diff's factor)
 SEGMENTS_PER_WORKER = 8
 _INTEGER_OR_DATE = ("INT", "SMALLINT", "BIGINT", "DECIMAL", "DATE", "TIMESTAMP", "TIMESTAMPTZ")
 
@@ -72,14 +73,15 @@ class _Queries:
     """The SQL of one side: key order, checksums, rows, bisection."""
 
     def __init__(self, side: Side, key: list[tuple[Column, Column]],
-                 columns: list[tuple[Column, Column]]) -> None:
+                 columns: list[tuple[Column, Column]], native: bool = False) -> None:
         d = side.dialect
         self.dialect = d
         self.style = {"sqlite": ParamStyle.NAMED}.get(d, ParamStyle.PYFORMAT)
         table = normalize.quote(side.table, d)
         self.table = (f"{normalize.quote(side.schema, d)}.{table}" if side.schema else table)
         self.keys = [self._key(col, d) for col, _ in key]
-        row_text = normalize.row_text_sql(columns, d)
+        row_text = (_native_row_text(columns) if native
+                    else normalize.row_text_sql(columns, d))
         self.hash = normalize.hash_sql(row_text, d)
         self.key_list = ", ".join(self.keys)
 
@@ -118,16 +120,15 @@ class _Queries:
             parts.append(f"{row} {op} ({binds})" if len(names) > 1 else f"{row} {op} {binds}")
         return (" WHERE " + " AND ".join(parts)) if parts else "", params
 
-    def boundaries(self, step: int) -> str:
+    def boundaries(self, step: int, where: str = "") -> str:
+        """Every ``step``-th key (of the rows ``where`` selects), but the first."""
         keys = ", ".join(f"{k} AS k{i}" for i, k in enumerate(self.keys))
         names = ", ".join(f"k{i}" for i in range(len(self.keys)))
+        every = (f"MOD(dms_rn, {step}) = 1" if self.dialect != "sqlite"
+                 else f"dms_rn % {step} = 1")
         return (f"SELECT {names} FROM (SELECT {keys}, ROW_NUMBER() OVER (ORDER BY"
-                f" {self.key_list}) AS dms_rn FROM {self.table}) dms_s"
-                f" WHERE MOD(dms_rn, {step}) = 1 AND dms_rn > 1 ORDER BY {names}"
-                if self.dialect != "sqlite" else
-                f"SELECT {names} FROM (SELECT {keys}, ROW_NUMBER() OVER (ORDER BY"
-                f" {self.key_list}) AS dms_rn FROM {self.table}) dms_s"
-                f" WHERE dms_rn % {step} = 1 AND dms_rn > 1 ORDER BY {names}")
+                f" {self.key_list}) AS dms_rn FROM {self.table}{where}) dms_s"
+                f" WHERE {every} AND dms_rn > 1 ORDER BY {names}")
 
     def checksum(self) -> str:
         return (f"SELECT COUNT(*), {normalize.sum_sql(self.hash, self.dialect)}"
@@ -196,8 +197,13 @@ def compare(a: Side, b: Side, *, key: list[str] | None = None, parallel: int = 4
             limit: int | None = None) -> Outcome:
     key_cols, columns = common_columns(a.shape, b.shape, key)
     outcome = Outcome([c.name for c, _ in key_cols], [c.name for c, _ in columns])
-    queries = (_Queries(a, key_cols, columns),
-               _Queries(b, [(cb, ca) for ca, cb in key_cols], [(cb, ca) for ca, cb in columns]))
+    # Two PostgreSQL tables whose columns have the same types print their rows
+    # alike: the row's own text is hashed, with no per-value normalising.
+    native = (a.dialect == b.dialect == "postgres"
+              and all(ca.type == cb.type for ca, cb in columns))
+    queries = (_Queries(a, key_cols, columns, native),
+               _Queries(b, [(cb, ca) for ca, cb in key_cols], [(cb, ca) for ca, cb in columns],
+                        native))
     conns = _Connections(a, b)
     try:
         _run(queries, conns, outcome, parallel, limit)
@@ -245,13 +251,15 @@ def _check(queries: tuple[_Queries, _Queries], conns: _Connections,
                          _fetch(conns, q, i, q.rows() + where, params)})
         result["rows"] = rows
         return result
+    # Split in SPLIT_FACTOR parts at once (one window query over the segment):
+    # a difference is then found in one or two rounds, not in a round per halving.
     bigger = 0 if sums[0][0] >= sums[1][0] else 1
     q = queries[bigger]
     where, params = q.where(lo, hi)
-    mid_sql = (f"{q.middle()}{where} ORDER BY {q.key_list} LIMIT 1 OFFSET"
-               f" {sums[bigger][0] // 2}")
-    middle = tuple(_fetch(conns, q, bigger, mid_sql, params)[0])
-    result["split"] = [(lo, middle), (middle, hi)]
+    step = max(1, -(-sums[bigger][0] // SPLIT_FACTOR))
+    inner = [tuple(r) for r in _fetch(conns, q, bigger, q.boundaries(step, where), params)]
+    bounds: list[tuple[Any, ...] | None] = [lo, *inner, hi]
+    result["split"] = list(itertools.pairwise(bounds))
     return result
 
 
@@ -324,6 +332,12 @@ def _cut(outcome: Outcome, limit: int) -> None:
         rows: list[list[Any]] = getattr(outcome, name)
         setattr(outcome, name, rows[:left])
         left = max(0, left - len(rows))
+
+
+def _native_row_text(columns: list[tuple[Column, Column]]) -> str:
+    """PostgreSQL's text of the row of these columns (NULL and quoting unambiguous)."""
+    return "ROW(" + ", ".join(normalize.quote(ca.name, "postgres") for ca, _ in columns) \
+        + ")::text"
 
 
 def _bindable(value: Any) -> Any:
