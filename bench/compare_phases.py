@@ -108,8 +108,8 @@ def main() -> int:
             key, columns = segments.common_columns(shapes[side], shapes[("pg", "orders_b")],
                                                    ["id"])
             queries[side] = segments._Queries(
-                segments.Side("", None if side[0] == "my" else "public", side[1],
-                              shapes[side]), key, columns)
+                segments.Side(lambda: open_source(pg_url), None if side[0] == "my" else "public",
+                              side[1], shapes[side]), key, columns)
         count = args.rows
         step = max(segments.ROW_THRESHOLD, -(-count // top))
 
