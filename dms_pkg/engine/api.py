@@ -5,7 +5,9 @@ transformation and a target, and get a result with row and chunk counts.
 The run uses the same planner, data paths and retry rules as the SQL entry
 points; its workers are threads of this process, each with its own
 connections (opened from the ones you pass, password included, never
-printed), and its queue is kept in memory -- to watch a run from SQL or
+printed), and its queue is a private in-memory SQLite database (``LocalStore``,
+the same chunk rows and transitions as ``dms.chunk``) driven by the same
+loop as the coordinator's (``drive``) -- to watch a run from SQL or
 resume it after a crash, use ``dms.execute_query_parallel`` instead.
 
 Settings come in layers like everywhere else (DESIGN §5): built-in default,
@@ -24,14 +26,14 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from dms_pkg.backends import postgres
-from dms_pkg.backends.base import ChunkReader, ConsistentPoint, backend_for
+from dms_pkg.backends.base import ChunkReader, backend_for
 from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.backends.postgres import open_connection
 from dms_pkg.db.psycopg_db import PsycopgDatabase
@@ -42,6 +44,8 @@ from dms_pkg.engine import target as stage
 from dms_pkg.engine.api_connections import conninfo_for
 from dms_pkg.engine.api_progress import ProgressCallback, ProgressSnapshot, snapshot_of
 from dms_pkg.engine.api_result import ParallelResult, build_result, count_rows
+from dms_pkg.engine.drive import drive
+from dms_pkg.engine.local_store import LocalStore, worker_id
 from dms_pkg.engine.movers import RunSpec
 from dms_pkg.engine.planning import (
     choose_path,
@@ -50,7 +54,6 @@ from dms_pkg.engine.planning import (
     plan_source,
     run_spec,
 )
-from dms_pkg.engine.store import ChunkRecord, MemoryStore
 from dms_pkg.engine.transformation import Transform
 from dms_pkg.engine.worker import LazyMover, RetryPolicy, build_mover, run_worker
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
@@ -59,8 +62,6 @@ __all__ = ["ParallelResult", "ProgressSnapshot", "execute_query_parallel", "run_
 
 SOURCE, TARGET = 1, 2  # connection keys inside one Python API run
 CALLBACK_INTERVAL = 0.5
-# A start-only point in time (a read lock) is let go after this long at the latest.
-READERS_OPEN_TIMEOUT = 60.0
 Layer = tuple[str, Mapping[str, Any]]
 
 
@@ -176,10 +177,9 @@ def run_query(
                  else sum(c.estimated_rows or 0 for c in plan.chunks))
     workers, note = choose_workers(config, estimated, len(plan.chunks), None, 0, backend)
 
-    store = MemoryStore([
-        ChunkRecord(c.chunk_no, c.query_sql, dict(c.params), c.estimated_rows)
-        for c in plan.chunks
-    ], run_uuid=str(uuid.uuid4()))
+    store = LocalStore(run_uuid=str(uuid.uuid4()))
+    store.add_chunks((c.chunk_no, c.query_sql, dict(c.params), c.estimated_rows)
+                     for c in plan.chunks)
     collected: dict[int, list[dict[str, Any]]] = {}
     lock = threading.Lock()
 
@@ -188,8 +188,6 @@ def run_query(
             collected[chunk_no] = rows
 
     policy = RetryPolicy.from_config(config.values)
-    failures: list[BaseException] = []
-
     # Target connections come from a pool; the source is read by its backend's readers.
     pools = {TARGET: _pool(target, workers)} if target is not None else {}
 
@@ -201,16 +199,17 @@ def run_query(
                 batch_size=min(int(config["chunk_size"]), 10_000),
                 collect=collect if target is None else None,
             ))
-            run_worker(0, store, mover, policy)
-        except BaseException as exc:  # reported after the join
-            failures.append(exc)
+            run_worker(store.run_id, store, mover, policy)
         finally:
             conns.close()
 
-    threads = [threading.Thread(target=worker, name=f"dms-worker-{i + 1}", daemon=True)
-               for i in range(workers)]
+    crew = ThreadCrew(worker)
+    store.alive = crew.alive
+    progress = _CallbackProgress(store, started,
+                                 progress_callback if config["enable_progress"] else None)
     point = None
     failed_rows: dict[int, int | None] = {}
+    errors: list[str] = []
     try:
         if config["snapshot"]:
             # Every chunk reads the source as of this moment.
@@ -218,24 +217,24 @@ def run_query(
                 source, tables=[plan.driving_table] if plan.driving_table else [],
                 readers=workers, application_name=None, search_path=None,
                 options=config.values)
-            store.snapshot_id = point.token
-            if workers <= 1:
-                point.started()  # one reader: its own transaction is the moment
-        for thread in threads:
-            thread.start()
-        _wait(threads, store, started, progress_callback if config["enable_progress"] else None,
-              point, workers)
-        if not failures:
-            snapshot = point.session if point is not None else None
-            failed_rows = _count_failed(
-                store, snapshot if isinstance(snapshot, psycopg.Connection) else None, source)
+            store.set_snapshot(point.token)
+        drive(store, crew, store.run_id, workers, progress, errors, point)
+        if crew.failures and any(c.state != "DONE" for c in store.records()):
+            # A worker thread died (not a chunk's error: those are on the chunk)
+            # and its replacements could not finish the run: say why.
+            raise crew.failures[0]
+        progress.report(force=True)
+        snapshot = point.session if point is not None else None
+        failed_rows = _count_failed(
+            store, snapshot if isinstance(snapshot, psycopg.Connection) else None, source)
+    except BaseException:
+        store.set_state("STOPPING")  # the threads still running claim nothing more
+        raise
     finally:
         if point is not None:
             point.close()
         for pool in pools.values():
             pool.close()
-    if failures:
-        raise failures[0]
     if target is not None and all(c.state == "DONE" for c in store.records()):
         _finish_target(target, spec, store, staging, target_schema or "", target_table or "",
                        transformed=transformation is not None)
@@ -250,7 +249,7 @@ def run_query(
     return result
 
 
-def _count_failed(store: MemoryStore, snapshot: psycopg.Connection[Any] | None,
+def _count_failed(store: LocalStore, snapshot: psycopg.Connection[Any] | None,
                   source: Endpoint) -> dict[int, int | None]:
     """Source rows of each failed chunk: in the run's snapshot when there is one."""
     failed = [c for c in store.records() if c.state != "DONE"]
@@ -265,22 +264,64 @@ def _count_failed(store: MemoryStore, snapshot: psycopg.Connection[Any] | None,
         return {}
 
 
-def _wait(threads: list[threading.Thread], store: MemoryStore, started: float,
-          progress_callback: ProgressCallback | None, point: ConsistentPoint | None = None,
-          workers: int = 1) -> None:
-    while True:
-        for thread in threads:
-            thread.join(timeout=CALLBACK_INTERVAL / len(threads))
-        if point is not None and point.on_started is not None and (
-                len(store.readers_open) >= workers or not store.pending()
-                or time.monotonic() - started >= READERS_OPEN_TIMEOUT):
-            point.started()  # every reader has begun: let go of a start-only lock
-        if not any(t.is_alive() for t in threads):
-            break  # the end is reported once, below
-        if progress_callback is not None:
-            progress_callback(snapshot_of(store.records(), started))
-    if progress_callback is not None:
-        progress_callback(snapshot_of(store.records(), started))
+class ThreadCrew:
+    """The Python API's workers: threads of this process running ``worker``."""
+
+    inline = False
+
+    def __init__(self, worker: Callable[[], None]) -> None:
+        self.worker = worker
+        self.threads: list[threading.Thread] = []
+        self.failures: list[BaseException] = []  # raised to the caller after the run
+
+    def _run(self) -> None:
+        try:
+            self.worker()
+        except BaseException as exc:  # reported by poll and raised after the run
+            self.failures.append(exc)
+
+    def start(self, count: int) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=self._run, daemon=True,
+                                      name=f"dms-worker-{len(self.threads) + 1}")
+            self.threads.append(thread)
+            thread.start()
+
+    def run_inline(self) -> None:  # never called: inline is False
+        self._run()
+
+    def alive(self) -> list[int]:
+        # self.threads keeps every Thread object, so no id is reused in the run.
+        return [worker_id(t) for t in self.threads if t.is_alive()]
+
+    def poll(self, errors: list[str]) -> int:
+        reported = len(errors)
+        errors.extend(f"{type(e).__name__}: {e}" for e in self.failures[reported:])
+        return sum(1 for t in self.threads if t.is_alive())
+
+    def stop(self, cancel: bool) -> None:
+        # The loop ended: the threads end as soon as they find nothing to claim,
+        # and the run's connections must not be closed under them.  A thread
+        # cannot be cancelled: on a failure the caller marks the run STOPPING,
+        # so they take nothing more and end after their chunk.
+        if not cancel:
+            for thread in self.threads:
+                thread.join()
+
+
+class _CallbackProgress:
+    """The caller's ``progress_callback``, about every ``CALLBACK_INTERVAL`` s."""
+
+    def __init__(self, store: LocalStore, started: float,
+                 callback: ProgressCallback | None) -> None:
+        self.store, self.started, self.callback = store, started, callback
+        self.last = 0.0
+
+    def report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.callback is not None and (force or now - self.last >= CALLBACK_INTERVAL):
+            self.last = now
+            self.callback(snapshot_of(self.store.records(), self.started))
 
 
 def _pool(info: Endpoint, size: int) -> ConnectionPool:
@@ -372,7 +413,7 @@ def _target_spec(
     return spec, staging
 
 
-def _finish_target(target: Endpoint, spec: RunSpec, store: MemoryStore, staging: str | None,
+def _finish_target(target: Endpoint, spec: RunSpec, store: LocalStore, staging: str | None,
                    schema: str, table: str, *, transformed: bool) -> None:
     """Every chunk loaded: swap the staging table in, prune old ledger rows."""
     with open_connection(target) as conn:

@@ -8,7 +8,8 @@ It runs in the session that called ``CALL dms.execute_query_parallel(...)``
 2. with one worker, moves the chunks itself; with more, starts that many
    dblink sessions running ``CALL dms.work(run_id)`` on this database;
 3. every poll: puts chunks of dead workers back in the queue, starts new
-   workers while chunks wait and workers are missing, reports progress;
+   workers while chunks wait and workers are missing, reports progress --
+   the loop of ``drive``, which the Python API runs too;
 4. when no chunk is left pending or running: swaps a staging table in
    (truncate-and-load), forgets the run's ledger rows, and sets the final
    state from the chunks.
@@ -32,6 +33,7 @@ from dms_pkg.db.interrupts import Interrupted
 from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.engine import connections
 from dms_pkg.engine import target as stage
+from dms_pkg.engine.drive import drive
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.movers import RunSpec
 from dms_pkg.engine.source_query import runnable
@@ -47,9 +49,7 @@ from dms_pkg.engine.worker import (
 )
 from dms_pkg.errors import UNDEFINED_OBJECT, DmsError
 
-POLL_INTERVAL = 0.1  # the end of a run is seen within this; each poll is 3 small queries
 PROGRESS_INTERVAL = 5.0
-RESTARTS_PER_WORKER = 3
 
 
 @dataclass
@@ -138,7 +138,8 @@ def coordinate(
             _align_staging(local, run, login, notify)
         if _setting(run.config, "snapshot", True):
             point = _take_point(local, run, login, workers)
-        _drive(local, run_id, workers, login, progress, errors, point)
+        drive(SqlStore(home), SessionCrew(local, run_id, login, progress), run_id, workers,
+              progress, errors, point)
         _finalize(local, run, login)
     except (Exception, Interrupted) as exc:
         # Leave no run "RUNNING" behind a coordinator that gave up (or whose
@@ -261,113 +262,55 @@ def _align_staging(local: Local, run: RunInfo, login: Login | None,
                "now: " + ", ".join(changed))
 
 
-def _counts(home: Session, run_id: int) -> dict[str, Any]:
-    row = home.query(
-        "SELECT (SELECT state FROM dms.run WHERE run_id = $1::bigint) AS state,"
-        " count(*) FILTER (WHERE state = 'PENDING') AS pending,"
-        " count(*) FILTER (WHERE state = 'RUNNING') AS running"
-        " FROM dms.chunk WHERE run_id = $1::bigint",
-        [run_id],
-    )[0]
-    home.commit()
-    return row
+class SessionCrew:
+    """The coordinator's workers: dblink sessions running ``CALL dms.work(run_id)``
+    on this database, or -- with one worker -- this session itself."""
 
+    inline = True
 
-def _drive(local: Local, run_id: int, workers: int, login: Login | None,
-           progress: _Progress, errors: list[str], point: ConsistentPoint | None = None,
-           ) -> None:
-    """Keep workers on the run until no chunk is pending or running.
+    def __init__(self, local: Local, run_id: int, login: Login | None,
+                 progress: _Progress) -> None:
+        self.local, self.run_id, self.login, self.progress = local, run_id, login, progress
+        self.sessions: list[str] = []
 
-    Workers that end while chunks still wait (killed, crashed) are replaced,
-    up to ``RESTARTS_PER_WORKER`` times per planned worker; past that the
-    run ends with those chunks pending, for a resume.  A point in time that
-    only holds while readers start (a read lock) is let go once every worker
-    has its reader open, or after ``READERS_OPEN_TIMEOUT`` seconds.
-    """
-    home = local.session
-    sessions: list[str] = []
-    budget = RESTARTS_PER_WORKER * workers  # replacements, beyond the first start
-    first = True
-    opening = time.monotonic()
-    try:
-        while True:
-            if home.query("SELECT dms.reap_chunks($1::bigint) AS n", [run_id])[0]["n"]:
-                progress.report(force=True)
+    def start(self, count: int) -> None:
+        home = self.local.session
+        names: list[str] = home.query(
+            "SELECT dms.start_workers($1::bigint, $2::int) AS names", [self.run_id, count]
+        )[0]["names"]
+        home.commit()
+        self.sessions += names
+
+    def run_inline(self) -> None:
+        work(self.local, self.run_id, self.login, on_chunk=self.progress.report)
+
+    def poll(self, errors: list[str]) -> int:
+        """The worker sessions still busy; the others are closed, their errors kept."""
+        if not self.sessions:
+            return 0
+        home = self.local.session
+        alive: list[str] = []
+        ended: list[str] = []
+        for row in home.query("SELECT name, busy, error FROM dms.poll_workers($1::text[])",
+                              [self.sessions]):
+            (alive if row["busy"] else ended).append(row["name"])
+            if row["error"]:
+                # The session's error text as libpq gives it: ERROR/DETAIL/HINT lines
+                # and a CONTEXT with the PL/Python traceback, which users need not read.
+                errors.append(faults.from_server_text(str(row["error"])).one_line())
+        if ended:
+            home.query("SELECT dms.stop_workers($1::text[], false)", [ended])
+        home.commit()
+        self.sessions = alive
+        return len(alive)
+
+    def stop(self, cancel: bool) -> None:
+        # Sessions still listed when the loop ends are cancelled either way.
+        if self.sessions:
+            home = self.local.session
+            home.query("SELECT dms.stop_workers($1::text[], true)", [self.sessions])
             home.commit()
-            counts = _counts(home, run_id)
-            sessions = _poll(home, sessions, errors)
-            if point is not None and point.on_started is not None and _readers_open(
-                    home, run_id, workers, counts, time.monotonic() - opening):
-                point.started()
-            wanted = workers - len(sessions) if workers > 1 else 1
-            if counts["state"] == "RUNNING" and counts["pending"] and wanted > 0:
-                n = wanted if first else min(wanted, budget)
-                budget -= 0 if first else n
-                first = False
-                if n > 0 and workers <= 1:
-                    # One reader: its own transaction is the run's point in time.
-                    if point is not None:
-                        point.started()
-                    work(local, run_id, login, on_chunk=progress.report)
-                    continue  # this session was the worker: look again
-                if n > 0:
-                    sessions += _start(home, run_id, n)
-            if not counts["pending"] and not counts["running"]:
-                break
-            if not sessions and not counts["running"] and (
-                counts["state"] != "RUNNING" or budget <= 0
-            ):
-                break  # stopped, or workers keep dying: what is left waits for a resume
-            progress.report()
-            time.sleep(POLL_INTERVAL)
-    finally:
-        if sessions:
-            home.query("SELECT dms.stop_workers($1::text[], true)", [sessions])
-            home.commit()
-
-
-READERS_OPEN_TIMEOUT = 60.0
-
-
-def _readers_open(home: Session, run_id: int, workers: int, counts: dict[str, Any],
-                  waited: float) -> bool:
-    """Whether every worker has opened its reader (recorded its source handle on a
-    chunk it took), no chunk waits any more, or the wait is over."""
-    if not counts["pending"] or waited >= READERS_OPEN_TIMEOUT:
-        return True
-    row = home.query(
-        "SELECT count(DISTINCT worker_pid) AS n FROM dms.chunk"
-        " WHERE run_id = $1::bigint AND source_pid IS NOT NULL AND state <> 'PENDING'",
-        [run_id])[0]
-    home.commit()
-    return int(row["n"]) >= workers
-
-
-def _start(home: Session, run_id: int, count: int) -> list[str]:
-    names: list[str] = home.query(
-        "SELECT dms.start_workers($1::bigint, $2::int) AS names", [run_id, count]
-    )[0]["names"]
-    home.commit()
-    return names
-
-
-def _poll(home: Session, sessions: list[str], errors: list[str]) -> list[str]:
-    """The worker sessions still busy; the others are closed, their errors kept."""
-    if not sessions:
-        return []
-    alive: list[str] = []
-    ended: list[str] = []
-    for row in home.query("SELECT name, busy, error FROM dms.poll_workers($1::text[])",
-                          [sessions]):
-        (alive if row["busy"] else ended).append(row["name"])
-        if row["error"]:
-            # The session's error text as libpq gives it: ERROR/DETAIL/HINT lines
-            # and a CONTEXT with the PL/Python traceback, which users need not read.
-            errors.append(faults.from_server_text(str(row["error"])).one_line())
-    if ended:
-        home.query("SELECT dms.stop_workers($1::text[], false)", [ended])
-    home.commit()
-    return alive
+            self.sessions = []
 
 
 def _finalize(local: Local, run: RunInfo, login: Login | None) -> None:

@@ -1,18 +1,21 @@
-"""Where run and chunk state lives: the dms tables, or memory for a Python-only run.
+"""Where run and chunk state lives: one protocol, two homes.
 
-``SqlStore`` goes through the SECURITY DEFINER functions of
+``RunStore`` is what a worker needs (claim, started, finish, rejected,
+fail, wait_hint); ``RunQueue`` adds what the driver of a run needs (reap
+chunks of dead workers, count what is left, see that the readers are
+open).  ``SqlStore`` goes through the SECURITY DEFINER functions of
 ``sql/api/030_engine_state.sql`` and commits after every change, so other
-sessions see a claim or a finished chunk at once.  ``MemoryStore`` serves
-the Python API when the target database has no dms schema: the same queue
-semantics (claim in chunk order, retries after a delay) under a lock.
+sessions see a claim or a finished chunk at once.  ``LocalStore``
+(``local_store``) keeps the same ``run`` and ``chunk`` rows in an
+in-memory SQLite database for a Python API run, with the same statements.
+Both are driven by one loop (``drive``) and held to one contract
+(``tests/integration/test_store_contract.py``).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dms_pkg.db.base import Session
@@ -35,7 +38,7 @@ class ChunkTask:
 
 @dataclass
 class ChunkRecord:
-    """A chunk in a MemoryStore."""
+    """A chunk as the Python API reports it (a row of ``LocalStore``'s queue)."""
 
     chunk_no: int
     query_sql: str
@@ -72,6 +75,30 @@ class RunStore(Protocol):
 
     def wait_hint(self, run_id: int) -> float | None:
         """Seconds until a pending chunk may be claimed; None when nothing is left to claim."""
+        ...
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """What is left of a run: its state and how many chunks wait or run."""
+
+    state: str | None
+    pending: int
+    running: int
+
+
+class RunQueue(RunStore, Protocol):
+    """The driver's side of a store (``drive``)."""
+
+    def reap(self, run_id: int) -> int:
+        """Put chunks whose worker is gone back in the queue; how many."""
+        ...
+
+    def counts(self, run_id: int) -> QueueCounts: ...
+
+    def readers_open(self, run_id: int) -> int:
+        """Workers that have opened their source reader (recorded a source
+        handle on a chunk they took)."""
         ...
 
 
@@ -145,82 +172,26 @@ class SqlStore:
             return None
         return max(0.0, float(row["wait"] or 0.0))
 
+    def reap(self, run_id: int) -> int:
+        n = int(self.home.query("SELECT dms.reap_chunks($1::bigint) AS n", [run_id])[0]["n"])
+        self.home.commit()
+        return n
 
-@dataclass
-class MemoryStore:
-    """The queue in memory: for Python API runs against a database without dms."""
+    def counts(self, run_id: int) -> QueueCounts:
+        row = self.home.query(
+            "SELECT (SELECT state FROM dms.run WHERE run_id = $1::bigint) AS state,"
+            " count(*) FILTER (WHERE state = 'PENDING') AS pending,"
+            " count(*) FILTER (WHERE state = 'RUNNING') AS running"
+            " FROM dms.chunk WHERE run_id = $1::bigint",
+            [run_id],
+        )[0]
+        self.home.commit()
+        return QueueCounts(row["state"], int(row["pending"]), int(row["running"]))
 
-    chunks: list[ChunkRecord]
-    run_id: int = 0
-    run_uuid: str | None = None
-    snapshot_id: str | None = None
-    stopped: bool = False
-    rejects: dict[int, list[Any]] = field(default_factory=dict)
-    # Worker threads that have opened their source reader (a chunk started with
-    # a source handle): a start-only point in time is let go once all have.
-    readers_open: set[int] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def claim(self, run_id: int) -> ChunkTask | None:
-        now = time.monotonic()
-        with self._lock:
-            if self.stopped:
-                return None
-            for c in self.chunks:
-                if c.state == "PENDING" and (c.retry_at is None or c.retry_at <= now):
-                    c.state, c.attempts, c.retry_at = "RUNNING", c.attempts + 1, None
-                    c.started_at = now
-                    return ChunkTask(run_id, c.chunk_no, c.query_sql, dict(c.params), c.attempts,
-                                     c.estimated_rows, self.run_uuid, self.snapshot_id)
-        return None
-
-    def _get(self, chunk_no: int) -> ChunkRecord:
-        return self.chunks[chunk_no - 1]
-
-    def rejected(self, task: ChunkTask, rejects: list[Any]) -> None:
-        with self._lock:
-            self.rejects[task.chunk_no] = list(rejects)
-
-    def finish(self, run_id: int, chunk_no: int, rows: int, nbytes: int | None,
-               stats: dict[str, int] | None = None) -> None:
-        with self._lock:
-            c = self._get(chunk_no)
-            c.state, c.rows, c.bytes, c.ended_at = "DONE", rows, nbytes, time.monotonic()
-            c.sqlstate = c.last_error = None
-
-    def fail(
-        self, run_id: int, chunk_no: int, sqlstate: str | None, message: str,
-        retry_in: float | None,
-    ) -> str:
-        with self._lock:
-            c = self._get(chunk_no)
-            c.sqlstate, c.last_error = sqlstate, message
-            if retry_in is None:
-                c.state, c.ended_at = "FAILED", time.monotonic()
-            else:
-                c.state, c.retry_at = "PENDING", time.monotonic() + retry_in
-            return c.state
-
-    def started(self, task: ChunkTask, source_pid: int | None, target_pid: int | None) -> None:
-        # Nobody outside this process cancels a Python API run; the handle only
-        # says that this thread's reader is open.
-        if source_pid is not None:
-            with self._lock:
-                self.readers_open.add(threading.get_ident())
-
-    def pending(self) -> int:
-        with self._lock:
-            return sum(1 for c in self.chunks if c.state == "PENDING")
-
-    def records(self) -> list[ChunkRecord]:
-        """A consistent copy of every chunk, for progress and the result."""
-        with self._lock:
-            return [replace(c) for c in self.chunks]
-
-    def wait_hint(self, run_id: int) -> float | None:
-        now = time.monotonic()
-        with self._lock:
-            pending = [c for c in self.chunks if c.state == "PENDING"]
-            if not pending or self.stopped:
-                return None
-            return max(0.0, min((c.retry_at or now) - now for c in pending))
+    def readers_open(self, run_id: int) -> int:
+        row = self.home.query(
+            "SELECT count(DISTINCT worker_pid) AS n FROM dms.chunk"
+            " WHERE run_id = $1::bigint AND source_pid IS NOT NULL AND state <> 'PENDING'",
+            [run_id])[0]
+        self.home.commit()
+        return int(row["n"])

@@ -345,7 +345,9 @@ def test_rows_written_during_a_run_reach_the_target_all_or_none(
     def writer() -> None:
         with my.connect() as conn, conn.cursor() as cur:
             i = 0
-            while not stop.is_set() and i < 20_000:
+            # Up to ORDERS / 2 pairs fit between the two ends; the writer is paced
+            # so that it is still writing when the run ends, however fast both are.
+            while not stop.is_set() and i < ORDERS // 2 - 1:
                 low, high = 2 * i + 1, 2 * ORDERS - 2 * i - 1
                 try:
                     cur.execute("INSERT INTO live (id, customer) VALUES (%s, 0), (%s, 0)",
@@ -354,6 +356,7 @@ def test_rows_written_during_a_run_reach_the_target_all_or_none(
                     continue
                 written.append(i)
                 i += 1
+                time.sleep(0.0005)
 
     thread = threading.Thread(target=writer)
     thread.start()

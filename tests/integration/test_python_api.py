@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -489,3 +490,37 @@ def test_merge_is_applied_as_in_the_sql_api(dbs: dict[str, str]) -> None:
             target_schema="public", target_table="people",
             merge={"kind": "append", "keys": ["nope"], "only_new": True})
     assert "nope" in err.value.message, err.value.message
+
+
+def test_a_worker_thread_that_dies_mid_chunk_is_replaced_and_its_chunk_moved_once(
+        dbs: dict[str, str]) -> None:
+    """The Python API's queue is driven like the coordinator's: a worker that is
+    gone while it holds a chunk has the chunk put back and is replaced.  No
+    database fault ends a worker thread (chunk errors are caught and recorded),
+    so the thread is ended here by a transformation raising SystemExit once --
+    the one fake in this module, standing in for a thread that dies."""
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def dies_once(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with lock:
+            calls.append(len(rows))
+            first = len(calls) == 1
+        if first:
+            raise SystemExit("the worker thread ends here")
+        return rows
+
+    with psycopg.connect(dbs["target"], autocommit=True) as dst:
+        dst.execute("DROP TABLE IF EXISTS revived")
+        dst.execute("CREATE TABLE revived (id bigint PRIMARY KEY, status text)")
+    result = execute_query_parallel(
+        dbs["source"], "SELECT id, status FROM orders",
+        transformation_func=dies_once, target_conn=dbs["target"], target_schema="public",
+        target_table="revived", max_workers=2, chunks=4, min_rows_for_parallel=0,
+    )
+    assert result.chunks_failed == 0 and result.chunk_errors == []
+    assert result.total_rows_successful == ROWS
+    with psycopg.connect(dbs["target"]) as dst, psycopg.connect(dbs["source"]) as src:
+        assert dst.execute("SELECT count(*), count(DISTINCT id), sum(id) FROM revived"
+                           ).fetchone() == src.execute(
+            "SELECT count(*), count(DISTINCT id), sum(id) FROM orders").fetchone()
