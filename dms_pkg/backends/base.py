@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -281,21 +282,33 @@ def registered() -> dict[str, SourceBackend]:
 
 
 _LOADED = False
+_IMPORTING = False
 _BROKEN: dict[str, str] = {}  # backend module -> why it could not be imported
+# Pairs of a check batch look backends up from several threads at once: the
+# first loads them all while the others wait, so none sees half a registry.
+# Re-entrant, because a backend module being imported may look one up.
+_LOADING = threading.RLock()
 
 
 def _load_builtin() -> None:
     """Import every module of this package once: each backend registers itself
     when its class is defined, so adding a database is adding a module."""
-    global _LOADED
-    if _LOADED:
+    global _LOADED, _IMPORTING
+    if _LOADED:  # set only once every module is in
         return
-    _LOADED = True
-    import dms_pkg.backends as package
+    with _LOADING:
+        if _LOADED or _IMPORTING:  # done meanwhile, or a lookup from a module being imported
+            return
+        _IMPORTING = True
+        import dms_pkg.backends as package
 
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_"):
-            try:
-                importlib.import_module(f"{package.__name__}.{module.name}")
-            except ImportError as exc:  # a driver not installed: the others still work
-                _BROKEN[module.name] = str(exc)
+        try:
+            for module in pkgutil.iter_modules(package.__path__):
+                if not module.name.startswith("_"):
+                    try:
+                        importlib.import_module(f"{package.__name__}.{module.name}")
+                    except ImportError as exc:  # a driver not installed: the others work
+                        _BROKEN[module.name] = str(exc)
+        finally:
+            _IMPORTING = False
+        _LOADED = True

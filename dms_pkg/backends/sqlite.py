@@ -51,6 +51,7 @@ from sqlglot import exp
 
 from dms_pkg.backends.base import ConsistentPoint, SourceBackend
 from dms_pkg.backends.endpoint import Endpoint
+from dms_pkg.backends.sqlite_chunking import SQLiteSource
 from dms_pkg.backends.sqlite_types import (
     OUT_OF_RANGE,
     Formatter,
@@ -61,7 +62,6 @@ from dms_pkg.backends.sqlite_types import (
 )
 from dms_pkg.db.base import Database
 from dms_pkg.db.faults import Fault
-from dms_pkg.db.sources import SQLiteSource
 from dms_pkg.engine.columns import SourceColumn
 from dms_pkg.errors import (
     INSUFFICIENT_PRIVILEGE,

@@ -14,15 +14,28 @@ from dms_pkg.chunking.dialects import ChunkDialect, ParamStyle, get_dialect
 from dms_pkg.db.sources import SourceConnection
 from dms_pkg.errors import UNDEFINED_TABLE, DmsError
 
+# Chunk dialect name -> catalog class; filled by Catalog.__init_subclass__.
+_CATALOGS: dict[str, type[Catalog]] = {}
+
 
 class Catalog:
-    """Columns, primary key and unique keys of a table, read from the source's catalog."""
+    """Columns, primary key and unique keys of a table, read from the source's catalog.
 
+    Each subclass names the chunk dialect it serves in ``DIALECT`` and is
+    registered under it when defined -- here, or in a source backend's module.
+    """
+
+    DIALECT: ClassVar[str] = ""
     COLUMNS_SQL: ClassVar[str] = ""
     PRIMARY_KEY_SQL: ClassVar[str] = ""
     # Rows (index name, column name or NULL for an expression, column is NOT NULL)
     # of every unique, non-partial index, in index then column order.
     UNIQUE_KEYS_SQL: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.DIALECT:
+            _CATALOGS[cls.DIALECT] = cls
 
     def __init__(self, source: SourceConnection, dialect: ChunkDialect) -> None:
         self.source = source
@@ -94,6 +107,7 @@ class Catalog:
 
 
 class PostgresCatalog(Catalog):
+    DIALECT = "postgres"
     # to_regclass resolves an unqualified name through the search_path, as
     # the user's query will; format('%I.%I') quotes exactly as needed.
     _REL = (
@@ -136,6 +150,7 @@ class PostgresCatalog(Catalog):
 
 
 class MySQLCatalog(Catalog):
+    DIALECT = "mysql"
     COLUMNS_SQL = (
         "SELECT column_name FROM information_schema.columns"
         " WHERE table_schema = COALESCE({dms_schema}, DATABASE()) AND table_name = {dms_table}"
@@ -157,31 +172,8 @@ class MySQLCatalog(Catalog):
     )
 
 
-class SQLiteCatalog(Catalog):
-    # A view's rowid is not a row address (SQLite leaves it unspecified): say 'v'.
-    RELATION_KIND_SQL = (
-        "SELECT CASE type WHEN 'view' THEN 'v' ELSE 'r' END FROM sqlite_master"
-        " WHERE name = {dms_table} AND {dms_schema} IS NULL"
-    )
-    # pragma_table_info takes the schema ('main' by default) as its second argument.
-    COLUMNS_SQL = "SELECT name FROM pragma_table_info({dms_table}, COALESCE({dms_schema}, 'main'))"
-    PRIMARY_KEY_SQL = (
-        "SELECT name FROM pragma_table_info({dms_table}, COALESCE({dms_schema}, 'main'))"
-        " WHERE pk > 0 ORDER BY pk"
-    )
-    # pragma_index_info names NULL for an expression column.  The primary key
-    # of a rowid table is not an index here; primary_key() covers it.
-    UNIQUE_KEYS_SQL = (
-        "SELECT il.name, ii.name, COALESCE(ti.\"notnull\", 0)"
-        " FROM pragma_index_list({dms_table}, COALESCE({dms_schema}, 'main')) AS il"
-        " JOIN pragma_index_info(il.name, COALESCE({dms_schema}, 'main')) AS ii"
-        " LEFT JOIN pragma_table_info({dms_table}, COALESCE({dms_schema}, 'main')) AS ti"
-        " ON ti.name = ii.name"
-        " WHERE il.\"unique\" = 1 AND il.partial = 0 ORDER BY il.name, ii.seqno"
-    )
-
-
 class OracleCatalog(Catalog):
+    DIALECT = "oracle"
     COLUMNS_SQL = (
         "SELECT column_name FROM all_tab_columns"
         " WHERE owner = COALESCE({dms_schema}, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA'))"
@@ -206,14 +198,6 @@ class OracleCatalog(Catalog):
     )
 
 
-_CATALOGS: dict[str, type[Catalog]] = {
-    "postgres": PostgresCatalog,
-    "mysql": MySQLCatalog,
-    "sqlite": SQLiteCatalog,
-    "oracle": OracleCatalog,
-}
-
-
 def catalog_for(source: SourceConnection) -> Catalog:
-    dialect = get_dialect(source.dialect)
+    dialect = get_dialect(source.dialect)  # loads the backends' dialects and catalogs
     return _CATALOGS[dialect.NAME](source, dialect)

@@ -20,6 +20,10 @@ Bind parameter styles (the choice of each driver we talk to):
   side with ``query % args``, so ``%`` is doubled as well.
 * oracle -> ``named`` (``:name``): python-oracledb's native style.
 * sqlite -> ``named`` (``:name``): supported by the stdlib ``sqlite3`` module.
+
+A dialect may also be defined in its source backend's own modules (SQLite's
+is in ``dms_pkg.backends.sqlite_chunking``): lookups load the backends
+first, so adding a database touches nothing here.
 """
 
 from __future__ import annotations
@@ -243,34 +247,17 @@ class Oracle(ChunkDialect):
         return select
 
 
-class SQLite(ChunkDialect):
-    NAME = "sqlite"
-    SQLGLOT_DIALECT = "sqlite"
-    PARAM_STYLE = ParamStyle.NAMED
-    IMPLICIT_ROW_KEY = "rowid"
-    OFFSET_WITHOUT_LIMIT = -1
-    UNSUPPORTED_STRATEGIES: ClassVar[dict[str, str]] = {
-        **ChunkDialect.UNSUPPORTED_STRATEGIES,
-        "hash": "SQLite has no built-in hash function; use key_range or quantile",
-    }
+def _load_backends() -> None:
+    """A source database's dialect may live in its backend module (SQLite's does:
+    ``dms_pkg.backends.sqlite_chunking``): load them before looking one up."""
+    from dms_pkg.backends.base import registered
 
-    def sample(self, select: exp.Select, percent: float, params: dict[str, object], *,
-               table_sample: bool = True) -> exp.Select:
-        # random() is a signed 64-bit integer; keep rows whose value modulo a
-        # million falls under the wanted share.
-        params["dms_per_million"] = round(percent * 10_000)
-        draw = exp.Anonymous(
-            this="ABS",
-            expressions=[
-                exp.Mod(this=exp.Anonymous(this="RANDOM"), expression=exp.Literal.number(1_000_000))
-            ],
-        )
-        condition = exp.LT(this=draw, expression=exp.Placeholder(this="dms_per_million"))
-        return select.where(condition, append=True, copy=False)
+    registered()
 
 
 def allowed_dialects() -> list[str]:
     """Every accepted dialect name, canonical names and aliases, sorted."""
+    _load_backends()
     names = set(_REGISTRY)
     for cls in _REGISTRY.values():
         names.update(cls.ALIASES)
@@ -280,6 +267,8 @@ def allowed_dialects() -> list[str]:
 def get_dialect(name: str) -> ChunkDialect:
     """Look a dialect up by name or alias (case-insensitive)."""
     wanted = (name or "").strip().lower()
+    if not any(wanted == c.NAME or wanted in c.ALIASES for c in _REGISTRY.values()):
+        _load_backends()
     for cls in _REGISTRY.values():
         if wanted == cls.NAME or wanted in cls.ALIASES:
             return cls()

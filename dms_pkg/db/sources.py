@@ -3,13 +3,14 @@
 The chunk planner renders SQL per dialect (``chunking.render``) with named
 binds in the style the dialect's driver understands; a source connection
 runs that SQL and returns plain tuples.  One small class per driver: psycopg
-(PostgreSQL, ``%(name)s``), pymysql (MySQL/MariaDB, ``%(name)s``), sqlite3
-(``:name``) and plpy (the local PostgreSQL inside a backend, ``$n``).
+(PostgreSQL, ``%(name)s``), pymysql (MySQL/MariaDB, ``%(name)s``) and plpy
+(the local PostgreSQL inside a backend, ``$n``); a source backend may bring
+its own (SQLite's is ``dms_pkg.backends.sqlite_chunking.SQLiteSource``), and
+``open_source`` opens its URLs through the backend.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -62,17 +63,6 @@ class PyMySQLSource:
             # renderer doubles literal % for PYFORMAT, so always pass a dict.
             cur.execute(sql, dict(params or {}))
             return list(cur.fetchall())
-
-
-class SQLiteSource:
-    dialect = "sqlite"
-    style = ParamStyle.NAMED
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return list(self.conn.execute(sql, dict(params or {})).fetchall())
 
 
 class PlpySource:
@@ -148,18 +138,24 @@ def open_source(url: str) -> Iterator[SourceConnection]:
             yield PyMySQLSource(my)
         finally:
             my.close()
-    elif parts.scheme == "sqlite":
-        # Read-only, and never created: a typo must not leave an empty file behind.
-        from dms_pkg.backends.sqlite import connect as connect_sqlite
-        from dms_pkg.backends.sqlite import path_from_url
-
-        lite = connect_sqlite(path_from_url(url))
-        try:
-            yield SQLiteSource(lite)
-        finally:
-            lite.close()
+    elif (backend := _backend_of_scheme(parts.scheme)) is not None:
+        # Another source database's backend (SQLite's file URLs): its planner.
+        with backend.planning(backend.endpoint_from_url(url)) as planning:
+            yield planning.planner
     else:
         from dms_pkg.install.installer import connect
 
         with connect(url, autocommit=True) as pg:
             yield PsycopgSource(pg)
+
+
+def _backend_of_scheme(scheme: str) -> Any:
+    """The registered source backend whose URLs use ``scheme``, if any."""
+    if not scheme or scheme in ("postgresql", "postgres"):
+        return None
+    from dms_pkg.backends.base import registered
+
+    for backend in registered().values():
+        if scheme in backend.URL_SCHEMES:
+            return backend
+    return None

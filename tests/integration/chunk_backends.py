@@ -20,8 +20,9 @@ from typing import Any
 import psycopg
 import pymysql
 
+from dms_pkg.backends.sqlite_chunking import SQLiteSource
 from dms_pkg.db.pg_values import keep_out_of_range_as_text
-from dms_pkg.db.sources import PsycopgSource, PyMySQLSource, SourceConnection, SQLiteSource
+from dms_pkg.db.sources import PsycopgSource, PyMySQLSource, SourceConnection
 
 KEY_TYPES = ("int", "bigint", "numeric", "text", "uuid", "date", "timestamp")
 
