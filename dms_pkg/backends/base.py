@@ -52,6 +52,13 @@ from dms_pkg.errors import FEATURE_NOT_SUPPORTED, DmsError
 # DBTYP -> backend instance; filled by SourceBackend.__init_subclass__.
 _REGISTRY: dict[str, SourceBackend] = {}
 
+# The run's settings carry, under this name, the point in time planning bound
+# the chunks to (``ChunkPlan.point``: an Oracle SCN its ROWID ranges were
+# measured at), recorded with the origin "planning".  ``consistent_point``
+# and ``reader`` find it in their ``options``: a backend whose plans take a
+# point returns that one instead of a new one, and its readers read as of it.
+PLANNED_POINT = "source_point"
+
 
 class PlanningSession(Protocol):
     """The source as the coordinator sees it while it plans a run."""
@@ -230,7 +237,9 @@ class SourceBackend:
                          options: Mapping[str, Any] | None = None
                          ) -> ConsistentPoint:
         """Take the run's point in time for ``readers`` workers (``options``: the
-        run's settings); the default is none (each reader its own)."""
+        run's settings); the default is none (each reader its own).  When
+        ``options[PLANNED_POINT]`` is set the chunks are exact only as of that
+        point: a backend that plans with one returns it, not a new one."""
         return ConsistentPoint(None, "each worker reads the source as of its own moment")
 
     def consistency_note(self, options: Mapping[str, Any], workers: int) -> str | None:

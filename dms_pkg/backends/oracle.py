@@ -10,16 +10,24 @@ at call sites).  The work is done in small modules, each usable on its own:
 * ``oracle_types`` -- the zero-row describe probe, Oracle -> PostgreSQL
   types, row estimates (EXPLAIN PLAN, dictionary statistics);
 * ``oracle_scn`` -- the run's SCN and the ``AS OF SCN`` rewrite;
-* ``oracle_rowid`` -- ROWID-range chunks of about chunk_size rows;
+* ``oracle_rowid`` -- ROWID-range chunks of about chunk_size rows, measured
+  after an SCN that becomes the run's point (``OracleSource.row_ranges``);
 * ``oracle_copy`` -- the chunk query as PostgreSQL COPY text (server-rendered
   where it fits, driver-formatted otherwise) and the reader;
 * ``oracle_errors`` -- ``(code, message, transient)`` and the SQLSTATE.
+
+How the SCN flows when a table is cut in ROWID ranges: the planner asks
+``OracleSource.row_ranges``, which reads the SCN *first*, then the extents;
+the plan carries the SCN (``ChunkPlan.point``), planning records it in the
+run's settings (``base.PLANNED_POINT``), ``consistent_point`` returns it
+instead of a new SCN, and every ``_Reader`` reads AS OF it.  A read whose SCN
+is gone (ORA-01555, 08181, 01466, 08176) raises ``SnapshotGone``.
 
 A chunk is read like this (docs/source-oracle.md walks through it)::
 
     params = OracleBackend.connect_params(row, caller)       # at connect time
     conn = OracleBackend.connect(params, label=..., caller=caller)
-    scn = OracleBackend.current_scn(conn)                     # coordinator, once
+    scn = OracleBackend.current_scn(conn)                     # once: planning or coordinator
     columns = OracleBackend.describe(conn.cursor(), source_sql)
     chunk = OracleBackend.as_of_scn(chunk_sql, scn)           # each chunk
     layout = OracleBackend.copy_layout(chunk.sql, columns)
@@ -44,30 +52,76 @@ from dms_pkg.backends import (
     oracle_scn,
     oracle_types,
 )
-from dms_pkg.backends.base import ConsistentPoint, SourceBackend
+from dms_pkg.backends.base import PLANNED_POINT, ConsistentPoint, SnapshotGone, SourceBackend
 from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.backends.oracle_sql import parse_query, render
-from dms_pkg.chunking.dialects import ParamStyle
+from dms_pkg.chunking.dialects import ParamStyle, get_dialect
 from dms_pkg.chunking.plan import BoundsInput
 from dms_pkg.db.faults import Fault
 from dms_pkg.engine.columns import SourceColumn
-from dms_pkg.errors import DmsError
+from dms_pkg.errors import INSUFFICIENT_PRIVILEGE, DmsError
+
+
+def _is_oracle_error(exc: BaseException) -> bool:
+    try:
+        import oracledb
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return isinstance(exc, oracledb.Error)
 
 
 class OracleSource:
     """The chunk planner's ``SourceConnection`` over an oracledb connection
-    (binds ``:name``, rows as tuples)."""
+    (binds ``:name``, rows as tuples), and its ``RowRangeSource``: ROWID
+    ranges measured after an SCN taken first (``row_ranges``)."""
 
     dialect = "oracle"
     style = ParamStyle.NAMED
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.scn: int | None = None  # the SCN the last ROWID ranges hold at
 
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self.conn.cursor() as cur:
             cur.execute(sql, dict(params or {}))
             return list(cur.fetchall()) if cur.description is not None else []
+
+    def row_ranges(self, table: exp.Table, *, rows_per_chunk: int,
+                   n_chunks: int | None) -> BoundsInput:
+        """ROWID ranges of ``table`` (as the query names it) for chunks of about
+        ``rows_per_chunk`` rows, or ``n_chunks`` of them, and the SCN they hold
+        at -- read first, so every row visible at it lies in a listed extent
+        (see ``oracle_rowid``).  The plan records that SCN: the run reads as of
+        it, never a later one."""
+        dialect = get_dialect("oracle")
+        name = dialect.normalize(table.this) if isinstance(table.this, exp.Identifier) \
+            else table.name.upper()
+        schema = table.args.get("db")
+        scn = oracle_scn.current_scn(self.conn)  # first, before any extent is listed
+        self.scn = scn
+        shown = name
+        try:
+            login, current = self.fetch(oracle_rowid.SCHEMA_SQL)[0]
+            owner = dialect.normalize(schema) if isinstance(schema, exp.Identifier) \
+                else str(current)
+            shown = f"{owner}.{name}"
+            return OracleBackend.rowid_bounds(
+                self, name, rows_per_chunk, owner=None if owner == login else owner, scn=scn,
+                n_chunks=n_chunks)
+        except Exception as exc:
+            if not _is_oracle_error(exc):
+                raise
+            fault = oracle_errors.classify(exc)
+            if fault.code in ("ORA-00942", "ORA-01031"):
+                raise DmsError(
+                    f"cannot read the extents of {shown} for ROWID chunks: {fault.message}",
+                    sqlstate=INSUFFICIENT_PRIVILEGE,
+                    hint="GRANT SELECT ON " + ", ".join(oracle_rowid.DBA_VIEWS)
+                    + " (or SELECT_CATALOG_ROLE) and FLASHBACK on the table to the source "
+                    "login, or name a chunk key",
+                ) from None
+            raise fault.as_dms_error(f"cannot list the extents of {shown}") from None
 
 
 class OracleBackend:
@@ -143,20 +197,29 @@ class OracleBackend:
 
     @classmethod
     def rowid_bounds(cls, source: OracleSource, table: str, chunk_size: int, *,
-                     owner: str | None = None, scn: int | None = None) -> BoundsInput:
+                     owner: str | None = None, scn: int | None = None,
+                     n_chunks: int | None = None) -> BoundsInput:
         """Measure ``table`` and list its extent ranges for chunks of about
-        ``chunk_size`` rows (read the SCN first, see ``oracle_rowid``)."""
+        ``chunk_size`` rows, or ``n_chunks`` groups (read the SCN first and pass
+        it: it becomes the ranges' point, see ``oracle_rowid``)."""
         params: dict[str, Any] = {"dms_table": table}
         if owner is not None:
             params["dms_owner"] = owner
         stats = source.fetch(cls.table_stats_sql(owner=owner is not None), params)
-        rows = cls.estimated_rows(*stats[0][:3]) if stats else None
+        if not stats:  # no table of that owner and name: a view or a synonym
+            return cls.rowid_bounds_input((), None, scn)
+        num_rows, blocks, segment_blocks = stats[0][:3]
+        if segment_blocks is None:
+            # No table segment (never written, index-organized, clustered):
+            # no extents to cut, and nothing to count them for.
+            return cls.rowid_bounds_input((), None if num_rows is None else int(num_rows), scn)
+        rows = cls.estimated_rows(num_rows, blocks, segment_blocks)
         if rows is None:
             count_params = {} if scn is None else {oracle_scn.SCN_BIND: scn}
             rows = int(source.fetch(cls.count_sql(table, owner=owner, scn=scn is not None),
                                     count_params)[0][0])
-        query = cls.extent_ranges_sql(table, rows, chunk_size, owner=owner)
-        return cls.rowid_bounds_input(source.fetch(query.sql, query.params), rows)
+        query = cls.extent_ranges_sql(table, rows, chunk_size, owner=owner, n_chunks=n_chunks)
+        return cls.rowid_bounds_input(source.fetch(query.sql, query.params), rows, scn)
 
 
 # ------------------------------------------------------------------ the backend
@@ -228,13 +291,38 @@ class _Planning:
         return self._planner.fetch(sql)
 
 
+def planned_scn(options: Mapping[str, Any] | None) -> int | None:
+    """The SCN planning bound the run's chunks to (``PLANNED_POINT`` of the run's
+    settings: its ROWID ranges were measured at it), or None."""
+    value = (options or {}).get(PLANNED_POINT)
+    if isinstance(value, Mapping):  # a recorded setting: {"value": ..., "from": ...}
+        value = value.get("value")
+    if value is None:
+        return None
+    try:
+        return oracle_scn.check_scn(int(str(value)))
+    except ValueError:
+        raise DmsError(f"the run's planned point {value!r} is no Oracle SCN",
+                       sqlstate="XX000") from None
+
+
 class _Reader:
     """A worker's reader of an Oracle source: one connection, every chunk read AS OF
-    the run's SCN, COPY text rendered by the server where it fits."""
+    the run's SCN, COPY text rendered by the server where it fits.
 
-    def __init__(self, endpoint: Endpoint, max_string_bytes: int) -> None:
+    ``planned`` is the SCN the run's chunks were planned at, when the plan is
+    exact only there (ROWID ranges): every chunk reads AS OF it, with or
+    without a point taken by the coordinator (which is then that SCN too).
+    A read AS OF the run's SCN that Oracle can no longer answer (ORA-01555,
+    ORA-08181, ORA-01466, ORA-08176) raises ``SnapshotGone``: the runtime
+    puts the chunk back and stops, as for a PostgreSQL snapshot that ended.
+    """
+
+    def __init__(self, endpoint: Endpoint, max_string_bytes: int,
+                 planned: int | None = None) -> None:
         self.endpoint = endpoint
         self.max_string_bytes = max_string_bytes
+        self.planned = planned
         self._conn: Any = None
         self._columns: list[oracle_types.OracleColumn] | None = None
 
@@ -243,12 +331,44 @@ class _Reader:
             self._conn = _connect(self.endpoint)
         return self._conn
 
+    def _scn(self, chunk: Any) -> int | None:
+        """The SCN ``chunk`` is read as of: the planned one, else the run's point."""
+        given = None if chunk.snapshot is None else int(chunk.snapshot)
+        if self.planned is None:
+            return given
+        if given is not None and given != self.planned:
+            raise DmsError(
+                f"the run's point in time is SCN {given}, but its chunks were planned at "
+                f"SCN {self.planned}: ROWID ranges hold only at the SCN they were measured at",
+                sqlstate="XX000", hint="start a new run: its chunks are planned at a new SCN")
+        return self.planned
+
     def _query(self, chunk: Any) -> tuple[str, dict[str, Any]]:
         params = dict(chunk.params)
-        if chunk.snapshot is None:
+        scn = self._scn(chunk)
+        if scn is None:
             return chunk.query_sql, params
-        pinned = oracle_scn.as_of_scn(chunk.query_sql, int(chunk.snapshot))
+        pinned = oracle_scn.as_of_scn(chunk.query_sql, scn)
         return pinned.sql, {**params, **pinned.params}
+
+    @contextmanager
+    def _snapshot_errors(self, chunk: Any) -> Iterator[None]:
+        """Oracle's "this SCN cannot be read any more" as ``SnapshotGone``, for
+        chunks read AS OF the run's SCN (unpinned, the same codes are the
+        user's own AS OF's errors and stay as they are)."""
+        scn = self._scn(chunk)
+        try:
+            yield
+        except SnapshotGone:
+            raise
+        except Exception as exc:
+            if scn is None or not _is_oracle_error(exc):
+                raise
+            fault = oracle_errors.classify(exc)
+            if not fault.snapshot_lost:
+                raise
+            raise SnapshotGone(snapshot_gone_message(scn, fault.message,
+                                                     planned=self.planned is not None)) from None
 
     @contextmanager
     def copy(self, chunk: Any, copy_format: str = "text") -> Iterator[Iterator[bytes]]:
@@ -256,18 +376,19 @@ class _Reader:
             raise DmsError("an Oracle source is read as COPY text", sqlstate="0A000")
         query, params = self._query(chunk)
         conn = self._connection()
-        if self._columns is None:  # every chunk has the run's select list
+        with self._snapshot_errors(chunk):
+            if self._columns is None:  # every chunk has the run's select list
+                with conn.cursor() as cur:
+                    self._columns = oracle_types.describe(cur, query, params)
+            layout = oracle_copy.copy_layout(query, self._columns,
+                                             max_string_bytes=self.max_string_bytes)
             with conn.cursor() as cur:
-                self._columns = oracle_types.describe(cur, query, params)
-        layout = oracle_copy.copy_layout(query, self._columns,
-                                         max_string_bytes=self.max_string_bytes)
-        with conn.cursor() as cur:
-            yield oracle_copy.read_copy_text(cur, layout, params)
+                yield oracle_copy.read_copy_text(cur, layout, params)
 
     @contextmanager
     def rows(self, chunk: Any, batch_size: int) -> Iterator[Iterator[list[dict[str, Any]]]]:
         query, params = self._query(chunk)
-        with self._connection().cursor() as cur:
+        with self._snapshot_errors(chunk), self._connection().cursor() as cur:
             cur.arraysize = batch_size
             cur.execute(query, params)
             names = [d[0] for d in cur.description or ()]
@@ -293,6 +414,16 @@ class _Reader:
             with suppress(Exception):
                 self._conn.close()
             self._conn = None
+
+
+def snapshot_gone_message(scn: int, message: str, *, planned: bool) -> str:
+    """What a chunk says when SCN ``scn`` can no longer be read (``message``:
+    Oracle's), and what a resume will do about it."""
+    text = f"Oracle can no longer read SCN {scn}: {message.splitlines()[0]}"
+    if planned:
+        return text + (" (the run's ROWID chunks were measured at that SCN, so a resume reads "
+                       "at it again: start a new run, with more UNDO_RETENTION or a chunk key)")
+    return text + " (a resume reads the chunks left as of a new SCN)"
 
 
 class OracleSourceBackend(SourceBackend):
@@ -334,20 +465,34 @@ class OracleSourceBackend(SourceBackend):
     def reader(self, endpoint: Endpoint, *, application_name: str | None,
                search_path: str | None, options: Mapping[str, Any]) -> _Reader:
         limit = options.get("oracle_max_string_bytes") or OracleBackend.MAX_STRING_BYTES
-        return _Reader(endpoint, int(limit))
+        return _Reader(endpoint, int(limit), planned_scn(options))
 
     def consistent_point(self, endpoint: Endpoint, *, tables: list[str], readers: int,
                          application_name: str | None, search_path: str | None,
                          options: Mapping[str, Any] | None = None
                          ) -> ConsistentPoint:
+        """The run's SCN: the one its chunks were planned at when planning took
+        one (ROWID ranges: a later SCN could see rows in extents the ranges do
+        not list), else the current SCN.  Either way the session stays open for
+        the coordinator's own reads as of it (a checkpoint's max)."""
+        planned = planned_scn(options)
         conn = _connect(endpoint)
         try:
-            scn = oracle_scn.current_scn(conn)
+            scn = planned if planned is not None else oracle_scn.current_scn(conn)
         except BaseException:
             conn.close()
             raise
-        return ConsistentPoint(str(scn), f"every chunk reads AS OF SCN {scn}",
-                               on_close=conn.close, session=conn)
+        said = f"every chunk reads AS OF SCN {scn}"
+        if planned is not None:
+            said += ", the SCN its ROWID ranges were measured at"
+        return ConsistentPoint(str(scn), said, on_close=conn.close, session=conn)
+
+    def consistency_note(self, options: Mapping[str, Any], workers: int) -> str | None:
+        planned = planned_scn(options)
+        if planned is None or options.get("snapshot", True):
+            return None
+        return (f"ROWID chunks read AS OF SCN {planned} even with snapshot false: their "
+                "ranges list the table's extents as of that SCN only")
 
     def checkpoint_value(self, point: ConsistentPoint, query: str, column: str) -> str | None:
         pinned = oracle_scn.as_of_scn(query, int(point.token or 0))

@@ -1,29 +1,37 @@
 """ROWID-range chunks: a table cut by its extents, about chunk_size rows each.
 
-The steps, in the order a run must take them:
+The steps, in the order planning takes them (``OracleSource.row_ranges``,
+which the chunk planner calls for a query with no chunk key):
 
-1. read the run's SCN (``oracle_scn.current_scn``) -- first, because the
-   extent list cannot be read AS OF an SCN, and every row visible at the SCN
-   lives in an extent that existed before it;
-2. estimate the table's rows (``table_stats_sql``: optimizer statistics
-   scaled by the segment's growth, or a count when never analyzed) and turn
-   that into a number of groups, ``chunk_count(rows, chunk_size)``;
+1. read the SCN (``oracle_scn.current_scn``) -- first, because the extent
+   list cannot be read AS OF an SCN, and every row visible at the SCN lives
+   in an extent that existed before it;
+2. find whose table it is (``SCHEMA_SQL``: an unqualified name is the
+   session's CURRENT_SCHEMA, whose extents are in USER_EXTENTS only when
+   that schema is the login's own; otherwise the DBA_ views, with the owner
+   bound), then estimate its rows (``table_stats_sql``: optimizer
+   statistics scaled by the segment's growth, or a COUNT(*) AS OF the SCN
+   when never analyzed) and turn that into a number of groups,
+   ``chunk_count(rows, chunk_size)``;
 3. list the extents grouped into that many block-balanced groups with a
    ``[lo, hi]`` ROWID pair each (``chunking.stats_sql.rowid_ranges_sql``:
    DBA_EXTENTS/DBA_OBJECTS with an owner, USER_* without, and
    ``DBMS_ROWID.ROWID_CREATE``; one range per partition a group spans);
-4. hand the pairs to the chunk planner (``bounds_input``), which writes each
-   chunk's predicate as ``<alias>.ROWID BETWEEN :dms_lo AND :dms_hi``
-   (``chunking.predicates.rowid_predicate``), and read each chunk AS OF the
-   SCN of step 1.
+4. hand the pairs and the SCN to the chunk planner (``bounds_input``,
+   ``BoundsInput.point``), which writes each chunk's predicate as
+   ``<alias>.ROWID BETWEEN :dms_lo AND :dms_hi``
+   (``chunking.predicates.rowid_predicate``) and records the SCN as the
+   plan's point: the run's consistent point is that SCN, not a later one, and
+   every chunk reads AS OF it.  Extents allocated after the SCN are not in
+   the list, and none of their rows is visible at the SCN: none is missed.
 
 One SQL text for the extents and one predicate: this module adds the sizing
 and the order, not a second rendering.  Ranges are inclusive and disjoint;
 together they cover every block of every extent of the table's segments, so
 the chunks partition the table.  A table without a segment (deferred
 segment creation, never written) has no extents and is read as one chunk;
-so is an index-organized table (its rows live in an index segment) and a
-table in a cluster.
+so is an index-organized table (its rows live in an index segment), a
+table in a cluster, a view and a synonym (no table segment of that name).
 """
 
 from __future__ import annotations
@@ -35,6 +43,12 @@ from typing import Any
 from dms_pkg.chunking.plan import MAX_CHUNKS, BoundsInput
 from dms_pkg.chunking.stats_sql import StatsQuery, rowid_ranges_sql
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+
+# Who is logged in, and whose schema unqualified names are read in.
+SCHEMA_SQL = ("SELECT SYS_CONTEXT('USERENV', 'SESSION_USER'), "
+              "SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA') FROM DUAL")
+# What reading another schema's extents needs (SELECT_CATALOG_ROLE has it all).
+DBA_VIEWS = ("DBA_TABLES", "DBA_SEGMENTS", "DBA_EXTENTS", "DBA_OBJECTS")
 
 
 def chunk_count(rows: int | None, chunk_size: int) -> int:
@@ -49,10 +63,13 @@ def chunk_count(rows: int | None, chunk_size: int) -> int:
 
 
 def extent_ranges_sql(table: str, rows: int | None, chunk_size: int, *,
-                      owner: str | None = None) -> StatsQuery:
+                      owner: str | None = None, n_chunks: int | None = None) -> StatsQuery:
     """The grouped extent query for ``table`` (its dictionary name, e.g.
-    ``ORDERS``) sized for ``chunk_size`` rows per group."""
-    return rowid_ranges_sql(table, chunk_count(rows, chunk_size), owner=owner)
+    ``ORDERS``) sized for ``chunk_size`` rows per group, or cut in ``n_chunks``
+    groups when the run asks for that many chunks."""
+    groups = chunk_count(rows, chunk_size) if n_chunks is None else max(
+        1, min(MAX_CHUNKS, n_chunks))
+    return rowid_ranges_sql(table, groups, owner=owner)
 
 
 def ranges_from_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str]]:
@@ -67,6 +84,9 @@ def ranges_from_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str]]:
     return pairs
 
 
-def bounds_input(rows: Iterable[Sequence[Any]], row_count: int | None) -> BoundsInput:
-    """The planner's input for strategy ``rowid`` (``chunking.plan_query``)."""
-    return BoundsInput(rowid_ranges=tuple(ranges_from_rows(rows)), row_count=row_count)
+def bounds_input(rows: Iterable[Sequence[Any]], row_count: int | None,
+                 scn: int | None = None) -> BoundsInput:
+    """The planner's input for strategy ``rowid`` (``chunking.plan_query``); with
+    ``scn`` (the one read before the extents) as the plan's point."""
+    return BoundsInput(rowid_ranges=tuple(ranges_from_rows(rows)), row_count=row_count,
+                       point=None if scn is None else str(scn))

@@ -1,6 +1,8 @@
 """One point in time for every worker: the SCN, and chunk queries read AS OF it.
 
-The coordinator reads the database's current SCN once (``current_scn``);
+The database's current SCN is read once (``current_scn``): by planning,
+before the extent list, when the run is cut in ROWID ranges (that SCN is
+then the run's point: see ``oracle_rowid``), else by the coordinator;
 every chunk query is rewritten so that each table it reads is read
 ``AS OF SCN :dms_scn`` (``as_of_scn``).  Workers then see the tables exactly
 as they were at that SCN, whatever commits meanwhile -- Oracle's answer to
@@ -17,8 +19,9 @@ What AS OF needs and how it ends:
   schemas -- without it Oracle answers ORA-01031;
 * undo for the run's duration: when the SCN's undo is overwritten the read
   fails with ORA-01555 (snapshot too old) -- not transient, the run must say
-  that its consistent read is lost (``OracleFault.snapshot_lost``); DDL on a
-  table since the SCN gives ORA-01466, likewise.
+  that its consistent read is lost (``OracleFault.snapshot_lost``; the
+  reader raises the runtime's ``SnapshotGone``); DDL on a table since the
+  SCN gives ORA-01466, likewise.
 
 The rewrite edits the parsed tree: every ``exp.Table`` that names a table,
 view or synonym gets an ``exp.Version`` node.  Left alone: references to a

@@ -101,6 +101,10 @@ class BoundsInput:
     rowid_ranges: Sequence[tuple[str, str]] = ()  # Oracle (lo_rid, hi_rid), inclusive
     hot_value_cuts: Mapping[Any, Sequence[Any]] = field(default_factory=dict)
     # hot key value -> cut points of ``secondary_key`` among that value's rows
+    # The source's point in time the statistics hold at, when they hold only
+    # there (Oracle: the SCN the extent list was read after): the plan's
+    # chunks must then be read as of it.
+    point: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,10 @@ class ChunkPlan:
     param_style: ParamStyle
     notes: tuple[str, ...] = ()
     hot_values: tuple[bnd.HotValue, ...] = ()
+    # The point in time every chunk must be read as of, when the plan is exact
+    # only there (``BoundsInput.point``: ROWID ranges of the extents at an SCN);
+    # None when any consistent moment will do.
+    point: str | None = None
 
 
 def validate_strategy(strategy: str, dialect: ChunkDialect | None = None) -> str:
@@ -290,6 +298,7 @@ class _Planner:
             param_style=self.style,
             notes=tuple(self.notes),
             hot_values=self.hot,
+            point=self.stats.point,
         )
 
     def single(self, reason: str | None) -> ChunkPlan:
@@ -530,7 +539,10 @@ class _Planner:
     def _rowid(self) -> list[ChunkSpec]:
         ranges = list(self.stats.rowid_ranges)
         if not ranges:
-            self.notes.append("the table has no extents, so it is read as one chunk")
+            self.notes.append(
+                f"{self.analysis.driving_table} has no table extents of its own (a view, a "
+                "synonym, an index-organized or clustered table, or a table never written), "
+                "so it is read as one chunk")
             return list(self.single(None).chunks)
         locator = self._locator(self.analysis.paths[0])
         row_count = self.stats.row_count

@@ -38,7 +38,7 @@ import decimal
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sqlglot import exp
 
@@ -55,7 +55,7 @@ from dms_pkg.chunking.plan import (
     validate_strategy,
 )
 from dms_pkg.db.sources import SourceConnection
-from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+from dms_pkg.errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER_VALUE, DmsError
 
 DEFAULT_CHUNK_SIZE = 100_000
 MAX_CHUNK_SIZE = 1_000_000_000
@@ -101,6 +101,21 @@ UNION_TEXT_HASH = (
 )
 _RELKINDS = {"v": "view", "f": "foreign table", "c": "composite type", "S": "sequence",
              "i": "index", "I": "partitioned index", "t": "TOAST table"}
+
+
+@runtime_checkable
+class RowRangeSource(Protocol):
+    """A source that measures its own physical row ranges (Oracle: ROWID ranges
+    from a table's extents), which no statistics query of ``stats_sql`` alone
+    can give: the ranges hold only as of the point in time the source read
+    them after, which it returns in ``BoundsInput.point``."""
+
+    def row_ranges(self, table: exp.Table, *, rows_per_chunk: int,
+                   n_chunks: int | None) -> BoundsInput:
+        """``rowid_ranges`` (inclusive, disjoint, covering every row of ``table``
+        as of ``point``), the table's ``row_count`` and that ``point``.  Raises
+        DmsError 42501 when the login may not read what they come from."""
+        ...
 
 
 def validate_chunk_size(chunk_size: int | None) -> int:
@@ -268,6 +283,20 @@ def _plan_physical(
         if row[3] == "p":
             notes.append(PARTITIONED_CTID.format(table=analysis.driving_table, pages=pages))
         return planned(analysis, "ctid", BoundsInput(relpages=pages, row_count=max(0, int(tuples))))
+    if (dialect.ROW_LOCATOR == "ROWID" and strategy in ("auto", "rowid")
+            and isinstance(source, RowRangeSource)):
+        if path.table is None or analysis.is_set_operation:
+            return planned(_refused(analysis, _physical_refusal(analysis)), "single")
+        try:
+            ranges = source.row_ranges(path.table, rows_per_chunk=rows_per_chunk,
+                                       n_chunks=n_chunks)
+        except DmsError as exc:
+            if strategy != "auto" or exc.sqlstate != INSUFFICIENT_PRIVILEGE:
+                raise
+            # Not granted: one chunk, which needs no such grant, and the reason.
+            reason = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            return planned(_refused(analysis, reason), "single")
+        return planned(analysis, "rowid", ranges)
     if dialect.IMPLICIT_ROW_KEY is not None and strategy == "auto":
         keyed = with_row_key(analysis)
         if keyed is None:

@@ -84,7 +84,8 @@ SETTINGS: dict[str, Setting] = {
                 help="create a missing target table from the source's column types"),
         Setting("key", str, None, help="chunk key column(s); default: the primary key"),
         Setting("strategy", str, "auto",
-                choices=("auto", "key_range", "quantile", "ctid", "hash", "offset", "single"),
+                choices=("auto", "key_range", "quantile", "ctid", "rowid", "hash", "offset",
+                         "single"),
                 help="chunk strategy"),
         Setting("chunks", int, None, low=1, high=10_000,
                 help="number of chunks; default: estimated rows / chunk_size"),
@@ -125,6 +126,15 @@ class EngineConfig:
 
     def as_json(self) -> dict[str, Any]:
         return {k: {"value": v, "from": self.origins[k]} for k, v in self.values.items()}
+
+    def record_planned(self, name: str, value: Any) -> None:
+        """Add a value that planning found, not a setting a caller may give (the
+        point in time the chunks were measured at): recorded on the run with
+        the others, origin "planning", and handed to the source's backend."""
+        if name in SETTINGS:
+            raise ValueError(f"{name} is a setting, not a value planning finds")
+        self.values[name] = value
+        self.origins[name] = "planning"
 
 
 _TRUE = {"true", "t", "yes", "y", "on", "1"}

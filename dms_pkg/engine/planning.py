@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dms_pkg.backends import postgres
-from dms_pkg.backends.base import PlanningSession, SourceBackend, backend_for
+from dms_pkg.backends.base import PLANNED_POINT, PlanningSession, SourceBackend, backend_for
 from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.chunking.dialects import ParamStyle
 from dms_pkg.chunking.plan import MAX_CHUNKS, ChunkPlan
@@ -370,6 +370,9 @@ def plan_source(
     estimates; the planner's own statistics see only the driving table.  The
     chunk queries are rendered with binds in ``style``: the style of the
     driver the workers read with (the backend's), whatever the planner used.
+    A plan exact only as of the point it was measured at (``ChunkPlan.point``)
+    records that point in ``config`` (``PLANNED_POINT``), where the backend's
+    ``consistent_point`` and readers find it.
     """
     query_rows = planning.estimate(query)
     n_chunks = config["chunks"]
@@ -380,6 +383,8 @@ def plan_source(
         chunk_size=config["chunk_size"], strategy=config["strategy"],
         render_style=style,
     )
+    if plan.point is not None:
+        config.record_planned(PLANNED_POINT, plan.point)
     return scale_estimates(plan, query_rows), query_rows
 
 

@@ -21,10 +21,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dms_pkg.backends.oracle import OracleBackend, OracleSource
+from dms_pkg.backends.base import Chunk
+from dms_pkg.backends.endpoint import Endpoint
+from dms_pkg.backends.oracle import OracleBackend, OracleSource, _Planning, _Reader, planned_scn
 from dms_pkg.backends.oracle_connect import Caller, params_from_url
 from dms_pkg.backends.oracle_types import OracleColumn
 from dms_pkg.chunking import plan_query
+from dms_pkg.chunking.dialects import ParamStyle
+from dms_pkg.engine import config as cfg
+from dms_pkg.engine.planning import plan_source
 from tests.integration.conftest import Cluster, DatabaseFactory
 
 SKIP_REASON = "no Oracle server: set DMS_ORACLE_DSN or run where a container engine is available"
@@ -196,6 +201,35 @@ def test_rowid_chunks_partition_the_table(ora: Any) -> None:
         assert sorted(seen) == list(range(1, 20_001))  # every row once, none twice
     finally:
         ora_drop(ora, "DMS_ROWID_T")
+
+
+def test_planning_cuts_rowid_ranges_after_its_scn_and_the_run_reads_at_it(ora: Any) -> None:
+    # The engine's own path: plan_source through the planning session, then
+    # the consistent point and a reader as the coordinator and workers get them.
+    ora_drop(ora, "DMS_ROWID_P")
+    ora_run(ora, 'CREATE TABLE "DMS_ROWID_P" (id NUMBER(9), pad VARCHAR2(200))',
+            "INSERT INTO \"DMS_ROWID_P\" SELECT LEVEL, RPAD('x', 200, 'x') FROM dual "
+            "CONNECT BY LEVEL <= 20000")
+    try:
+        config = cfg.resolve([("p_params", {"chunk_size": 2_000})])
+        plan, _ = plan_source(_Planning(ora), 'SELECT t.id FROM "DMS_ROWID_P" t', config,
+                              ParamStyle.NAMED)
+        assert plan.strategy == "rowid" and len(plan.chunks) > 1 and plan.point is not None
+        # Rows committed after planning, some in extents the ranges do not list.
+        ora_run(ora, "INSERT INTO \"DMS_ROWID_P\" SELECT 20000 + LEVEL, RPAD('y', 200, 'y') "
+                "FROM dual CONNECT BY LEVEL <= 20000")
+        options = {name: entry["value"] for name, entry in config.as_json().items()}
+        reader = _Reader(Endpoint(None, "test", "ORACLE"), 4000, planned_scn(options))
+        reader._conn = ora
+        seen: list[int] = []
+        for chunk in plan.chunks:
+            with reader.rows(Chunk(chunk.query_sql, chunk.params, snapshot=plan.point),
+                             5_000) as batches:
+                seen += [int(row["ID"]) for batch in batches for row in batch]
+        reader._conn = None  # the module's connection: not the reader's to close
+        assert sorted(seen) == list(range(1, 20_001))  # as of the planning SCN, each once
+    finally:
+        ora_drop(ora, "DMS_ROWID_P")
 
 
 def test_a_wrong_password_fails_without_showing_it(oracle_params: dict[str, Any]) -> None:
