@@ -40,9 +40,9 @@ from dms_pkg.backends.oracle_types import table_stats_sql
 from dms_pkg.chunking.dialects import ParamStyle
 from dms_pkg.chunking.planner import RowRangeSource, plan_chunks
 from dms_pkg.engine import config as cfg
+from dms_pkg.engine.local_store import LocalStore
 from dms_pkg.engine.movers import Moved
 from dms_pkg.engine.planning import plan_source
-from dms_pkg.engine.store import ChunkRecord, MemoryStore
 from dms_pkg.engine.worker import LazyMover, RetryPolicy, run_worker
 from dms_pkg.errors import DmsError
 
@@ -477,11 +477,12 @@ class _ReadingMover:
 
 
 def test_a_worker_puts_the_chunk_back_and_stops_as_for_a_postgresql_snapshot() -> None:
-    store = MemoryStore([ChunkRecord(1, ROWID_CHUNK.query_sql, dict(ROWID_CHUNK.params), 1_000),
-                         ChunkRecord(2, ROWID_CHUNK.query_sql, dict(ROWID_CHUNK.params), 1_000)],
-                        snapshot_id=str(PLANNING_SCN))
+    store = LocalStore()
+    store.add_chunks([(1, ROWID_CHUNK.query_sql, dict(ROWID_CHUNK.params), 1_000),
+                      (2, ROWID_CHUNK.query_sql, dict(ROWID_CHUNK.params), 1_000)])
+    store.set_snapshot(str(PLANNING_SCN))
     mover = _ReadingMover(reader_on(FakeOracle([("AS OF SCN", ora_error(*LOST[0]))])))
-    report = run_worker(0, store, LazyMover(lambda: mover), RetryPolicy())  # type: ignore[arg-type,return-value]
+    report = run_worker(store.run_id, store, LazyMover(lambda: mover), RetryPolicy())  # type: ignore[arg-type,return-value]
     first, second = store.records()
     assert (first.state, first.sqlstate, first.attempts) == ("PENDING", "22023", 1)
     assert first.last_error is not None
