@@ -176,6 +176,7 @@ def run_query(
     estimated = (query_rows if query_rows is not None
                  else sum(c.estimated_rows or 0 for c in plan.chunks))
     workers, note = choose_workers(config, estimated, len(plan.chunks), None, 0, backend)
+    consistency = backend.consistency_note(config.values, workers)
 
     store = LocalStore(run_uuid=str(uuid.uuid4()))
     store.add_chunks((c.chunk_no, c.query_sql, dict(c.params), c.estimated_rows)
@@ -242,6 +243,7 @@ def run_query(
     result = build_result(
         store.records(), failed_rows, processing_time=time.monotonic() - started, path=path,
         strategy=plan.strategy, workers=workers, parallel_note=note,
+        notes=[consistency] if consistency else [],
         refused_reason=plan.refused_reason, settings=config.as_json(),
     )
     if target is None:

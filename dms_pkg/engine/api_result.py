@@ -40,6 +40,9 @@ class ParallelResult:
     strategy: str = ""
     workers: int = 0
     parallel_note: str | None = None
+    # What the run says of itself, as the SQL API's dms.run.notes: how consistent
+    # its reads were when a setting gave up one moment, say.
+    notes: list[str] = field(default_factory=list)
     refused_reason: str | None = None
     rows: list[dict[str, Any]] | None = None  # the rows, when no target was given
     # The effective settings, each with where it came from: {"max_workers":

@@ -565,7 +565,20 @@ def test_the_python_api_reads_a_pymysql_connection(cluster: Cluster, home: str,
             target_conn=cluster.dsn(home), target_schema="public", target_table="api_orders",
             create_target=True, max_workers=2, chunk_size=10_000, min_rows_for_parallel=0)
     assert result.total_rows_successful == ORDERS
+    assert result.notes == []  # one moment for every worker: nothing to say
     assert checksum(loaded(cluster, home, "api_orders")) == checksum(source_rows(my))
+    # Given up, the run says so, as the SQL API's runs do in dms.run.notes.
+    with my.connect() as source:
+        result = execute_query_parallel(
+            source_conn=source, source_sql=f"SELECT {ORDER_COLUMNS} FROM orders",
+            target_conn=cluster.dsn(home), target_schema="public",
+            target_table="api_orders_each", create_target=True, max_workers=2,
+            chunk_size=10_000, min_rows_for_parallel=0, mysql_consistency="none")
+    assert result.total_rows_successful == ORDERS
+    assert result.notes == [
+        "consistency: mysql_consistency is none, so each worker reads the source as of the "
+        "moment its own transaction began; rows written meanwhile may be seen by some chunks "
+        "and not others"]
 
 
 def test_dms_run_reads_a_mysql_url(cluster: Cluster, home: str, my: My) -> None:
