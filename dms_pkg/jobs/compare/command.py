@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+from dms_pkg.jobs.check_cli import ERROR_EXIT, pair_texts, require_parallel, run_check
 
-ERROR_EXIT = 2
 SHAPE_VERSION = 1
 SHOWN = 20  # keys listed per kind in the text output
 
@@ -37,22 +37,13 @@ def add_parser(sub: Any, func: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except DmsError as exc:
-        print(f"dms: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"HINT: {exc.hint}", file=sys.stderr)
-        return ERROR_EXIT
+    return run_check(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dms_pkg.jobs.schema_diff.command import _texts
     from dms_pkg.jobs.schema_diff.pairs import parse_dbs, parse_pair
 
-    if not 1 <= args.parallel <= 64:
-        raise DmsError(f"--parallel must be from 1 to 64, not {args.parallel}",
-                       sqlstate=INVALID_PARAMETER_VALUE, hint="for example --parallel 4")
+    require_parallel(args)
     if args.limit is not None and args.limit < 1:
         raise DmsError(f"--limit must be 1 or more, not {args.limit}",
                        sqlstate=INVALID_PARAMETER_VALUE, hint="or leave it out: no limit")
@@ -60,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     default = args.dsn or os.environ.get("DMS_DSN")
     key = [k.strip() for k in args.key.split(",") if k.strip()] if args.key else None
     results = []
-    for text in _texts(args):
+    for text in pair_texts(args):
         started = time.monotonic()
         body: dict[str, Any] = {"pair": text.strip(), "status": "error", "error": None}
         try:

@@ -9,8 +9,7 @@ import sys
 from typing import Any
 
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
-
-ERROR_EXIT = 2
+from dms_pkg.jobs.check_cli import progress, require_parallel, run_check
 
 
 def add_parser(sub: Any, func: Any) -> None:
@@ -35,23 +34,14 @@ def add_parser(sub: Any, func: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except DmsError as exc:
-        print(f"dms: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"HINT: {exc.hint}", file=sys.stderr)
-        return ERROR_EXIT
+    return run_check(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from dms_pkg.jobs.profile import batch
-    from dms_pkg.jobs.schema_diff.command import _progress
     from dms_pkg.jobs.schema_diff.pairs import lines, parse_dbs, parse_side
 
-    if not 1 <= args.parallel <= 64:
-        raise DmsError(f"--parallel must be from 1 to 64, not {args.parallel}",
-                       sqlstate=INVALID_PARAMETER_VALUE, hint="for example --parallel 4")
+    require_parallel(args)
     dbs = parse_dbs(args.db)
     default = args.dsn or os.environ.get("DMS_DSN")
     texts = [t for t in args.tables if t.strip()]
@@ -69,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     from dms_pkg.jobs.schema_diff.batch import url_opener
 
     results = batch.run(sides, url_opener(dbs, default), parallel=args.parallel,
-                        on_done=_progress(args, len(sides)))
+                        on_done=progress(args, len(sides), "profile"))
     profile_id = None if args.no_store else batch.record(str(default), results, started)
     print(batch.as_json(results, profile_id) if args.format == "json"
           else batch.as_text(results, profile_id))
