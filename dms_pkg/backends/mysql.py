@@ -216,6 +216,7 @@ class _Reader:
         self.snapshot = options.get("snapshot", True) is not False
         self._session: Session | None = None
         self._columns: list[MySQLColumn] | None = None
+        self._lost = False  # a connection of this reader failed: the server may have restarted
 
     def _open(self) -> Session:
         if self._session is None:
@@ -238,18 +239,28 @@ class _Reader:
         if copy_format != "text":
             raise DmsError("a MariaDB/MySQL source is read as COPY text", sqlstate="0A000")
         query = bind(chunk.query_sql, chunk.params)
-        columns = self._describe(query)
-        statement = render_select(columns, query, zero_dates_null=self.zero_dates_null)
-        session = self._open()
-        check = None if self.zero_dates_null else ZeroDateCheck(columns)
+        try:
+            columns = self._describe(query)
+            statement = render_select(columns, query, zero_dates_null=self.zero_dates_null)
+            session = self._open()
+            check = None if self.zero_dates_null else ZeroDateCheck(columns)
 
-        def blocks() -> Iterator[bytes]:
-            for block in session.copy(statement):
-                if check is not None:
-                    check.check(block)
-                yield block
+            def blocks() -> Iterator[bytes]:
+                for block in session.copy(statement):
+                    if check is not None:
+                        check.check(block)
+                    yield block
 
-        yield blocks()
+            yield blocks()
+        except (MySQLError, DmsError) as exc:
+            # A connection that failed on any of this reader's links (the
+            # describe's pymysql login, the client session) may mean the server
+            # restarted: a session opened before it is gone too, even if it has
+            # not said so yet (it waits idle on its stdin).  Reusing it would
+            # fail the chunk's next try once more, on "Lost connection".
+            if _connection_lost(exc):
+                self._lost = True
+            raise
 
     @contextmanager
     def rows(self, chunk: Any, batch_size: int) -> Iterator[Iterator[list[dict[str, Any]]]]:
@@ -277,16 +288,24 @@ class _Reader:
         return self._open().thread_id
 
     def usable(self) -> bool:
-        return self._session is None or not self._session.broken
+        return not self._lost and (self._session is None or not self._session.broken)
 
     def reset(self) -> None:
-        if self._session is not None and self._session.broken:
+        if self._lost or (self._session is not None and self._session.broken):
             self.close()
 
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
+        self._lost = False
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says a connection to the source failed or the server is
+    shutting down (SQLSTATE classes 08 and 57P0x), not that the query was wrong."""
+    sqlstate = exc.pg_sqlstate if isinstance(exc, MySQLError) else getattr(exc, "sqlstate", "")
+    return str(sqlstate or "").startswith(("08", "57P0"))
 
 
 def _choice(options: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> str:

@@ -81,6 +81,12 @@ def from_pymysql(exc: BaseException) -> MySQLError | None:
     if not isinstance(exc, pymysql.err.Error):
         return None
     args = exc.args
+    if isinstance(exc, pymysql.err.InterfaceError) and not (args and args[0]):
+        # A connection used after its link broke (a server restart, a kill):
+        # pymysql raises InterfaceError(0, ""), whose errno 0 would read as an
+        # unknown, permanent error; it is a lost connection, which a retry on a
+        # new session cures.
+        return MySQLError(2013, "the connection to the server is closed")
     if args and isinstance(args[0], int):
         return MySQLError(args[0], str(args[1]) if len(args) > 1 else "")
     if isinstance(exc, pymysql.err.InterfaceError):  # used after the link broke

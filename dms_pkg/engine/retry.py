@@ -6,6 +6,8 @@ lock timeout, too many connections, a statement cancelled by the stale-worker
 reaper) may succeed when tried again; a data or SQL error (constraint
 violation, invalid input, undefined column, permission denied) will fail the
 same way every time, so the chunk fails at once with the database's message.
+A server that cannot be reached at all, or is restarting (``is_outage``), is
+waited for up to ``OUTAGE_WAIT`` seconds, however many retries that takes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,34 @@ _PERMANENT_CODES = frozenset({
     "53400",  # configuration_limit_exceeded
     "57P04",  # database_dropped
 })
+
+
+# The server cannot be reached, or is shutting down or starting up: a restart,
+# a failover, a broken link -- nothing wrong with the chunk.  Such a failure is
+# waited out for OUTAGE_WAIT seconds even past max_retries (``is_outage``,
+# engine.worker): a restart lasts longer than the default retries' few seconds
+# (0.5 + 1 + 2 s), and while the server is down every chunk a worker takes
+# fails the same way, so without this one restart failed every chunk of a run.
+_OUTAGE_CODES = frozenset({
+    "08000",  # connection_exception
+    "08001",  # sqlclient_unable_to_establish_sqlconnection (refused, unreachable)
+    "08003",  # connection_does_not_exist
+    "08004",  # sqlserver_rejected_establishment_of_sqlconnection
+    "08006",  # connection_failure (lost: the server went away)
+    "57P01",  # admin_shutdown (MariaDB 1053 "Server shutdown in progress", 1077)
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now (starting up, shutting down)
+    "HV00N",  # fdw_unable_to_establish_connection
+})
+# How long a worker keeps retrying while it cannot reach a server, whatever
+# max_retries says (retries still need enable_retry and max_retries > 0).
+OUTAGE_WAIT = 60.0
+
+
+def is_outage(sqlstate: str | None) -> bool:
+    """True when the failure says the server is unreachable or restarting (None:
+    the connection broke before the server could say anything)."""
+    return sqlstate is None or sqlstate in _OUTAGE_CODES
 
 
 def is_transient(sqlstate: str | None) -> bool:

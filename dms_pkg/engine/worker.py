@@ -7,8 +7,11 @@ the store and the connections differ.
 
 A failure is classified by SQLSTATE (``retry``): a transient one puts the
 chunk back with a backoff delay, unless its retries are used up; any other
-fails the chunk at once with the database's SQLSTATE and message.  A
-worker never stops the run because one chunk failed.
+fails the chunk at once with the database's SQLSTATE and message.  A server
+that cannot be reached (``retry.is_outage``: a restart) is waited for: the
+worker pauses for the backoff itself, and retries past ``max_retries`` for up
+to ``retry.OUTAGE_WAIT`` seconds.  A worker never stops the run because one
+chunk failed.
 """
 
 from __future__ import annotations
@@ -65,18 +68,28 @@ class RetryPolicy:
 
     def retry_in(
         self, sqlstate: str | None, attempts: int, *, database_error: bool,
-        transient: bool | None = None,
+        transient: bool | None = None, outage_for: float | None = None,
     ) -> float | None:
         """Seconds until the chunk may run again, or None: fail it now.
 
         ``transient`` is the source backend's own verdict where it has one;
-        otherwise the SQLSTATE's class decides."""
+        otherwise the SQLSTATE's class decides.  ``outage_for`` is how long the
+        worker has been unable to reach the server (``retry.is_outage``
+        failures in a row): a restart is waited out for ``retry.OUTAGE_WAIT``
+        seconds even past ``max_retries``, which counts tries of the chunk, not
+        seconds of a server's downtime."""
         worth = retry.is_transient(sqlstate) if transient is None else transient
         if not (self.enabled and database_error and worth):
             return None
-        if attempts > self.max_retries:
+        if attempts > self.max_retries and not self.waits_out(outage_for):
             return None
         return retry.backoff(attempts, self.initial_delay, self.max_delay)
+
+    def waits_out(self, outage_for: float | None) -> bool:
+        """Whether an outage that has lasted ``outage_for`` seconds is still
+        waited for (retries on: ``enable_retry`` and ``max_retries`` > 0)."""
+        return (outage_for is not None and self.enabled and self.max_retries > 0
+                and outage_for < retry.OUTAGE_WAIT)
 
 
 @dataclass
@@ -217,9 +230,21 @@ def run_worker(
     should_stop: Callable[[], bool] = lambda: False,
     on_chunk: Callable[[], None] = lambda: None,
 ) -> WorkerReport:
-    """Claim and move chunks of ``run_id`` until none is left to claim."""
+    """Claim and move chunks of ``run_id`` until none is left to claim.
+
+    While a server cannot be reached (``retry.is_outage``) the worker waits out
+    its chunk's backoff before it claims again, for up to ``retry.OUTAGE_WAIT``
+    seconds: taking the next chunk at once would only fail it the same way,
+    spending every chunk's retries on one outage (a MariaDB restart failed a
+    whole run in two seconds that way)."""
     report = WorkerReport()
+    outage_since: float | None = None  # when this worker's run of outage failures began
+    paused_until = 0.0
     while not should_stop():
+        pause = paused_until - time.monotonic()
+        if pause > 0:
+            time.sleep(min(pause, MAX_IDLE_SLEEP))  # a stop is still seen within a second
+            continue
         task = store.claim(run_id)
         if task is None:
             wait = store.wait_hint(run_id)
@@ -253,14 +278,27 @@ def run_worker(
             if home is not None:
                 home.rollback()
             mover.recover(broken)
+            now = time.monotonic()
+            outage_for: float | None = None
+            if database_error and retry.is_outage(sqlstate):
+                outage_since = now if outage_since is None else outage_since
+                outage_for = now - outage_since
+            else:
+                outage_since = None
             retry_in = policy.retry_in(sqlstate, task.attempts, database_error=database_error,
-                                       transient=transient)
+                                       transient=transient, outage_for=outage_for)
             state = store.fail(run_id, task.chunk_no, sqlstate, message, retry_in)
             if state == "FAILED":
                 report.chunks_failed += 1
             else:
                 report.chunks_retried += 1
+                if retry_in is not None and policy.waits_out(outage_for):
+                    # The server is down: the next chunk would fail the same way.
+                    # (Past OUTAGE_WAIT no pause: the chunks fail as fast as their
+                    # retries allow, and the run ends for a resume.)
+                    paused_until = now + retry_in
         else:
+            outage_since = None
             report.chunks_done += 1
             report.rows += moved.rows
         on_chunk()

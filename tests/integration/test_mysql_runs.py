@@ -29,19 +29,23 @@ import pytest
 from psycopg import errors, sql
 
 from dms_pkg import execute_query_parallel
-from tests.integration.conftest import Cluster, DatabaseFactory
+from dms_pkg.mariadb_sandbox import MariaDBSandbox
+from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
 from tests.unit.backends.sqlite_files import checksum
 
 ORDERS = 60_000  # even ids 2..120000: odd ids are free for rows written during a run
 ORDER_COLUMNS = "id, customer, amount, note, created, paid, ts, big, f, b, e, j"
 
 
-def my_port(cluster: Cluster) -> int:
-    from dms_pkg.mariadb_sandbox import MariaDBSandbox
+def my_box(cluster: Cluster) -> MariaDBSandbox:
+    """The project's MariaDB sandbox server (the one the ``mariadb`` fixture started)."""
     from dms_pkg.sandbox import default_home
 
-    box = cluster.sandbox.mariadb if cluster.sandbox else MariaDBSandbox(default_home())
-    return int(box.port)
+    return cluster.sandbox.mariadb if cluster.sandbox else MariaDBSandbox(default_home())
+
+
+def my_port(cluster: Cluster) -> int:
+    return int(my_box(cluster).port)
 
 
 class My:
@@ -419,6 +423,78 @@ def test_a_killed_reader_connection_is_retried_and_nothing_is_lost_or_doubled(
                                " > 1", [run_id]).fetchone()
     assert retried is not None and retried[0] >= 1
     assert checksum(loaded(cluster, home, "orders_killed")) == checksum(source_rows(my))
+
+
+def test_a_mariadb_restart_mid_run_is_retried_and_nothing_is_lost_or_doubled(
+        cluster: Cluster, home: str, my: My) -> None:
+    """The MariaDB server is stopped while a 2-worker run reads its chunks, and
+    started again on the same port and socket (the sandbox's own stop and start)
+    only once a worker has tried to reconnect more often than max_retries allows:
+    a server that cannot be reached is waited for, so the broken chunks are
+    retried on new sessions and the run loads every row exactly once."""
+    box = my_box(cluster)
+    table = "orders_restarted"
+    max_retries = 3
+    seen: list[int] = []  # a reader's thread, running when the server was stopped
+    refused: list[tuple[int, int]] = []  # (chunk, attempts) refused while it was down
+    trouble: list[BaseException] = []
+    done = threading.Event()
+
+    def tried_past_max_retries() -> list[tuple[int, int]]:
+        """Chunks whose reconnects were refused more than max_retries times."""
+        with psycopg.connect(cluster.dsn(home)) as conn:
+            rows = conn.execute(
+                "SELECT c.chunk_no, c.attempts FROM dms.chunk c JOIN dms.run r USING (run_id)"
+                " WHERE r.target_table = %s AND r.state = 'RUNNING' AND c.sqlstate = '08001'"
+                " AND c.attempts > %s", [table, max_retries + 1]).fetchall()
+        return [(int(chunk), int(attempts)) for chunk, attempts in rows]
+
+    def restarter() -> None:
+        try:
+            with my.connect() as conn, conn.cursor() as cur:
+                while not done.is_set() and not seen:
+                    cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER ="
+                                " 'dmst_src' AND INFO LIKE 'SELECT CONCAT_WS%%'")
+                    seen.extend(int(row[0]) for row in cur.fetchall()[:1])
+                    time.sleep(0.005)
+            if seen:
+                box.stop()
+                refused.extend(wait_for(tried_past_max_retries,
+                                        what="reconnects refused past max_retries"))
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            trouble.append(exc)
+        finally:
+            box.start()  # idempotent: the server is up for the tests that follow
+
+    thread = threading.Thread(target=restarter)
+    thread.start()
+    try:
+        run_id = call(cluster, home, None, conid(cluster, home), table,
+                      {"max_workers": 2, "chunk_size": 2_000, "create_target": True,
+                       "min_rows_for_parallel": 0, "max_retries": max_retries,
+                       "retry_initial_delay": 0.1})
+    finally:
+        done.set()
+        thread.join()
+    assert not trouble, trouble
+    assert seen and refused, "the server was not restarted while a reader was reading"
+    run = run_row(cluster, home, run_id)
+    assert (run["state"], run["workers"], run["rows_done"]) == ("SUCCEEDED", 2, ORDERS), run
+    assert run["chunks_total"] >= 20
+    # A reconnected worker reads as of its own moment, and the run does not say so
+    # (docs/source-mysql.md, "When the server restarts").
+    assert (run["message"], run["notes"]) == (
+        f"{ORDERS} rows in {run['chunks_total']} chunks", [])
+    with psycopg.connect(cluster.dsn(home)) as conn:
+        retried = conn.execute("SELECT count(*) FROM dms.chunk WHERE run_id = %s AND attempts"
+                               " > 1", [run_id]).fetchone()
+        counts = conn.execute(sql.SQL("SELECT count(*), count(DISTINCT id) FROM {}").format(
+            sql.Identifier(table))).fetchone()
+    assert retried is not None and retried[0] >= 1
+    assert counts == (ORDERS, ORDERS)  # nothing lost, nothing doubled
+    assert checksum(loaded(cluster, home, table)) == checksum(source_rows(my))
+    # The server is usable again for what follows (the module's own connections too).
+    assert my.run("SELECT COUNT(*) FROM orders") == [(ORDERS,)]
 
 
 # ------------------------------------------------------------------ consistency settings

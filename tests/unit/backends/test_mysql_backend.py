@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
-from dms_pkg.backends.base import backend_for
+from dms_pkg.backends.base import Chunk, backend_for
+from dms_pkg.backends.endpoint import Endpoint
+from dms_pkg.backends.mysql import _Reader
 from dms_pkg.backends.mysql_connect import option_file, params_from_row, params_from_url, redact
-from dms_pkg.backends.mysql_errors import MySQLError, from_client
+from dms_pkg.backends.mysql_errors import MySQLError, from_client, from_pymysql
 from dms_pkg.backends.mysql_reader import ZeroDateCheck, bind, literal
 from dms_pkg.backends.mysql_types import column, field_type, render_select
+from dms_pkg.engine.retry import is_outage
 from dms_pkg.errors import DmsError
 
 
@@ -134,3 +137,49 @@ def test_client_errors_keep_their_number_and_retry_verdict() -> None:
         "42703", False, "Unknown column 'x' in 'SELECT'")
     fault = backend_for("MYSQL").classify(MySQLError(1045, "Access denied for user 'a'"))
     assert fault is not None and (fault.sqlstate, fault.transient) == ("28P01", False)
+
+
+@pytest.mark.parametrize(("line", "errno"), [
+    # what the mariadb client prints while the server stops, is down, and starts
+    ("ERROR 2013 (HY000) at line 2: Lost connection to server during query", 2013),
+    ("ERROR 2006 (HY000) at line 2: Server has gone away", 2006),
+    ("ERROR 1053 (08S01) at line 2: Server shutdown in progress", 1053),
+    ("ERROR 1927 (70100) at line 2: Connection was killed", 1927),
+    ("ERROR 2002 (HY000): Can't connect to server on '127.0.0.1' (115)", 2002),
+    ("ERROR 2003 (HY000): Can't connect to MySQL server on '127.0.0.1:3306' (111)", 2003),
+])
+def test_a_restarting_server_is_a_transient_outage(line: str, errno: int) -> None:
+    """Each error a restart causes is retried, and waited out as an outage
+    (engine.retry.is_outage) rather than counted against max_retries alone."""
+    error = from_client(line + "\n", 1)
+    assert (error.errno, error.transient, is_outage(error.pg_sqlstate)) == (errno, True, True)
+    fault = backend_for("MARIADB").classify(error)
+    assert fault is not None and fault.transient and is_outage(fault.sqlstate)
+
+
+def test_pymysql_connection_errors_are_outages_and_a_refused_login_is_not() -> None:
+    import pymysql
+
+    refused = from_pymysql(pymysql.err.OperationalError(
+        2003, "Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused)"))
+    assert refused is not None and refused.transient and is_outage(refused.pg_sqlstate)
+    closed = from_pymysql(pymysql.err.InterfaceError(0, ""))
+    assert closed is not None and closed.transient and is_outage(closed.pg_sqlstate)
+    login = MySQLError(1045, "Access denied for user 'a'")
+    assert not login.transient and not is_outage(login.pg_sqlstate)
+
+
+def test_a_reader_whose_source_cannot_be_reached_opens_a_new_session_next_time() -> None:
+    """A refused connection (nothing listens on port 1) on any of a reader's links
+    may mean the server restarted: a client session opened before it is stale, so
+    the reader is given up and the next chunk gets a new one."""
+    endpoint = Endpoint(None, "MariaDB/MySQL source nowhere", "MYSQL", params={"connect": {
+        "host": "127.0.0.1", "port": 1, "user": "nobody", "connect_timeout": 2}})
+    reader = _Reader(endpoint, {})
+    assert reader.usable()
+    with pytest.raises(DmsError) as err, reader.copy(Chunk("SELECT 1", {})):
+        pass
+    assert err.value.sqlstate == "08001"
+    assert not reader.usable()
+    reader.reset()
+    assert reader.usable()

@@ -14,7 +14,8 @@ from dms_pkg.db.binds import escape_pyformat, pyformat_to_numeric
 from dms_pkg.engine import config as cfg
 from dms_pkg.engine.codec import decode_params, encode_params
 from dms_pkg.engine.planning import choose_workers
-from dms_pkg.engine.retry import backoff, is_transient
+from dms_pkg.engine.retry import OUTAGE_WAIT, backoff, is_outage, is_transient
+from dms_pkg.engine.worker import RetryPolicy
 from dms_pkg.errors import DmsError
 
 
@@ -133,6 +134,40 @@ def test_pyformat_becomes_numeric_in_bind_order() -> None:
 )
 def test_transient_by_sqlstate(sqlstate: str | None, transient: bool) -> None:
     assert is_transient(sqlstate) is transient
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "outage"),
+    [(None, True), ("08001", True), ("08006", True), ("08004", True), ("57P01", True),
+     ("57P03", True), ("HV00N", True), ("08P01", False), ("40001", False), ("55P03", False),
+     ("53300", False), ("57014", False), ("42703", False)],
+)
+def test_outages_are_a_server_that_cannot_be_reached_or_is_restarting(
+        sqlstate: str | None, outage: bool) -> None:
+    assert is_outage(sqlstate) is outage
+
+
+def test_an_outage_is_waited_out_past_max_retries_for_a_while() -> None:
+    policy = RetryPolicy(max_retries=3, initial_delay=0.5, max_delay=30.0)
+    lost = {"database_error": True}
+    # max_retries counts tries of a chunk ...
+    assert policy.retry_in("40P01", 3, **lost) is not None
+    assert policy.retry_in("40P01", 4, **lost) is None
+    assert policy.retry_in("08001", 4, **lost) is None  # no outage measured: counted alike
+    # ... but a restart is waited for by the clock: OUTAGE_WAIT seconds, then counted again.
+    wait = policy.retry_in("08001", 9, **lost, outage_for=OUTAGE_WAIT - 1)
+    assert wait is not None and 0 < wait <= 30.0
+    assert policy.retry_in("08001", 9, **lost, outage_for=OUTAGE_WAIT) is None
+    assert policy.retry_in("08001", 2, **lost, outage_for=OUTAGE_WAIT + 5) is not None
+    # The source backend's own verdict and the switches still decide first.
+    assert policy.retry_in("08001", 1, **lost, transient=False, outage_for=0.0) is None
+    assert RetryPolicy(max_retries=0).retry_in("08001", 1, **lost, outage_for=0.0) is None
+    assert RetryPolicy(enabled=False).retry_in("08001", 1, **lost, outage_for=0.0) is None
+    assert policy.retry_in(None, 1, database_error=False, outage_for=0.0) is None
+    # The worker pauses (waits the outage out) only while it retries past max_retries.
+    assert (policy.waits_out(None), policy.waits_out(1.0), policy.waits_out(OUTAGE_WAIT)) == (
+        False, True, False)
+    assert not RetryPolicy(max_retries=0).waits_out(1.0)
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
