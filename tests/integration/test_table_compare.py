@@ -47,6 +47,17 @@ def dbs(cluster: Cluster, databases: DatabaseFactory, mariadb: dict[str, Any],
         for i in EXTRA:
             conn.execute("INSERT INTO b VALUES (%s, %s, %s, 1, '2030-01-01', 'extra')",
                          [i, f"k{i}", i % 100])
+    # B again in another PostgreSQL database: the checksum path between two of them.
+    pg2 = cluster.dsn(databases.create())
+    with psycopg.connect(pg2, autocommit=True) as conn:
+        conn.execute("CREATE TABLE b (id bigint PRIMARY KEY, code text NOT NULL UNIQUE,"
+                     " grp integer NOT NULL, amount numeric(12,2), made timestamp, note text)")
+        conn.execute(PG_ROWS.format(t="b", n=ROWS).encode())
+        for statement in PLANT:
+            conn.execute(statement.format(t="b").encode())
+        for i in EXTRA:
+            conn.execute("INSERT INTO b VALUES (%s, %s, %s, 1, '2030-01-01', 'extra')",
+                         [i, f"k{i}", i % 100])
     my_db = f"dmst_tc_{uuid.uuid4().hex[:8]}"
     with pymysql.connect(**mariadb, autocommit=True) as my, my.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{my_db}`")
@@ -67,7 +78,8 @@ def dbs(cluster: Cluster, databases: DatabaseFactory, mariadb: dict[str, Any],
             (r[0], r[1], r[2], float(r[3]), r[4].isoformat(sep=" "), r[5])
             for r in conn.execute("SELECT * FROM b ORDER BY id")])
     my_url = f"mysql://{mariadb['user']}@localhost/{my_db}?unix_socket={mariadb['unix_socket']}"
-    yield {"pg": pg, "db": ["--db", f"my={my_url}", "--db", f"lite=sqlite:///{lite}"],
+    yield {"pg": pg, "db": ["--db", f"my={my_url}", "--db", f"lite=sqlite:///{lite}",
+                            "--db", f"pg2={pg2}"],
            "my_db": my_db}
     with pymysql.connect(**mariadb, autocommit=True) as my, my.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{my_db}`")
@@ -88,11 +100,14 @@ def keys(rows: list[list[Any]]) -> list[Any]:
     return [r[0] if len(r) == 1 else tuple(r) for r in rows]
 
 
-@pytest.mark.parametrize("b", ["public.b", "my.b", "lite.b"])
+@pytest.mark.parametrize("b", ["public.b", "pg2.public.b", "my.b", "lite.b"])
 def test_exactly_the_planted_rows_are_found(dbs: dict[str, Any], b: str) -> None:
     code, out = compare(dbs, f"public.a:{b}", "--parallel", "2")
     assert code == 1, out
     pair = out["pairs"][0]
+    # One PostgreSQL database: a join in 2 x 2 key ranges; else segment checksums.
+    assert (pair["method"], pair["segments"] == 4) == (
+        ("join", True) if b == "public.b" else ("checksum", False))
     assert (pair["status"], pair["key"]) == ("different", ["id"])
     assert (pair["rows_a"], pair["rows_b"]) == (ROWS, ROWS - len(MISSING) + len(EXTRA))
     assert keys(pair["only_in_a"]) == MISSING
@@ -174,3 +189,19 @@ def test_uuid_keys_across_postgres_and_mariadb(dbs: dict[str, Any], mariadb: dic
     assert (code, pair["key"]) == (1, ["u"])
     assert keys(pair["different"]) == [changed] and keys(pair["only_in_a"]) == [missing]
     assert pair["only_in_b"] == []
+
+
+def test_a_join_compares_columns_without_equality_by_their_text(dbs: dict[str, Any]) -> None:
+    with psycopg.connect(dbs["pg"], autocommit=True) as conn:
+        for t in ("ja", "jb"):
+            conn.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, doc json, spot point)".encode())
+            conn.execute(f"INSERT INTO {t} SELECT g, json_build_object('n', g),"
+                         f" point(g, g) FROM generate_series(1, 1000) g".encode())
+        conn.execute("""UPDATE jb SET doc = '{"n": "changed"}' WHERE id = 500""")
+        conn.execute("UPDATE jb SET spot = point(0, 0) WHERE id = 7")
+        conn.execute("UPDATE jb SET doc = NULL WHERE id = 900")
+    code, out = compare(dbs, "public.ja:public.jb", "--parallel", "2")
+    pair = out["pairs"][0]
+    assert (code, pair["method"]) == (1, "join")
+    assert keys(pair["different"]) == [7, 500, 900]
+    assert pair["only_in_a"] == pair["only_in_b"] == []

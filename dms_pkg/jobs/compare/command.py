@@ -103,13 +103,16 @@ def compare_pair(pair: Any, opener: Any, key: list[str] | None, parallel: int,
             shape = catalog.read(source, side.schema, side.table)
         sides.append(segments.Side(functools.partial(opener, side), side.schema, side.table,
                                    shape))
-    outcome = segments.compare(sides[0], sides[1], key=key, parallel=parallel, limit=limit)
+    # Both sides named by one database (the same --db name, or both without one).
+    same = pair.a.db == pair.b.db
+    outcome = segments.compare(sides[0], sides[1], key=key, parallel=parallel, limit=limit,
+                               same_database=same)
     return {"status": "different" if outcome.differences else "equal",
             "key": outcome.key, "columns": outcome.columns,
             "rows_a": outcome.rows_a, "rows_b": outcome.rows_b,
             "only_in_a": outcome.only_in_a, "only_in_b": outcome.only_in_b,
             "different": outcome.different, "limited": outcome.limited,
-            "segments": outcome.segments}
+            "method": outcome.method, "segments": outcome.segments}
 
 
 def _text(results: list[dict[str, Any]], summary: dict[str, int]) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 from dms_pkg.db.binds import ParamStyle
 from dms_pkg.db.sources import SourceConnection
 from dms_pkg.errors import DmsError
-from dms_pkg.jobs.compare import normalize
+from dms_pkg.jobs.compare import joined, normalize
 from dms_pkg.jobs.schema_diff.catalog import Column, TableShape
 
 ROW_THRESHOLD = 16384  # a segment this small is diffed row by row (data-diff's threshold)
@@ -63,6 +63,7 @@ class Outcome:
     different: list[list[Any]] = field(default_factory=list)
     segments: int = 0
     limited: bool = False
+    method: str = "checksum"  # or "join": one PostgreSQL database, a FULL JOIN per range
 
     @property
     def differences(self) -> int:
@@ -194,7 +195,9 @@ def common_columns(a: TableShape, b: TableShape, key: list[str] | None
 
 
 def compare(a: Side, b: Side, *, key: list[str] | None = None, parallel: int = 4,
-            limit: int | None = None) -> Outcome:
+            limit: int | None = None, same_database: bool = False) -> Outcome:
+    """Compare A and B by ``key``; ``same_database``: both are tables of one
+    database (then two PostgreSQL tables are joined rather than hashed)."""
     key_cols, columns = common_columns(a.shape, b.shape, key)
     outcome = Outcome([c.name for c, _ in key_cols], [c.name for c, _ in columns])
     # Two PostgreSQL tables whose columns have the same types print their rows
@@ -206,7 +209,11 @@ def compare(a: Side, b: Side, *, key: list[str] | None = None, parallel: int = 4
                         native))
     conns = _Connections(a, b)
     try:
-        _run(queries, conns, outcome, parallel, limit)
+        if native and same_database:
+            outcome.method = "join"
+            _run_joined(a, b, key_cols, columns, conns, outcome, parallel)
+        else:
+            _run(queries, conns, outcome, parallel, limit)
     finally:
         conns.close()
     _reconcile(outcome)
@@ -291,6 +298,33 @@ def _run(queries: tuple[_Queries, _Queries], conns: _Connections, outcome: Outco
                         continue  # enough found: the rest is not looked into
                     for lo, hi in result["split"]:
                         submit(lo, hi, False)
+
+
+def _run_joined(a: Side, b: Side, key: list[tuple[Column, Column]],
+                columns: list[tuple[Column, Column]], conns: _Connections, outcome: Outcome,
+                parallel: int) -> None:
+    """Both tables in one PostgreSQL database: a FULL JOIN per key range (``joined``)."""
+    tables = [(f"{normalize.quote(s.schema, 'postgres')}." if s.schema else "")
+              + normalize.quote(s.table, "postgres") for s in (a, b)]
+    query = joined.JoinQuery(tables[0], tables[1], key, columns)
+    ranges: list[tuple[int | None, int | None]] = [(None, None)]
+    if joined.integer_key(key):
+        low, high = conns.get(0).fetch(joined.bounds_sql(tables[0], tables[1], key[0]))[0]
+        ranges = joined.pieces((low, high), max(1, parallel) * joined.PIECES_PER_WORKER)
+
+    def piece(bounds: tuple[int | None, int | None]) -> tuple[Any, ...]:
+        source = conns.get(0)
+        sql, params = query.sql(*bounds, style=source.style)
+        return source.fetch(sql, params)[0]
+
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(ranges)))) as pool:
+        for rows_a, rows_b, only_a, only_b, different in pool.map(piece, ranges):
+            outcome.segments += 1
+            outcome.rows_a += int(rows_a)
+            outcome.rows_b += int(rows_b)
+            outcome.only_in_a += [[*_key_of(tuple(k)), None] for k in joined.keys_of(only_a)]
+            outcome.only_in_b += [[*_key_of(tuple(k)), None] for k in joined.keys_of(only_b)]
+            outcome.different += [list(_key_of(tuple(k))) for k in joined.keys_of(different)]
 
 
 def _diff_rows(a: dict[tuple[Any, ...], int], b: dict[tuple[Any, ...], int],
