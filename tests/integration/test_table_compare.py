@@ -79,7 +79,7 @@ def dbs(cluster: Cluster, databases: DatabaseFactory, mariadb: dict[str, Any],
             for r in conn.execute("SELECT * FROM b ORDER BY id")])
     my_url = f"mysql://{mariadb['user']}@localhost/{my_db}?unix_socket={mariadb['unix_socket']}"
     yield {"pg": pg, "db": ["--db", f"my={my_url}", "--db", f"lite=sqlite:///{lite}",
-                            "--db", f"pg2={pg2}"],
+                            "--db", f"pg2={pg2}"], "pg2": pg2,
            "my_db": my_db}
     with pymysql.connect(**mariadb, autocommit=True) as my, my.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{my_db}`")
@@ -205,3 +205,27 @@ def test_a_join_compares_columns_without_equality_by_their_text(dbs: dict[str, A
     assert (code, pair["method"]) == (1, "join")
     assert keys(pair["different"]) == [7, 500, 900]
     assert pair["only_in_a"] == pair["only_in_b"] == []
+
+
+def test_sparse_and_negative_integer_keys_are_bucketed_exactly(dbs: dict[str, Any]) -> None:
+    """Integer keys are cut evenly between the smallest and the largest key, each
+    top segment summed per bucket of keys: far-apart, negative and dense keys
+    alike, with the differences found exactly (here between two databases)."""
+    ids = "SELECT unnest(ARRAY[-1000000000000, -5, 0, 7, 1000000000000000]) UNION ALL " \
+          "SELECT g FROM generate_series(100000, 140000) g"
+    pg2 = dbs["pg2"]
+    for dsn in (dbs["pg"], pg2):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE sparse (id bigint PRIMARY KEY, v text)")
+            conn.execute(f"INSERT INTO sparse SELECT i, 'v' || i FROM ({ids}) s(i)".encode())
+    with psycopg.connect(pg2, autocommit=True) as conn:
+        conn.execute("UPDATE sparse SET v = 'changed' WHERE id IN (-5, 120000)")
+        conn.execute("DELETE FROM sparse WHERE id = 1000000000000000")
+        conn.execute("INSERT INTO sparse VALUES (-2000000000000, 'new')")
+    code, out = compare(dbs, "public.sparse:pg2.public.sparse", "--parallel", "2")
+    pair = out["pairs"][0]
+    assert (code, pair["method"]) == (1, "checksum")
+    assert (pair["rows_a"], pair["rows_b"]) == (40_006, 40_006)
+    assert keys(pair["different"]) == [-5, 120000]
+    assert keys(pair["only_in_a"]) == [1000000000000000]
+    assert keys(pair["only_in_b"]) == [-2000000000000]

@@ -37,6 +37,12 @@ from dms_pkg.jobs.schema_diff.catalog import Column, TableShape
 ROW_THRESHOLD = 16384  # a segment this small is diffed row by row (data-diff's threshold)
 SPLIT_FACTOR = 32  # an unequal bigger segment is cut in this many (data-diff's factor)
 SEGMENTS_PER_WORKER = 8
+# Integer keys: a top segment's scan also sums every BUCKET_KEYS keys apart (at
+# most MAX_BUCKETS per segment), so one pass finds where rows differ.
+BUCKET_KEYS = 1024
+MAX_BUCKETS = 4096
+_INTEGERS = ("INT", "SMALLINT", "BIGINT")
+_BUCKET_DIALECTS = ("postgres", "mysql", "sqlite")
 _INTEGER_OR_DATE = ("INT", "SMALLINT", "BIGINT", "DECIMAL", "DATE", "TIMESTAMP", "TIMESTAMPTZ")
 
 
@@ -138,6 +144,17 @@ class _Queries:
     def rows(self) -> str:
         return f"SELECT {self.key_list}, {self.hash} FROM {self.table}"
 
+    def bucket_sums(self) -> str:
+        """(bucket, count, sum of hashes) per ``width`` keys from ``base`` (an integer
+        key): one scan gives a segment's checksum and where in it rows differ."""
+        div = "DIV" if self.dialect == "mysql" else "/"
+        return (f"SELECT ({self.key_list} - {self._bind('dms_base')}) {div}"
+                f" {self._bind('dms_width')} AS dms_b, COUNT(*),"
+                f" {normalize.sum_sql(self.hash, self.dialect)} FROM {self.table}")
+
+    def key_bounds(self) -> str:
+        return f"SELECT MIN({self.key_list}), MAX({self.key_list}) FROM {self.table}"
+
     def middle(self) -> str:
         return f"SELECT {self.key_list} FROM {self.table}"
 
@@ -213,7 +230,7 @@ def compare(a: Side, b: Side, *, key: list[str] | None = None, parallel: int = 4
             outcome.method = "join"
             _run_joined(a, b, key_cols, columns, conns, outcome, parallel)
         else:
-            _run(queries, conns, outcome, parallel, limit)
+            _run(queries, conns, outcome, parallel, limit, key_cols)
     finally:
         conns.close()
     _reconcile(outcome)
@@ -237,6 +254,62 @@ def _segments(queries: tuple[_Queries, _Queries], conns: _Connections, parallel:
     edges = [tuple(r) for r in _fetch(conns, qa, 0, qa.boundaries(step))] if count > step else []
     bounds: list[tuple[Any, ...] | None] = [None, *edges, None]
     return list(itertools.pairwise(bounds))
+
+
+def _bucket_plan(queries: tuple[_Queries, _Queries], conns: _Connections, parallel: int,
+                 key: list[tuple[Column, Column]]) -> tuple[int, int, list[Any], list[Any]] | None:
+    """For one integer key on both sides: (base, bucket width, top segments cut
+    evenly from the smallest to the largest key of both tables, the two open
+    segments below and above them) -- no count, no window query -- or None
+    (other keys: segments at every n-th key)."""
+    if not (len(key) == 1 and all(c.type in _INTEGERS for c in key[0])
+            and all(q.dialect in _BUCKET_DIALECTS for q in queries)):
+        return None
+    edges = [_fetch(conns, q, i, q.key_bounds())[0] for i, q in enumerate(queries)]
+    lows = [int(e[0]) for e in edges if e[0] is not None]
+    highs = [int(e[1]) for e in edges if e[1] is not None]
+    if not lows:
+        return None  # both empty: one open segment says so
+    low, high = min(lows), max(highs)
+    span = high - low + 1
+    wanted = max(1, parallel * SEGMENTS_PER_WORKER)
+    width = max(BUCKET_KEYS, -(-span // (wanted * MAX_BUCKETS)))
+    per_segment = max(1, -(-span // wanted // width)) * width
+    cuts = [*range(low, high + 1, per_segment), high + 1]
+    top = [((a,), (b,)) for a, b in itertools.pairwise(cuts)]
+    # Rows written below or above the bounds since they were read are still seen
+    # (an empty index range each, when there are none).
+    edges_out: list[Any] = [(None, (low,)), ((high + 1,), None)]
+    return low, width, top, edges_out
+
+
+def _check_buckets(queries: tuple[_Queries, _Queries], conns: _Connections,
+                   lo: tuple[Any, ...] | None, hi: tuple[Any, ...] | None, base: int,
+                   width: int) -> dict[str, Any]:
+    """A top segment in one scan per side: its count and, per ``width`` keys, a
+    checksum; the buckets that differ are diffed row by row (or split further,
+    when they hold more than ``ROW_THRESHOLD`` rows)."""
+    sides: list[dict[int, tuple[int, int]]] = []
+    for i, q in enumerate(queries):
+        where, params = q.where(lo, hi)
+        rows = _fetch(conns, q, i, q.bucket_sums() + where + " GROUP BY 1",
+                      {**params, "dms_base": base, "dms_width": width})
+        sides.append({int(b): (int(n), int(total or 0)) for b, n, total in rows})
+    result: dict[str, Any] = {"counts": tuple(sum(n for n, _ in s.values()) for s in sides),
+                              "rows": [{}, {}], "split": []}
+    for bucket in sorted(set(sides[0]) | set(sides[1])):
+        a, b = sides[0].get(bucket, (0, 0)), sides[1].get(bucket, (0, 0))
+        if a == b:
+            continue
+        b_lo, b_hi = (base + bucket * width,), (base + (bucket + 1) * width,)
+        if max(a[0], b[0]) > ROW_THRESHOLD:
+            result["split"].append((b_lo, b_hi))
+            continue
+        for i, q in enumerate(queries):
+            where, params = q.where(b_lo, b_hi)
+            result["rows"][i].update({_key_of(r[:-1]): int(r[-1]) for r in
+                                      _fetch(conns, q, i, q.rows() + where, params)})
+    return result
 
 
 def _check(queries: tuple[_Queries, _Queries], conns: _Connections,
@@ -271,17 +344,24 @@ def _check(queries: tuple[_Queries, _Queries], conns: _Connections,
 
 
 def _run(queries: tuple[_Queries, _Queries], conns: _Connections, outcome: Outcome,
-         parallel: int, limit: int | None) -> None:
-    pending = _segments(queries, conns, parallel)
-    top = len(pending)
+         parallel: int, limit: int | None, key: list[tuple[Column, Column]]) -> None:
+    buckets = _bucket_plan(queries, conns, parallel, key)
+    pending = (_segments(queries, conns, parallel) if buckets is None
+               else buckets[2] + buckets[3])
+    bucketed = set(buckets[2]) if buckets is not None else set()
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         running: dict[Future[dict[str, Any]], bool] = {}
 
         def submit(lo: Any, hi: Any, first: bool) -> None:
-            running[pool.submit(_check, queries, conns, lo, hi)] = first
+            if first and (lo, hi) in bucketed:
+                assert buckets is not None
+                running[pool.submit(_check_buckets, queries, conns, lo, hi,
+                                    buckets[0], buckets[1])] = first
+            else:
+                running[pool.submit(_check, queries, conns, lo, hi)] = first
 
-        for n, (lo, hi) in enumerate(pending):
-            submit(lo, hi, n < top)
+        for lo, hi in pending:
+            submit(lo, hi, True)
         while running:
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
