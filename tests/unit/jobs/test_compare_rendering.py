@@ -35,6 +35,16 @@ def test_a_row_text_cannot_be_forged_by_values_that_hold_the_separator() -> None
                     "COALESCE(length(\"b\"::text) || ':' || \"b\"::text, 'n')")
 
 
+def test_values_that_cannot_hold_the_separator_are_written_once() -> None:
+    n, d, t = col("n", "INT"), col("d", "DATE"), col("t", "TEXT")
+    assert normalize.row_text_sql([(n, n), (d, d)], "mysql") == (
+        "CONCAT(COALESCE(CAST(`n` AS CHAR), 'n'), '|', "
+        "COALESCE(DATE_FORMAT(`d`, '%%Y-%%m-%%d'), 'n'))")
+    # An integer compared with a text column is written as the text is, prefixed.
+    assert normalize.row_text_sql([(n, t)], "postgres") == (
+        "COALESCE(length(\"n\"::text) || ':' || \"n\"::text, 'n')")
+
+
 def test_the_hash_is_60_bits_of_md5() -> None:
     digest = hashlib.md5(b"x").hexdigest()
     assert normalize.hash60("x") == int(digest[17:], 16) == int(digest, 16) & normalize.LOW60
