@@ -60,10 +60,13 @@ class _Caps:
 
 
 def _fetch(source: SourceConnection, sql: str) -> tuple[Any, ...]:
+    return _fetch_all(source, sql)[0]
+
+
+def _fetch_all(source: SourceConnection, sql: str) -> list[tuple[Any, ...]]:
     if source.style is ParamStyle.PYFORMAT:
         sql = sql.replace("%", "%%")  # a % in a quoted name is not a bind
-    rows = source.fetch(sql, {})
-    return rows[0]
+    return source.fetch(sql, {})
 
 
 def profile_table(side: Side, opener: Opener, caps: _Caps) -> TableProfile:
@@ -82,10 +85,10 @@ def profile_table(side: Side, opener: Opener, caps: _Caps) -> TableProfile:
                                         unique)
                 result.row_count, result.columns = metrics.read_scan_one(
                     plan, _fetch(source, plan.sql), columns)
-                second = metrics.scan_two(source.dialect, side.schema, side.table,
+                hist = metrics.histograms(source.dialect, side.schema, side.table,
                                           result.columns, columns)
-                if second is not None:
-                    metrics.read_scan_two(_fetch(source, second[0]), second[1], result.columns)
+                if hist is not None:
+                    metrics.read_histograms(_fetch_all(source, hist.sql), hist, result.columns)
     except Exception as exc:  # reported with the table; the batch goes on
         result.error = _error(exc)
     result.seconds = time.monotonic() - started

@@ -258,3 +258,84 @@ def _text(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+MAX_GROUPING = 31
+
+
+@dataclass
+class Histograms:
+    """The histogram query of a table and how to read it back."""
+
+    sql: str
+    edges: list[tuple[int, list[Any]]]  # (column index, bucket edges) per column
+    grouped: bool  # rows (grouping, bucket per column..., count), else one row of sums
+
+
+def histograms(dialect: str, schema: str | None, table: str, profiles: list[ColumnProfile],
+               columns: list[Column]) -> Histograms | None:
+    """Every histogram of a table in one scan.
+
+    PostgreSQL: each value's bucket is ``width_bucket(value, edges)`` (a binary
+    search over the 9 inner edges, exact in the column's own type) and the
+    buckets are counted by ``GROUPING SETS``, one small hash table per column:
+    about a fifth of the CPU of a CASE per value and 10 sums per column.
+    Elsewhere ``scan_two``'s CASE and sums."""
+    if dialect != "postgres":
+        two = scan_two(dialect, schema, table, profiles, columns)
+        return None if two is None else Histograms(two[0], two[1], False)
+    inner: list[exp.Expression] = []
+    edges: list[tuple[int, list[Any]]] = []
+    for i, (p, column) in enumerate(zip(profiles, columns, strict=True)):
+        if p.kind not in ("number", "date"):
+            continue
+        bounds = _bounds(p.min, p.max)
+        if bounds is None:
+            continue
+        integer = column.type in ("INT", "SMALLINT", "BIGINT")
+        # An integer is below 19998.6 exactly when it is below 19999.
+        inner_edges = [math.ceil(e) if integer else e for e in bounds[1:BUCKETS]]
+        element = ("BIGINT" if integer else "TIMESTAMPTZ" if column.type == "TIMESTAMPTZ"
+                   else "TIMESTAMP" if p.kind == "date" else "DOUBLE" if column.type in (
+                       "REAL", "DOUBLE PRECISION", "FLOAT") else "DECIMAL")
+        values = [exp.Literal.string(v.isoformat(sep=" ")) if isinstance(v, datetime.datetime)
+                  else exp.Literal.number(str(v)) for v in inner_edges]
+        array = exp.Cast(this=exp.Array(expressions=values),
+                         to=exp.DataType.build(f"ARRAY<{element}>"))
+        inner.append(cast(exp.Expression, exp.alias_(
+            exp.Anonymous(this="width_bucket", expressions=[_col(column), array]),
+            f"dms_b{len(edges)}")))
+        edges.append((i, bounds))
+    if not edges:
+        return None
+    if len(edges) > MAX_GROUPING:  # GROUPING() takes at most 31 arguments
+        two = scan_two(dialect, schema, table, profiles, columns)
+        return None if two is None else Histograms(two[0], two[1], False)
+    names = [exp.column(f"dms_b{k}") for k in range(len(edges))]
+    sub = exp.select(*inner).from_(table_expr(schema, table)).subquery("dms_h")
+    query = (exp.select(exp.Anonymous(this="GROUPING", expressions=[n.copy() for n in names]),
+                        *[n.copy() for n in names], exp.Count(this=exp.Star()))
+             .from_(sub)
+             .group_by(exp.GroupingSets(expressions=[exp.Tuple(expressions=[n.copy()])
+                                                     for n in names])))
+    return Histograms(query.sql(dialect=dialect), edges, True)
+
+
+def read_histograms(rows: list[tuple[Any, ...]], hist: Histograms,
+                    profiles: list[ColumnProfile]) -> None:
+    if not hist.grouped:
+        read_scan_two(rows[0], hist.edges, profiles)
+        return
+    n = len(hist.edges)
+    counts = [[0] * BUCKETS for _ in range(n)]
+    for row in rows:
+        grouping, buckets, count = int(row[0]), row[1:1 + n], int(row[-1])
+        # GROUPING(...) has a 1 bit for every column grouped out: the set of
+        # column k is the one with only its own bit clear.
+        k = next(k for k in range(n) if grouping == ((1 << n) - 1) ^ (1 << (n - 1 - k)))
+        if buckets[k] is not None:  # NULLs have no bucket
+            counts[k][int(buckets[k])] += count
+    for (i, bounds), column_counts in zip(hist.edges, counts, strict=True):
+        profiles[i].histogram = [
+            {"lo": _text(bounds[k]), "hi": _text(bounds[k + 1]), "count": column_counts[k]}
+            for k in range(BUCKETS)]
