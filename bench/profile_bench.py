@@ -701,14 +701,14 @@ def dms_queries(env: Env, table: str) -> dict[str, list[str]]:
         plan = metrics.scan_one(source.dialect, "public", table, columns)
         row = source.fetch(plan.sql, {})[0]
         _, profiles = metrics.read_scan_one(plan, row, columns)
-        second = metrics.scan_two(source.dialect, "public", table, profiles, columns)
+        second = metrics.histograms(source.dialect, "public", table, profiles, columns)
     t = f"public.{table}"
     return {
         "scan 1 (every metric of every column)": [plan.sql],
         "  of it: the 9 COUNT(DISTINCT)s alone": [
             f"SELECT {', '.join(f'count(DISTINCT {c})' for c in COLUMN_NAMES)} FROM {t}"],
         "  of it: everything but COUNT(DISTINCT)": [plan.sql.replace("COUNT(DISTINCT ", "COUNT(")],
-        "scan 2 (every histogram)": [second[0]] if second else [],
+        "scan 2 (every histogram)": [second.sql] if second else [],
     }
 
 
