@@ -50,6 +50,19 @@ def status_kb(pid: int) -> dict[str, int]:
     return values
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """User plus system CPU time of ``pid`` so far, in clock ticks; None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+
+
 def role_of(application_name: str) -> str | None:
     """What a backend does in a run, from the connection name the engine gives it."""
     if _WORKER.match(application_name):
@@ -106,10 +119,17 @@ class RolePeak:
     private_kb: int = 0
     hwm_kb: int = 0
     pids: set[int] = field(default_factory=set)
+    # CPU ticks of each process at its last sample: a process that ends
+    # between two samples loses at most one tick's worth (20 ms) of its CPU.
+    ticks: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def cpu_s(self) -> float:
+        return round(sum(self.ticks.values()) / CLOCK_TICKS, 2)
 
     def as_dict(self) -> dict[str, float | int]:
         return {"private_mb": mb(self.private_kb), "rss_mb": mb(self.hwm_kb),
-                "processes": len(self.pids)}
+                "processes": len(self.pids), "cpu_s": self.cpu_s}
 
 
 def mb(kb: int) -> float:
@@ -127,8 +147,11 @@ class RunSampler(threading.Thread):
     """
 
     def __init__(self, dsn: str, *, caller_pid: int | None, databases: Sequence[str],
-                 child_comm: str = "psql") -> None:
+                 child_comm: str = "psql", by_database: bool = False) -> None:
         super().__init__(daemon=True)
+        # by_database: data sessions are told apart by database (a cross-database
+        # run's source and target sessions), for the CPU split of bench/run.py.
+        self.by_database = by_database
         self.dsn, self.caller_pid, self.databases = dsn, caller_pid, list(databases)
         self.child_comm = child_comm
         self._stop_event = threading.Event()
@@ -143,11 +166,13 @@ class RunSampler(threading.Thread):
     def _backends(self, conn: psycopg.Connection[tuple[Any, ...]]) -> dict[int, str]:
         roles: dict[int, str] = {}
         rows = conn.execute(
-            "SELECT pid, application_name FROM pg_stat_activity"
+            "SELECT pid, application_name, datname FROM pg_stat_activity"
             " WHERE datname = ANY(%s) AND application_name LIKE 'dms %%'",
             [self.databases]).fetchall()
-        for pid, name in rows:
+        for pid, name, database in rows:
             role = role_of(name)
+            if role == "worker data session" and self.by_database:
+                role = f"{role} in {database}"  # a cross-database run: source or target
             if role:
                 roles[pid] = role
         if self.caller_pid is not None:
@@ -164,6 +189,9 @@ class RunSampler(threading.Thread):
             peak.private_kb = max(peak.private_kb, kb.get("RssAnon", 0))
             peak.hwm_kb = max(peak.hwm_kb, kb.get("VmHWM", 0))
             peak.pids.add(pid)
+            ticks = cpu_ticks(pid)
+            if ticks is not None:
+                peak.ticks[pid] = ticks
             total += kb.get("RssAnon", 0)
         self.total_private_kb = max(self.total_private_kb, total)
 

@@ -31,7 +31,14 @@ from sqlglot import exp
 
 from dms_pkg.backends.base import Block, Chunk, ConsistentPoint, SnapshotGone, SourceBackend
 from dms_pkg.backends.endpoint import Endpoint
-from dms_pkg.backends.postgres_psql import SnapshotImportError, SourceSession, copy_out, find_psql
+from dms_pkg.backends.postgres_psql import (
+    PsqlSession,
+    SnapshotImportError,
+    SourceSession,
+    copy_out,
+    find_psql,
+    streamable,
+)
 from dms_pkg.db import faults
 from dms_pkg.db.base import Database, Session
 from dms_pkg.db.binds import ParamStyle, escape_pyformat, pyformat_to_numeric
@@ -386,6 +393,7 @@ class Reader:
                            'or use copy_reader "psycopg"')
         self._conn: psycopg.Connection[Any] | None = None
         self._checked = False
+        self._session: PsqlSession | None = None  # the worker's one psql, once started
 
     # The psycopg connection, opened on first use (and again after it broke).
     def connection(self) -> psycopg.Connection[Any]:
@@ -400,6 +408,9 @@ class Reader:
 
     @property
     def handle(self) -> int | None:
+        """The source backend that reads the chunks (what a stop cancels)."""
+        if self._session is not None and self._session.backend_pid is not None:
+            return self._session.backend_pid
         conn = self._conn
         return conn.info.backend_pid if conn is not None and not conn.closed else None
 
@@ -413,6 +424,9 @@ class Reader:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     @contextmanager
     def copy(self, chunk: Chunk, copy_format: str = "text") -> Iterator[Iterator[Block]]:
@@ -441,8 +455,14 @@ class Reader:
         session = SourceSession(self.endpoint, self.search_path if self.endpoint.is_local
                                 else None, self.application_name)
         try:
-            with copy_out(self.psql, session, out_sql, chunk.snapshot) as feed:
-                yield feed
+            if streamable(out_sql):
+                if self._session is None:
+                    self._session = PsqlSession(self.psql, session)
+                with self._session.copy(out_sql, chunk.snapshot) as feed:
+                    yield feed
+            else:
+                with copy_out(self.psql, session, out_sql, chunk.snapshot) as feed:
+                    yield feed
         except SnapshotImportError as exc:
             raise SnapshotGone(str(exc)) from None
 

@@ -12,6 +12,13 @@ caller, for a loopback to this server), pin the run's snapshot, run the
 chunk's ``COPY (...) TO STDOUT``.  Its exit status is checked before the
 target commits, so a source that fails midway never leaves a partial chunk.
 Errors come back with their SQLSTATE (``VERBOSITY=verbose``).
+
+A worker keeps one psql for all its chunks (``PsqlSession``): one process,
+one login and -- for a run with a snapshot -- one ``SET TRANSACTION
+SNAPSHOT``, instead of a process, a login and an import per chunk.  psql
+reads the chunks' statements from its stdin; each chunk's COPY output goes
+through ``\\o`` to a FIFO the worker reads until psql closes it, and an
+``\\echo`` marker on psql's own stdout says the COPY ended well.
 """
 
 from __future__ import annotations
@@ -19,12 +26,15 @@ from __future__ import annotations
 import glob
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -107,14 +117,9 @@ def _commands(copy_sql: str, snapshot: str | None) -> list[str]:
     return statements
 
 
-@contextmanager
-def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | None
-             ) -> Iterator[Iterator[bytes]]:
-    """Yield the blocks of ``copy_sql``'s output; raise SourceError if psql failed.
-
-    The check happens when the caller has read everything and leaves the
-    block, before it commits the target.
-    """
+def _launch(psql: str, session: SourceSession) -> tuple[list[str], dict[str, str]]:
+    """psql's arguments (no statements yet) and environment for ``session``:
+    the password in the environment, never on a command line."""
     env = dict(os.environ)
     env.pop("PGPASSWORD", None)
     kwargs = session.info.connect_kwargs()
@@ -132,6 +137,28 @@ def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | N
     # -w: never prompt for a password (a missing one is an error, not a hang).
     args = [psql, "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
             "-v", "ECHO=errors", "-d", conninfo]
+    return args, env
+
+
+def _failure(text: str, code: int | None) -> SourceError:
+    """The error psql reported on stderr (``text``), as a SourceError."""
+    found = _ERROR.search(text)
+    sqlstate, message = (found.group(1), found.group(2).strip()) if found else (
+        None, text.strip().splitlines()[0] if text.strip() else f"psql exited {code}")
+    if re.search(r"^STATEMENT:\s+SET TRANSACTION SNAPSHOT", text, re.MULTILINE):
+        return SnapshotImportError(message, sqlstate)
+    return SourceError(message, sqlstate)
+
+
+@contextmanager
+def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | None
+             ) -> Iterator[Iterator[bytes]]:
+    """Yield the blocks of ``copy_sql``'s output; raise SourceError if psql failed.
+
+    The check happens when the caller has read everything and leaves the
+    block, before it commits the target.
+    """
+    args, env = _launch(psql, session)
     for statement in _commands(copy_sql, snapshot):
         args += ["-c", statement]
     with tempfile.TemporaryFile() as errors:
@@ -155,10 +182,169 @@ def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | N
             stdout.close()
         if code != 0:
             errors.seek(0)
-            text = errors.read().decode("utf-8", "replace")
-            found = _ERROR.search(text)
-            sqlstate, message = (found.group(1), found.group(2).strip()) if found else (
-                None, text.strip().splitlines()[0] if text.strip() else f"psql exited {code}")
-            if re.search(r"^STATEMENT:\s+SET TRANSACTION SNAPSHOT", text, re.MULTILINE):
-                raise SnapshotImportError(message, sqlstate)
-            raise SourceError(message, sqlstate)
+            raise _failure(errors.read().decode("utf-8", "replace"), code)
+
+
+# Text psql itself would act on when it reads a statement from stdin rather
+# than from -c: a backslash (a meta-command, inside a statement too) or a
+# colon before a name or quote (variable interpolation).  A chunk whose
+# statement holds one goes through its own one-shot psql (``copy_out``).
+_PSQL_SYNTAX = re.compile(r"\\|(?<!:):(?=[A-Za-z_'\"{])")
+
+
+def streamable(copy_sql: str) -> bool:
+    """Whether ``copy_sql`` reaches the server unchanged through a PsqlSession."""
+    return _PSQL_SYNTAX.search(copy_sql) is None
+
+
+class PsqlSession:
+    """One psql process that runs a worker's chunks one after another.
+
+    The process logs in once.  With a snapshot, the first chunk opens a
+    REPEATABLE READ transaction and imports it, and every later chunk of the
+    same snapshot reads in that transaction: no per-chunk process, login or
+    import.  Without one, each chunk is its own READ ONLY transaction.  A
+    failing statement ends psql (ON_ERROR_STOP): the error is read from its
+    stderr, and the next chunk starts a new process.
+    """
+
+    def __init__(self, psql: str, session: SourceSession) -> None:
+        self.psql = psql
+        self.session = session
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._errors: IO[bytes] | None = None
+        self._dir: str | None = None
+        self._snapshot: str | None = None  # the snapshot of the open transaction
+        self._pending = b""  # what psql wrote to stdout after the last marker
+        self.backend_pid: int | None = None
+
+    def usable(self) -> bool:
+        return self._proc is None or self._proc.poll() is None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self.close()
+        args, env = _launch(self.psql, self.session)
+        self._dir = tempfile.mkdtemp(prefix="dms-psql-")
+        os.mkfifo(os.path.join(self._dir, "copy"), 0o600)
+        # Kept open for the process's life: its errors are read when it ends.
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
+        # -A -t: the backend pid comes back as a bare line.
+        self._proc = subprocess.Popen([*args, "-A", "-t"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=self._errors, env=env)
+        self._snapshot = None
+        self._pending = b""
+        self._send("SELECT pg_catalog.pg_backend_pid();\n")
+        line = self._line()
+        self.backend_pid = int(line) if line.strip().isdigit() else None
+        return self._proc
+
+    def _send(self, text: str) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(text.encode())
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._ended() from None
+
+    def _line(self) -> str:
+        """The next line psql writes to its stdout (raises if psql ended)."""
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        while b"\n" not in self._pending:
+            data = interrupts.read(fd, 4096)
+            if not data:
+                raise self._ended()
+            self._pending += data
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode("utf-8", "replace")
+
+    def _ended(self) -> SourceError:
+        """psql is gone: its error, and nothing kept of this process."""
+        assert self._proc is not None and self._errors is not None
+        code = self._proc.wait()
+        self._errors.seek(0)
+        error = _failure(self._errors.read().decode("utf-8", "replace"), code)
+        self.close()
+        return error
+
+    @contextmanager
+    def copy(self, copy_sql: str, snapshot: str | None) -> Iterator[Iterator[bytes]]:
+        """Yield the blocks of ``copy_sql``'s output; raise SourceError if it failed.
+
+        As ``copy_out``: the marker is awaited when the caller has read every
+        block and leaves, before it commits the target."""
+        proc = self._proc if self.usable() and self._proc is not None else self._start()
+        assert self._dir is not None and proc.stdout is not None
+        fifo = os.path.join(self._dir, "copy")
+        marker = f"dms-chunk-{uuid.uuid4().hex}"
+        statements: list[str] = []
+        if self._snapshot is not None and self._snapshot != snapshot:
+            statements.append("COMMIT;")
+            self._snapshot = None
+        if snapshot and self._snapshot is None:
+            statements += _commands("", snapshot)[:2]
+            statements = [s if s.endswith(";") else s + ";" for s in statements]
+            self._snapshot = snapshot
+        elif not snapshot:
+            statements.append("BEGIN READ ONLY;")
+        # The fifo's name is ours (mkdtemp): nothing in it needs quoting.
+        statements += [f"\\o {fifo}", copy_sql + ";", "\\o"]
+        if not snapshot:
+            statements.append("COMMIT;")
+        statements.append(f"\\echo {marker}")
+        self._send("\n".join(statements) + "\n")
+        # Opened without waiting for psql: a FIFO no writer has opened yet
+        # reports no hang-up, so the poll below waits for psql's data, its
+        # close, or its exit (stdout ends).
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        clean = False
+        try:
+            yield self._blocks(reader, proc.stdout.fileno())
+            if self._line() != marker:
+                raise SourceError("psql answered out of turn", None)
+            clean = True
+        finally:
+            os.close(reader)
+            if not clean:
+                self.close()  # mid-COPY or failed: this process is of no more use
+
+    def _blocks(self, reader: int, stdout: int) -> Iterator[bytes]:
+        poller = select.poll()
+        poller.register(reader, select.POLLIN | select.POLLHUP | select.POLLERR)
+        poller.register(stdout, select.POLLHUP | select.POLLERR)
+        while True:
+            events = dict(poller.poll(int(interrupts.SLICE * 1000)))
+            if not events:
+                interrupts.check()
+                continue
+            if events.get(reader, 0) & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                try:
+                    data = os.read(reader, BLOCK)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    return  # psql closed the file: the COPY ended (well or not)
+                yield data
+            elif stdout in events:
+                # psql ended before it opened the file (a failed BEGIN or import).
+                if self._proc is not None and self._proc.poll() is not None:
+                    raise self._ended()
+                poller.unregister(stdout)
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self._snapshot = None
+        self.backend_pid = None

@@ -1,0 +1,170 @@
+"""One psql per worker (``PsqlSession``): many chunks through one process and one
+snapshot import, errors with their SQLSTATE, and a fresh process after a failure.
+
+Real psql, real server; the COPY output is compared with the one-shot reader's
+(``copy_out``, one psql per chunk), which the engine used before and still uses
+for statements psql would rewrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from dms_pkg.backends import postgres
+from dms_pkg.backends.base import Chunk
+from dms_pkg.backends.postgres_psql import (
+    PsqlSession,
+    SnapshotImportError,
+    SourceError,
+    SourceSession,
+    copy_out,
+    find_psql,
+    streamable,
+)
+from tests.integration.conftest import Cluster, DatabaseFactory
+
+CHUNK_1 = "COPY (SELECT * FROM t WHERE id <= 500 ORDER BY id) TO STDOUT (FORMAT binary)"
+CHUNK_2 = "COPY (SELECT * FROM t WHERE id > 500 ORDER BY id) TO STDOUT (FORMAT text)"
+ALL_IDS = "COPY (SELECT count(*), sum(id) FROM t) TO STDOUT"
+
+
+@pytest.fixture(scope="module")
+def source(cluster: Cluster, databases: DatabaseFactory) -> str:
+    name = databases.create()
+    with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, note text, at timestamptz)")
+        conn.execute("INSERT INTO t SELECT g, repeat(chr(65 + g % 26), g % 40) || E'\\t\\\\x',"
+                     " '2026-01-01'::timestamptz + g * interval '1 minute'"
+                     " FROM generate_series(1, 1000) g")
+    return cluster.dsn(name)
+
+
+@pytest.fixture
+def session(source: str) -> Iterator[tuple[PsqlSession, SourceSession]]:
+    psql = find_psql()
+    assert psql is not None, "psql is part of the server packages the project installs"
+    how = SourceSession(postgres.local(source), None, "dms test psql session")
+    one = PsqlSession(psql, how)
+    yield one, how
+    one.close()
+
+
+@pytest.fixture
+def snapshot(source: str) -> Iterator[tuple[str, psycopg.Connection[Any]]]:
+    conn = psycopg.connect(source)
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    yield str(row[0]), conn
+    conn.close()
+
+
+def read(one: PsqlSession, statement: str, snapshot: str | None) -> bytes:
+    with one.copy(statement, snapshot) as feed:
+        return b"".join(feed)
+
+
+def one_shot(how: SourceSession, statement: str, snapshot: str | None) -> bytes:
+    psql = find_psql()
+    assert psql is not None
+    with copy_out(psql, how, statement, snapshot) as feed:
+        return b"".join(feed)
+
+
+def test_chunks_of_one_snapshot_share_one_process_and_see_the_same_moment(
+        session: tuple[PsqlSession, SourceSession], snapshot: tuple[str, Any], source: str
+) -> None:
+    one, how = session
+    token, _ = snapshot
+    first = read(one, CHUNK_1, token)
+    pid = one.backend_pid
+    assert pid is not None
+    # Rows committed after the snapshot are not the run's: no chunk may see them.
+    with psycopg.connect(source, autocommit=True) as other:
+        other.execute("INSERT INTO t VALUES (5000, 'late', now())")
+    try:
+        second = read(one, CHUNK_2, token)
+        counted = read(one, ALL_IDS, token)
+        assert one.backend_pid == pid  # the same process and login served every chunk
+        assert first == one_shot(how, CHUNK_1, token)
+        assert second == one_shot(how, CHUNK_2, token)
+        assert counted == b"1000\t500500\n"
+        assert read(one, ALL_IDS, None) == b"1001\t505500\n"  # no snapshot: now
+    finally:
+        with psycopg.connect(source, autocommit=True) as other:
+            other.execute("DELETE FROM t WHERE id = 5000")
+    with psycopg.connect(source, autocommit=True) as other:
+        row = other.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name ="
+                            " 'dms test psql session'").fetchone()
+    assert row == (1,)
+
+
+def test_a_failing_chunk_reports_its_sqlstate_and_the_next_chunk_gets_a_new_process(
+        session: tuple[PsqlSession, SourceSession], snapshot: tuple[str, Any]) -> None:
+    one, _ = session
+    token, _ = snapshot
+    read(one, ALL_IDS, token)
+    before = one.backend_pid
+    with pytest.raises(SourceError) as failed:
+        read(one, "COPY (SELECT id / (id - 700) FROM t ORDER BY id) TO STDOUT", token)
+    assert failed.value.sqlstate == "22012"
+    assert str(failed.value) == "division by zero"
+    assert one.backend_pid is None
+    assert read(one, ALL_IDS, token) == b"1000\t500500\n"
+    assert one.backend_pid not in (None, before)
+
+
+def test_a_snapshot_that_cannot_be_imported_is_told_apart(
+        session: tuple[PsqlSession, SourceSession]) -> None:
+    one, _ = session
+    with pytest.raises(SnapshotImportError) as failed:
+        read(one, ALL_IDS, "00000003-0000001B-1")
+    assert failed.value.sqlstate == "22023"
+    assert read(one, ALL_IDS, None) == b"1000\t500500\n"
+
+
+def test_a_chunk_left_midway_ends_its_process_and_nothing_of_it_leaks_into_the_next(
+        session: tuple[PsqlSession, SourceSession], snapshot: tuple[str, Any]) -> None:
+    one, _ = session
+    token, _ = snapshot
+    big = "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g) TO STDOUT"
+    with pytest.raises(RuntimeError), one.copy(big, token) as feed:
+        next(iter(feed))
+        raise RuntimeError("the target refused the chunk")
+    assert one.backend_pid is None
+    assert read(one, ALL_IDS, token) == b"1000\t500500\n"
+
+
+def test_a_source_session_killed_between_chunks_fails_the_next_chunk_only(
+        session: tuple[PsqlSession, SourceSession], snapshot: tuple[str, Any],
+        source: str) -> None:
+    one, _ = session
+    token, _ = snapshot
+    read(one, ALL_IDS, token)
+    with psycopg.connect(source, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [one.backend_pid])
+    with pytest.raises(SourceError):
+        read(one, ALL_IDS, token)
+    assert read(one, ALL_IDS, token) == b"1000\t500500\n"
+
+
+def test_statements_psql_would_rewrite_go_through_a_one_shot_psql(source: str) -> None:
+    reader = postgres.Reader(postgres.local(source), application_name="dms test reader",
+                             search_path=None)
+    try:
+        # Outside quotes, a colon before a name is a psql variable when psql
+        # reads its stdin (DBNAME is one of psql's own): streamed, this slice
+        # bound would become the database's name.  It must reach the server as
+        # written.
+        query = ("SELECT (ARRAY[id, id + 1, id + 2])[2:DBNAME] AS s, note"
+                 " FROM (SELECT id, note, 3 AS dbname FROM t WHERE id = 26) AS q")
+        assert not streamable(f"COPY ({query}) TO STDOUT")
+        chunk = Chunk(query, {}, snapshot=None)
+        with reader.copy(chunk, "text") as feed:
+            assert b"".join(feed) == b"{27,28}\tAAAAAAAAAAAAAAAAAAAAAAAAAA\\t\\\\x\n"
+    finally:
+        reader.close()
