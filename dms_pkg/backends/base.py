@@ -38,9 +38,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
-
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from dms_pkg.backends.endpoint import Endpoint, LoginGuard
 from dms_pkg.db.binds import ParamStyle
@@ -48,6 +46,9 @@ from dms_pkg.db.faults import Fault
 from dms_pkg.db.sources import SourceConnection
 from dms_pkg.engine.columns import SourceColumn
 from dms_pkg.errors import FEATURE_NOT_SUPPORTED, DmsError
+
+if TYPE_CHECKING:  # the parser is for planning: a worker never loads it
+    from sqlglot import exp
 
 # DBTYP -> backend instance; filled by SourceBackend.__init_subclass__.
 _REGISTRY: dict[str, SourceBackend] = {}

@@ -21,13 +21,12 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
-from sqlglot import exp
 
 from dms_pkg.backends.base import Block, Chunk, ConsistentPoint, SnapshotGone, SourceBackend
 from dms_pkg.backends.endpoint import Endpoint
@@ -48,13 +47,15 @@ from dms_pkg.db.psycopg_db import PsycopgDatabase
 from dms_pkg.db.sources import PsycopgSource, SourceConnection
 from dms_pkg.dsn import redact
 from dms_pkg.engine import columns as cols
-from dms_pkg.engine import source_query as sq
 from dms_pkg.errors import (
     INSUFFICIENT_PRIVILEGE,
     INVALID_PARAMETER_VALUE,
     SQLCLIENT_UNABLE_TO_ESTABLISH,
     DmsError,
 )
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 LOOPBACK_HINT = (
     "the server must let its own OS user log in as each dms login over its Unix socket "
@@ -303,6 +304,8 @@ class Planning:
         """The server's estimate of the rows the whole query returns (filters
         included); the chunk planner measures the driving table alone.
         Statistics that cannot be trusted are renewed first (``_measure``)."""
+        from dms_pkg.engine import source_query as sq  # the parser: planning only
+
         factor = self._measure(query)
         rows = self._explain_rows(sq.runnable(query))
         return None if rows is None else round(rows * factor)
@@ -325,6 +328,8 @@ class Planning:
         owner, outside a read-only transaction); otherwise its rows are counted,
         and the count scales the estimate when it is the driving table.  Each
         measurement is said on the run (``notes``).  Returns the scale factor."""
+        from dms_pkg.engine import source_query as sq  # the parser: planning only
+
         self.measured = []
         try:
             tables = sq.read_tables(sq.parsed(query), "postgres")
@@ -360,6 +365,8 @@ class Planning:
             return 1.0
 
     def notes(self, tree: exp.Query) -> list[str]:
+        from dms_pkg.engine import source_query as sq  # the parser: planning only
+
         try:
             effect = sq.side_effect_note(sq.side_effect_functions(self.session, tree))
             stale = sq.stale_statistics(self.session, sq.read_tables(tree, "postgres"),

@@ -30,7 +30,6 @@ from psycopg import sql
 
 from dms_pkg.db.base import Session
 from dms_pkg.db.faults import Fault, fault_of
-from dms_pkg.engine.source_query import runnable
 from dms_pkg.errors import (
     DUPLICATE_OBJECT,
     INVALID_PARAMETER_VALUE,
@@ -121,6 +120,9 @@ def describe_query(db: Session, query: str) -> list[SourceColumn]:
     ``--`` comment that would break the wrapping subquery, cannot reach the
     server.
     """
+    # Imported here: the parser is for planning, and workers never load it.
+    from dms_pkg.engine.source_query import runnable
+
     probe = f"SELECT * FROM ({runnable(query)}) AS {QUERY_ALIAS} LIMIT 0"
     described = db.describe(probe)
     if not described:

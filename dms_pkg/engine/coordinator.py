@@ -36,7 +36,6 @@ from dms_pkg.engine import target as stage
 from dms_pkg.engine.drive import drive
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.movers import RunSpec
-from dms_pkg.engine.source_query import runnable
 from dms_pkg.engine.store import SqlStore
 from dms_pkg.engine.worker import (
     Connections,
@@ -228,6 +227,8 @@ def _take_point(local: Local, run: RunInfo, login: Login | None, workers: int
             # The checkpoint moves to the largest value this run reads: read it
             # as of the run's own point, so rows committed later are left for
             # the next run.  The parsed statement runs, never the recorded text.
+            from dms_pkg.engine.source_query import runnable  # the parser: not for workers
+
             query = runnable(recorded["source_sql"], recorded["source_dialect"])
             local.session.query("SELECT dms.set_checkpoint_value($1::bigint, $2::text)",
                                 [run.spec.run_id, backend.checkpoint_value(point, query,
