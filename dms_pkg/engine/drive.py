@@ -26,7 +26,10 @@ from typing import Protocol
 from dms_pkg.backends.base import ConsistentPoint
 from dms_pkg.engine.store import QueueCounts, RunQueue
 
-POLL_INTERVAL = 0.1  # the end of a run is seen within this; each poll is 3 small queries
+POLL_INTERVAL = 0.1  # each poll is 3 small queries
+# Once every chunk has been claimed the run ends with its last chunk: polls
+# come faster then, so the end is seen within 20 ms, for at most one chunk's time.
+TAIL_POLL_INTERVAL = 0.02
 RESTARTS_PER_WORKER = 3
 READERS_OPEN_TIMEOUT = 60.0
 
@@ -93,7 +96,7 @@ def drive(queue: RunQueue, crew: Crew, run_id: int, workers: int, progress: Prog
                     counts.state != "RUNNING" or budget <= 0):
                 break  # stopped, or workers keep dying: what is left waits for a resume
             progress.report()
-            time.sleep(POLL_INTERVAL)
+            time.sleep(POLL_INTERVAL if counts.pending else TAIL_POLL_INTERVAL)
         ended = True
     finally:
         crew.stop(cancel=not ended)
