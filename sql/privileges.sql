@@ -27,6 +27,7 @@ GRANT EXECUTE ON FUNCTION dms.plan_chunks(text, text, text, integer, bigint, tex
 GRANT EXECUTE ON PROCEDURE dms.execute_query_parallel(bigint, text, bigint, text, text, jsonb, bigint) TO dms_operator;
 GRANT EXECUTE ON FUNCTION dms.submit_query_parallel(bigint, text, bigint, text, text, jsonb) TO dms_operator;
 GRANT EXECUTE ON PROCEDURE dms.work(bigint) TO dms_operator;
+GRANT EXECUTE ON FUNCTION dms.boot_worker() TO dms_operator;
 GRANT EXECUTE ON PROCEDURE dms.dispatch(integer) TO dms_operator;
 GRANT EXECUTE ON FUNCTION dms.record_run(jsonb, jsonb), dms.claim_chunk(bigint),
     dms.finish_chunk(bigint, integer, bigint, bigint, jsonb),
@@ -34,6 +35,7 @@ GRANT EXECUTE ON FUNCTION dms.record_run(jsonb, jsonb), dms.claim_chunk(bigint),
     dms.fail_chunk(bigint, integer, text, text, double precision),
     dms.finish_run(bigint), dms.set_run_state(bigint, text, text),
     dms.start_workers(bigint, integer), dms.poll_workers(text[]),
+    dms.boot_workers(integer), dms.adopt_workers(bigint, text[]),
     dms.stop_workers(text[], boolean), dms.connection_headroom(), dms.loopback_conninfo(),
     dms.claim_queued_run(bigint), dms.next_queued_run(bigint[]), dms.run_as_owner(text, bigint),
     dms.connection_for_use(bigint), dms.check_loopback(), dms.reopen_run(bigint), dms.chunk_started(bigint, integer, integer, integer),

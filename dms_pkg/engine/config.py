@@ -295,6 +295,18 @@ def check_keys(params: Mapping[str, Any], origin: str = "p_params") -> None:
             )
 
 
+def effective(db: Database, params: Mapping[str, Any], environ: Mapping[str, str]
+              ) -> EngineConfig:
+    """A run's settings: the defaults under DMS_PARAMS, the environment and
+    ``p_params``, in that order (a later layer wins)."""
+    check_keys(params)
+    return resolve([
+        ("DMS_PARAMS", dms_params_layer(db)),
+        ("environment", env_layer(environ)),
+        ("p_params", params),
+    ])
+
+
 def resolve(
     layers: list[tuple[str, Mapping[str, Any]]],
 ) -> EngineConfig:

@@ -124,12 +124,17 @@ def coordinate(
     *,
     login: Login | None,
     notify: Callable[[str], None] | None = None,
+    booted: list[str] | None = None,
 ) -> RunOutcome:
-    """See ``run_id`` through with ``workers`` sessions and set its final state."""
+    """See ``run_id`` through with ``workers`` sessions and set its final state.
+
+    ``booted``: worker sessions opened while the run was planned
+    (``server.boot_workers``), which take the run before any new one is opened."""
     home = local.session
     progress = _Progress(home, run_id, notify)
     errors: list[str] = []
     point: ConsistentPoint | None = None
+    crew = SessionCrew(local, run_id, login, progress, booted)
     try:
         run = load_run(home, run_id)
         home.commit()
@@ -137,8 +142,7 @@ def coordinate(
             _align_staging(local, run, login, notify)
         if _setting(run.config, "snapshot", True):
             point = _take_point(local, run, login, workers)
-        drive(SqlStore(home), SessionCrew(local, run_id, login, progress), run_id, workers,
-              progress, errors, point)
+        drive(SqlStore(home), crew, run_id, workers, progress, errors, point)
         _finalize(local, run, login)
     except (Exception, Interrupted) as exc:
         # Leave no run "RUNNING" behind a coordinator that gave up (or whose
@@ -155,6 +159,7 @@ def coordinate(
             raise  # the caller's statement is being cancelled: say so as it came
         raise _stopped(run_id, exc) from None
     finally:
+        crew.forget_booted()
         if point is not None:
             point.close()
     state = str(home.query("SELECT dms.finish_run($1::bigint) AS state", [run_id])[0]["state"])
@@ -270,17 +275,35 @@ class SessionCrew:
     inline = True
 
     def __init__(self, local: Local, run_id: int, login: Login | None,
-                 progress: _Progress) -> None:
+                 progress: _Progress, booted: list[str] | None = None) -> None:
         self.local, self.run_id, self.login, self.progress = local, run_id, login, progress
         self.sessions: list[str] = []
+        self.booted = list(booted or [])
 
     def start(self, count: int) -> None:
         home = self.local.session
-        names: list[str] = home.query(
-            "SELECT dms.start_workers($1::bigint, $2::int) AS names", [self.run_id, count]
-        )[0]["names"]
-        home.commit()
+        names: list[str] = []
+        if self.booted:
+            # Sessions that loaded the worker's code while the run was planned.
+            take, self.booted = self.booted[:count], self.booted[count:]
+            names = list(home.query("SELECT dms.adopt_workers($1::bigint, $2::text[]) AS names",
+                                    [self.run_id, take])[0]["names"] or [])
+            home.commit()
+        if len(names) < count:
+            names += home.query(
+                "SELECT dms.start_workers($1::bigint, $2::int) AS names",
+                [self.run_id, count - len(names)])[0]["names"]
+            home.commit()
         self.sessions += names
+
+    def forget_booted(self) -> None:
+        """Close booted sessions no start took (the run ended, or failed, first)."""
+        if self.booted:
+            home = self.local.session
+            home.rollback()
+            home.query("SELECT dms.stop_workers($1::text[], true)", [self.booted])
+            home.commit()
+            self.booted = []
 
     def run_inline(self) -> None:
         work(self.local, self.run_id, self.login, on_chunk=self.progress.report)

@@ -79,12 +79,7 @@ def _require_identifier(value: str | None, what: str) -> str:
 def effective_config(
     home: Session, params: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> cfg.EngineConfig:
-    cfg.check_keys(params)
-    return cfg.resolve([
-        ("DMS_PARAMS", cfg.dms_params_layer(home)),
-        ("environment", cfg.env_layer(os.environ if environ is None else environ)),
-        ("p_params", params),
-    ])
+    return cfg.effective(home, params, os.environ if environ is None else environ)
 
 
 def choose_path(requested: str, same_database: bool, cmap: cols.ColumnMap,

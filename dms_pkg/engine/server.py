@@ -17,7 +17,7 @@ from dms_pkg.db import interrupts
 from dms_pkg.db.base import Session
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.db.sources import PlpySource
-from dms_pkg.engine import stopping
+from dms_pkg.engine import booting, stopping
 from dms_pkg.engine.coordinator import RunOutcome, coordinate, work
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.worker import Login
@@ -58,14 +58,24 @@ def parse_params(p_params: Any) -> dict[str, Any]:
 
 def execute(plpy: Any, source_conid: int | None, source_sql: str, target_conid: int | None,
             target_schema: str, target_table: str, p_params: Any) -> int:
-    """``CALL dms.execute_query_parallel(...)``: plan, run, wait; raise if not all loaded."""
-    from dms_pkg.engine.planning import RunRequest, plan_run
+    """``CALL dms.execute_query_parallel(...)``: plan, run, wait; raise if not all loaded.
 
+    The workers' sessions are opened first and load their code while the
+    run is planned (``booting``)."""
     local, login = local_login(plpy)
-    request = RunRequest(source_sql, target_schema, target_table, source_conid, target_conid,
-                         parse_params(p_params))
-    planned = plan_run(local, request)
-    local.session.commit()  # the workers must see the run and its chunks
+    params = parse_params(p_params)
+    booted = booting.boot(local.session, params)
+    try:
+        from dms_pkg.engine.planning import RunRequest, plan_run
+
+        request = RunRequest(source_sql, target_schema, target_table, source_conid,
+                             target_conid, params)
+        planned = plan_run(local, request)
+        local.session.commit()  # the workers must see the run and its chunks
+        booted = booting.fit(local.session, booted, planned.workers, queued=planned.queued)
+    except BaseException:
+        booting.close(local.session, booted)
+        raise
     notify = plpy.notice if planned.config["enable_progress"] else None
     if notify is not None:
         notify(_start_line(planned.run_id, planned.plan.strategy, len(planned.plan.chunks),
@@ -74,7 +84,8 @@ def execute(plpy: Any, source_conid: int | None, source_sql: str, target_conid: 
     _say_notes(plpy, planned)
     if planned.queued:
         _wait_for_turn(plpy, local, planned.run_id)
-    outcome = coordinate(local, planned.run_id, planned.workers, login=login, notify=notify)
+    outcome = coordinate(local, planned.run_id, planned.workers, login=login, notify=notify,
+                         booted=booted)
     _raise_unless_succeeded(outcome)
     return planned.run_id
 

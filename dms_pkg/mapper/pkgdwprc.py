@@ -32,8 +32,8 @@ from datetime import datetime
 from typing import Any
 
 from dms_pkg.backends.endpoint import DIALECTS
+from dms_pkg.engine import booting, stopping
 from dms_pkg.engine import config as cfg
-from dms_pkg.engine import stopping
 from dms_pkg.engine.columns import error_fields
 from dms_pkg.engine.coordinator import RunOutcome, coordinate
 from dms_pkg.engine.planning import RunRequest, effective_config, plan_run
@@ -207,6 +207,8 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
     ctx.db.commit()  # watchers see the process from now on
     ctx.say(f"process {prcid}: job {mapref} started, {len(job_flow.combinations)} "
             f"combination{'s' if len(job_flow.combinations) != 1 else ''}")
+    # The first combination's workers load their code while its run is planned.
+    booted = booting.boot(ctx.db, dict(settings or {}))
     status, message = "PC", None
     totals = Totals()
     last = job.get("chkpntval") if use_checkpoint else None
@@ -216,7 +218,8 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
             outcome = _run_combination(
                 ctx, job, job_flow, combination, prcid, values, str(started["strtdt"]),
                 settings or {}, truncate=truncate and index == 0, last=last,
-                ceiling=ceiling, use_checkpoint=use_checkpoint)
+                ceiling=ceiling, use_checkpoint=use_checkpoint, booted=booted)
+            booted = []  # taken by the first run, or closed
             if outcome.state != "SUCCEEDED":
                 status = "FL"
                 message = (f"combination {combination.code or '(default)'}: run "
@@ -232,6 +235,7 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
                 ceiling = last if read is None else read
     except Exception as exc:  # recorded as the process's failure, then raised below
         ctx.db.rollback()
+        booting.close(ctx.db, booted)
         status = "FL"
         message = exc.message if isinstance(exc, DmsError) else (
             f"{type(exc).__name__}: {error_fields(exc)[1]}")
@@ -260,8 +264,8 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
 def _run_combination(ctx: Context, job: Mapping[str, Any], job_flow: flow.JobFlow,
                      combination: flow.Combination, prcid: int, params: list[str | None],
                      started: str, settings: Mapping[str, Any], *, truncate: bool,
-                     last: str | None, ceiling: str | None, use_checkpoint: bool
-                     ) -> RunOutcome:
+                     last: str | None, ceiling: str | None, use_checkpoint: bool,
+                     booted: list[str] | None = None) -> RunOutcome:
     dialect = DIALECTS.get(database_type(ctx, combination.source_conid), "postgres")
     text = flow.with_params(combination.sql, params, dialect)
     column = job_flow.checkpoint.get("column") if (
@@ -278,17 +282,24 @@ def _run_combination(ctx: Context, job: Mapping[str, Any], job_flow: flow.JobFlo
         engine["write_mode"] = "truncate"
     engine.update(settings)
     target = job_flow.target
-    planned = plan_run(ctx.local, RunRequest(
-        text, target["schema"], target["table"], combination.source_conid, target["conid"],
-        engine, prcid=prcid, mapcmbcd=combination.code,
-        label=f"{job_flow.mapref} {combination.code or ''}".strip()))
-    ctx.db.commit()  # the workers must see the run and its chunks
+    try:
+        planned = plan_run(ctx.local, RunRequest(
+            text, target["schema"], target["table"], combination.source_conid, target["conid"],
+            engine, prcid=prcid, mapcmbcd=combination.code,
+            label=f"{job_flow.mapref} {combination.code or ''}".strip()))
+        ctx.db.commit()  # the workers must see the run and its chunks
+        booted = booting.fit(ctx.db, list(booted or []), planned.workers,
+                             queued=planned.queued)
+    except BaseException:
+        ctx.db.rollback()
+        booting.close(ctx.db, list(booted or []))
+        raise
     ctx.say(f"process {prcid}: combination {combination.code or '(default)'} is run "
             f"{planned.run_id}, {len(planned.plan.chunks)} chunk"
             f"{'s' if len(planned.plan.chunks) != 1 else ''}, {planned.workers} worker"
             f"{'s' if planned.workers != 1 else ''}")
     return coordinate(ctx.local, planned.run_id, planned.workers, login=ctx.login,
-                      notify=ctx.notify)
+                      notify=ctx.notify, booted=booted)
 
 
 def _read_up_to(ctx: Context, run_id: int) -> str | None:

@@ -443,6 +443,100 @@ $fn$;
 COMMENT ON FUNCTION dms.start_workers(bigint, integer) IS
     'Coordinator: open p_count sessions to this database logged in as the caller, each running CALL dms.work(run); returns their names (operator role, the run''s coordinator only)';
 
+CREATE OR REPLACE FUNCTION dms.boot_workers(p_count integer)
+RETURNS text[]
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+-- SECURITY DEFINER: dblink_connect_u is for superusers only.  The sessions
+-- it opens are the caller's own login, running nothing but
+-- SELECT dms.boot_worker() until the coordinator gives them a run.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_names text[] := '{}';
+    v_name text;
+    v_count integer;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    IF p_count NOT BETWEEN 1 AND 64 THEN
+        RAISE EXCEPTION 'dms: cannot start % workers', p_count
+            USING ERRCODE = '22023', HINT = 'from 1 to 64';
+    END IF;
+    -- Booting is a head start, never a reason to take the last connections:
+    -- the run's planning caps its workers by what is free (with a reserve).
+    v_count := least(p_count, dms.connection_headroom() - 5);
+    FOR i IN 1 .. v_count LOOP
+        v_name := pg_catalog.format('dms_boot_%s', left(pg_catalog.gen_random_uuid()::text, 8));
+        BEGIN
+            PERFORM dms._loopback_connect(v_name, session_user, 'dms worker booting');
+        EXCEPTION WHEN OTHERS THEN
+            EXIT;  -- the run starts its workers the usual way, and says why if it cannot
+        END;
+        EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
+            USING v_name, 'SELECT dms.boot_worker()';
+        v_names := v_names || v_name;
+    END LOOP;
+    RETURN v_names;
+END
+$fn$;
+COMMENT ON FUNCTION dms.boot_workers(integer) IS
+    'Coordinator: open up to p_count sessions to this database logged in as the caller, each loading the worker''s code while the run is planned; dms.adopt_workers gives them the run (operator role)';
+
+CREATE OR REPLACE FUNCTION dms.adopt_workers(p_run_id bigint, p_names text[])
+RETURNS text[]
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_adopted text[] := '{}';
+    v_name text;
+    v_run dms.run;
+BEGIN
+    PERFORM dms._require_role('dms_operator');
+    SELECT * INTO v_run FROM dms.run WHERE run_id = p_run_id;
+    IF NOT FOUND OR v_run.state <> 'RUNNING'
+       OR v_run.coordinator_pid IS DISTINCT FROM pg_catalog.pg_backend_pid() THEN
+        RAISE EXCEPTION 'dms: run % is not coordinated by this session', p_run_id
+            USING ERRCODE = '55000',
+                  HINT = 'workers are started by the run''s coordinator (CALL dms.execute_query_parallel, dms.resume_run, dms.run_queued)';
+    END IF;
+    FOREACH v_name IN ARRAY p_names LOOP
+        -- Only sessions dms.boot_workers opened in this backend (dblink
+        -- connections belong to the backend that opened them).
+        CONTINUE WHEN v_name !~ '^dms_boot_[0-9a-f]{8}$';
+        BEGIN
+            -- The boot's result, then the end of its results: the session is idle.
+            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.dblink_get_result($1) AS t(ok boolean)',
+                                      v_schema) USING v_name;
+            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.dblink_get_result($1) AS t(ok boolean)',
+                                      v_schema) USING v_name;
+            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.dblink($1, $2) AS t(a text, b text)', v_schema)
+                USING v_name, pg_catalog.format(
+                    'SELECT pg_catalog.set_config(%L, %L, false), pg_catalog.set_config(%L, %L, false)',
+                    'search_path', coalesce(v_run.search_path, '"$user", public'),
+                    'application_name', 'dms worker run ' || p_run_id);
+            EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
+                USING v_name, pg_catalog.format('CALL dms.work(%s)', p_run_id);
+            v_adopted := v_adopted || v_name;
+        EXCEPTION WHEN OTHERS THEN
+            BEGIN  -- a session whose boot failed is closed; the run starts another
+                EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
+            EXCEPTION WHEN OTHERS THEN
+                NULL;
+            END;
+        END;
+    END LOOP;
+    RETURN v_adopted;
+END
+$fn$;
+COMMENT ON FUNCTION dms.adopt_workers(bigint, text[]) IS
+    'Coordinator: give booted sessions (dms.boot_workers) the run: each runs CALL dms.work(run); returns the sessions that took it (operator role, the run''s coordinator only)';
+
 CREATE OR REPLACE FUNCTION dms._dblink_outcome(p_name text)
 RETURNS text
 LANGUAGE plpgsql

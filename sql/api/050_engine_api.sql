@@ -44,6 +44,13 @@ AS $plpy$@plpy(work)$plpy$;
 COMMENT ON PROCEDURE dms.work(bigint) IS
     'Worker loop: claim a pending chunk of the run (FOR UPDATE SKIP LOCKED), move it, commit, repeat until none is left (operator role)';
 
+CREATE OR REPLACE FUNCTION dms.boot_worker()
+RETURNS boolean
+LANGUAGE plpython3u
+AS $plpy$@plpy(boot_worker)$plpy$;
+COMMENT ON FUNCTION dms.boot_worker() IS
+    'Internal (engine): load a worker''s code in this session, before the coordinator gives it a run (operator role)';
+
 CREATE OR REPLACE PROCEDURE dms.dispatch(p_max_runs integer DEFAULT NULL)
 LANGUAGE plpython3u
 AS $plpy$@plpy(dispatch)$plpy$;

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from tests.integration.conftest import Cluster, DatabaseFactory
+from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
 from tests.integration.second_server import second_server
 
 ROWS = 3000
@@ -290,6 +290,75 @@ def test_start_workers_hands_out_no_connection(env: Env, member: Any) -> None:
     assert err.value.diag.message_primary == (
         f"dms: run {run_id} is not coordinated by this session")
     assert not env.is_superuser(operator)
+
+
+def test_booted_worker_sessions_hand_out_no_connection(env: Env, member: Any) -> None:
+    """dms.boot_workers opens sessions that load the worker's code while a run is
+    planned.  They log in as the caller, and nothing but dms's own functions can
+    use them: the caller cannot send them SQL, nor give them a run it does not
+    coordinate."""
+    operator = member()
+    target = env.target()
+    grant_insert(env, target, operator)
+    run_id = env.call(operator, None, WHO, None, target)
+    with env.connect(user=operator) as conn:
+        names = conn.execute("SELECT dms.boot_workers(1)").fetchone()[0]
+        assert len(names) == 1 and names[0].startswith("dms_boot_")
+        booted = conn.execute(
+            "SELECT usename::text FROM pg_stat_activity"
+            " WHERE application_name = 'dms worker booting'").fetchall()
+        assert booted == [(operator,)]  # the caller's own login, not a superuser
+        with pytest.raises(errors.InsufficientPrivilege) as err:
+            conn.execute("SELECT public.dblink_exec(%s, 'CREATE TABLE public.x (i int)')",
+                         [names[0]])
+        assert err.value.diag.message_primary == "permission denied for function dblink_exec"
+        with pytest.raises(errors.ObjectNotInPrerequisiteState) as err:
+            conn.execute("SELECT dms.adopt_workers(%s, %s)", [run_id, names])
+        assert err.value.diag.message_primary == (
+            f"dms: run {run_id} is not coordinated by this session")
+        conn.execute("SELECT dms.stop_workers(%s, true)", [names])
+    # A closed session ends once it notices (after its boot, at the latest).
+    wait_for(lambda: env.one("SELECT count(*) FROM pg_stat_activity"
+                             " WHERE application_name = 'dms worker booting'") == 0,
+             timeout=10, what="the booted session to end")
+    assert env.one("SELECT to_regclass('public.x')") is None
+    assert not env.is_superuser(operator)
+
+
+def test_a_viewer_boots_no_worker_session(env: Env, member: Any) -> None:
+    viewer = member("dms_viewer")
+    with env.connect(user=viewer) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("SELECT dms.boot_workers(2)")
+    assert env.one("SELECT count(*) FROM pg_stat_activity"
+                   " WHERE application_name = 'dms worker booting'") == 0
+
+
+def test_a_run_takes_its_booted_sessions_and_leaves_none_behind(env: Env, member: Any
+                                                                  ) -> None:
+    """A 2-worker run's chunks are moved by the sessions booted while it was
+    planned; a run planned with one worker (too few rows) closes them."""
+    operator = member()
+    target, small = env.target(), env.target()
+    grant_insert(env, target, operator)
+    grant_insert(env, small, operator)
+    run_id = env.call(operator, None, WHO, None, target,
+                      {"max_workers": 2, "chunks": 6, "min_rows_for_parallel": 0})
+    workers = env.one("SELECT count(DISTINCT worker_pid) FROM dms.chunk WHERE run_id = %s",
+                      [run_id])
+    assert workers == 2
+    assert env.one("SELECT state FROM dms.run WHERE run_id = %s", [run_id]) == "SUCCEEDED"
+    assert env.count(target) == ROWS
+    # Every row was loaded by a session logged in as the operator, never a superuser.
+    assert env.one(sql.SQL("SELECT count(*) FROM public.{} WHERE login = %s AND su = 'off'")
+                   .format(sql.Identifier(target)).as_string(None), [operator]) == ROWS
+    one = env.call(operator, None, WHO, None, small, {"max_workers": 2})  # below 100,000 rows
+    assert env.one("SELECT workers_planned FROM dms.run WHERE run_id = %s", [one]) == 1
+    assert env.count(small) == ROWS
+    wait_for(lambda: env.one(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name IN"
+        " ('dms worker booting', %s, %s)",
+        [f"dms worker run {run_id}", f"dms worker run {one}"]) == 0,
+        timeout=10, what="the run's sessions to end")
 
 
 def test_a_session_setting_cannot_redirect_workers(env: Env, member: Any) -> None:
