@@ -389,7 +389,8 @@ def guard_of(session: Database, spec: MergeSpec, schema: str, table: str) -> str
     ``only_new``: unique on the key over all rows.  Checked immediately (not
     deferrable), valid, and on NOT NULL key columns only: a unique index lets
     NULL keys repeat, which the stage's check would refuse.  Read as the
-    caller from the catalog; None when anything does not fit.
+    caller from the catalog (a caller who may not read the target is
+    staged); None when anything does not fit.
     """
     if not offers_direct(spec):
         return None
@@ -402,10 +403,13 @@ def guard_of(session: Database, spec: MergeSpec, schema: str, table: str) -> str
         " (SELECT bool_and(a.attnotnull) FROM pg_catalog.pg_attribute a"
         "  WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)) AS notnull"
         " FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
-        " WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid"
-        " AND i.indimmediate AND i.indexprs IS NULL"
-        " AND i.indnkeyatts = $2::int ORDER BY i.indpred IS NULL, c.relname",
-        [name, len(spec.keys)])
+        " JOIN pg_catalog.pg_class r ON r.oid = i.indrelid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+        " WHERE n.nspname = $1::text AND r.relname = $2::text"
+        " AND pg_catalog.has_table_privilege(r.oid, 'SELECT')"
+        " AND i.indisunique AND i.indisvalid AND i.indimmediate AND i.indexprs IS NULL"
+        " AND i.indnatts = $3::int ORDER BY i.indpred IS NULL, c.relname",
+        [schema, table, len(spec.keys)])
     current = spec.current_column if spec.kind == "scd" else None
     quoted = _q(sql.Identifier(current)) if current else None
     guard = None
