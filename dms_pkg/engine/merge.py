@@ -22,21 +22,32 @@ merged exactly once.  Nothing is looked up row by row.
   would be ambiguous); chunks are cut on the business key, so a key is never
   split over two chunks.
 
+A first load -- the target was empty when the run was planned, and a unique
+index on the business key refuses a key twice (``guard_of``) -- may skip the
+stage: the plan's ``direct`` statement inserts the chunk query's rows straight
+into the target, computed as the ``inserted`` statement computes a new key
+(``direct``).  A key the guard refuses (the source returns it twice, or
+somebody else inserted it meanwhile) sends that chunk through the stage after
+all, so the outcome is the staged path's.
+
 Column names are target column names; identifiers are quoted by psycopg.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
 
+from dms_pkg.db.base import Database
 from dms_pkg.errors import INVALID_PARAMETER_VALUE, UNDEFINED_COLUMN, DmsError
 
 STAGE = "dms_stage"
 ROWS_FILTER = "/*dms_rows*/TRUE"  # replaced by a row-number range while finding bad rows
+CHUNK = "/*dms_chunk*/"  # where the direct statement takes the chunk query
 CARDINALITY_VIOLATION = "21000"
 
 
@@ -116,15 +127,24 @@ class MergePlan:
     prepare: list[str]  # create the stage (idempotent)
     check: str | None  # refuses a key staged twice
     statements: list[tuple[str, str]] = field(default_factory=list)  # (count label, SQL)
+    # A first load (the target was empty at planning): the chunk query's rows
+    # inserted straight into the target (``CHUNK`` marks where the chunk query
+    # goes), no stage; ``guard`` is the unique index that refuses a key twice.
+    direct: str | None = None
+    guard: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"prepare": self.prepare, "check": self.check,
-                "statements": [list(s) for s in self.statements]}
+        value: dict[str, Any] = {"prepare": self.prepare, "check": self.check,
+                                 "statements": [list(s) for s in self.statements]}
+        if self.direct:
+            value.update(direct=self.direct, guard=self.guard)
+        return value
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> MergePlan:
         return cls(list(value["prepare"]), value.get("check"),
-                   [(str(a), str(b)) for a, b in value["statements"]])
+                   [(str(a), str(b)) for a, b in value["statements"]],
+                   value.get("direct") or None, value.get("guard") or None)
 
 
 def _q(composable: sql.Composable) -> str:
@@ -312,6 +332,109 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
             target, _ids(columns), sql.SQL(", ").join(values), stage, previous, _ROWS,
             target, key_match, current))))
     return MergePlan(prepare, check, statements)
+
+
+def offers_direct(spec: MergeSpec) -> bool:
+    """Merges a first load may run without the stage: every staged row of an
+    empty target is inserted, and a unique index can stand in for the check."""
+    return bool(spec.keys) and (spec.kind == "scd" or spec.only_new)
+
+
+def direct(spec: MergeSpec, schema: str, table: str, loaded: Sequence[str],
+           types: dict[str, str]) -> str:
+    """The statement that inserts a chunk into the empty target without the stage.
+
+    Row for row what the staged path writes for a key the target does not
+    hold: the chunk query's columns take the stage's types first (the row
+    hash reads their text), carried columns are NULL (a new key has no
+    version to take them from), the managed columns as ``inserted`` sets them.
+    The chunk query goes where ``CHUNK`` stands; no row check -- the guarding
+    unique index refuses a key twice.
+    """
+    assert offers_direct(spec)
+    target = sql.Identifier(schema, table)
+    value = [c for c in loaded if c not in spec.keys]
+    columns = list(loaded)
+    values: list[sql.Composable] = [sql.Identifier("s", c) for c in loaded]
+    managed: list[tuple[str | None, sql.Composable]]
+    if spec.kind == "scd":
+        every = sorted({*value, *spec.carry})
+        columns += spec.carry
+        values += [sql.NULL for _ in spec.carry]
+        managed = [(spec.hash_column, _row_hash(
+                        [sql.Identifier("s", c) if c in value else sql.NULL for c in every])),
+                   (spec.created_column, _NOW), (spec.updated_column, _NOW),
+                   (spec.current_column, sql.SQL("'Y'")), (spec.valid_from_column, _NOW)]
+    else:
+        managed = [(spec.hash_column, _row_hash([sql.Identifier("s", c) for c in value])),
+                   (spec.created_column, _NOW), (spec.updated_column, _NOW)]
+    for column, expr in managed:
+        if column:
+            columns.append(column)
+            values.append(expr)
+    typed = sql.SQL(", ").join(
+        sql.SQL("CAST(q.{c} AS {t}) AS {c}").format(c=sql.Identifier(c), t=sql.SQL(types[c]))
+        for c in loaded)
+    return _q(sql.SQL(
+        "INSERT INTO {} ({}) SELECT {} FROM (SELECT {} FROM ({}) AS q ({})) AS s").format(
+            target, _ids(columns), sql.SQL(", ").join(values), typed, sql.SQL(CHUNK),
+            _ids(loaded)))
+
+
+def guard_of(session: Database, spec: MergeSpec, schema: str, table: str) -> str | None:
+    """The unique index that lets a first load skip the stage, if the target is empty.
+
+    For ``scd``: unique on exactly the business key, over the current versions
+    (``WHERE current = 'Y'``) or over all rows; for ``append`` with
+    ``only_new``: unique on the key over all rows.  Checked immediately (not
+    deferrable), valid, and on NOT NULL key columns only: a unique index lets
+    NULL keys repeat, which the stage's check would refuse.  Read as the
+    caller from the catalog (a caller who may not read the target is
+    staged); None when anything does not fit.
+    """
+    if not offers_direct(spec):
+        return None
+    name = _q(sql.Identifier(schema, table))
+    rows = session.query(
+        "SELECT c.relname AS name, pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS pred,"
+        " ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a"
+        "       WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)"
+        "       ORDER BY a.attname) AS cols,"
+        " (SELECT bool_and(a.attnotnull) FROM pg_catalog.pg_attribute a"
+        "  WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)) AS notnull"
+        " FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+        " JOIN pg_catalog.pg_class r ON r.oid = i.indrelid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+        " WHERE n.nspname = $1::text AND r.relname = $2::text"
+        " AND pg_catalog.has_table_privilege(r.oid, 'SELECT')"
+        " AND i.indisunique AND i.indisvalid AND i.indimmediate AND i.indexprs IS NULL"
+        " AND i.indnatts = $3::int ORDER BY i.indpred IS NULL, c.relname",
+        [schema, table, len(spec.keys)])
+    current = spec.current_column if spec.kind == "scd" else None
+    quoted = _q(sql.Identifier(current)) if current else None
+    guard = None
+    for row in rows:
+        if sorted(row["cols"] or ()) != sorted(spec.keys) or not row["notnull"]:
+            continue
+        if row["pred"] is None or (quoted is not None
+                                   and _is_current(str(row["pred"]), current or "", quoted)):
+            guard = str(row["name"])
+            break
+    if guard is None:
+        return None
+    empty = session.query(f"SELECT NOT EXISTS (SELECT FROM {name}) AS empty")
+    return guard if empty and empty[0]["empty"] else None
+
+
+def _is_current(predicate: str, column: str, quoted: str) -> bool:
+    """``predicate`` (as pg_get_expr shows it) is ``column = 'Y'``."""
+    text = predicate.strip()
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    left, sep, right = text.partition(" = ")
+    if not sep or left not in (column, quoted):
+        return False
+    return re.fullmatch(r"""'Y'(::("char"|[a-z][a-z ]*))?""", right.strip()) is not None
 
 
 def restrict(statement: str, lo: int, hi: int) -> str:

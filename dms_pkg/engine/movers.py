@@ -202,8 +202,13 @@ class Mover:
         if self.on_start is not None:
             self.on_start(task, reader.handle if reader else None, target.info.backend_pid)
         try:
-            rows, nbytes = self._load(reader, target, task)
-            stats = self._merge(target) if self.merge else None
+            direct = self._direct(target, task)
+            stats: dict[str, int] | None
+            if direct is not None:
+                rows, nbytes, stats = direct, None, {"inserted": direct}
+            else:
+                rows, nbytes = self._load(reader, target, task)
+                stats = self._merge(target) if self.merge else None
             self._write_ledger(target, task, rows)
             target.commit()
         except psycopg.errors.UniqueViolation as exc:
@@ -279,6 +284,28 @@ class Mover:
             text = merge_mod.restrict(statement, *rows) if rows else statement
             stats[label] = stats.get(label, 0) + max(target.execute(text).rowcount, 0)
         return stats
+
+    def _direct(self, target: psycopg.Connection[Any], task: ChunkTask) -> int | None:
+        """A first load's chunk inserted straight into the target (merge.direct), in
+        an open target transaction: its rows, or None when the chunk is to go
+        through the stage -- the run has no direct statement, or the guarding
+        unique index refused a key (the source returns it twice, or somebody
+        else inserted it since planning), and the stage's check and merge are
+        to say and do what they always do."""
+        if self.merge is None or not self.merge.direct or self.spec.path != "same_db":
+            return None
+        head, _, tail = self.merge.direct.partition(merge_mod.CHUNK)
+        pin(target, task.snapshot_id, read_only=False)
+        query, params = bindable(
+            f"{escape_pyformat(head)}{chunk_select(self._chunk(task))}{escape_pyformat(tail)}",
+            task.params)
+        try:
+            return max(target.execute(query.encode(), params).rowcount, 0)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != self.merge.guard:
+                raise
+        end(target)  # the chunk's transaction; the stage's path pins a new one
+        return None
 
     def _report_rejects(self, exc: Exception, task: ChunkTask) -> None:
         """A chunk the target refused: find the rows it refuses, for the error log."""

@@ -220,6 +220,16 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
         if busy is not None and config["if_busy"] == "refuse":
             raise _busy_error(busy, target_name)
 
+        # A first load into an empty target guarded by a unique index on the
+        # key goes straight in (merge.direct); not for a run queued behind
+        # another, which may well have filled the target by then.
+        guard = None
+        if (merge_spec is not None and path == "same_db" and not create and busy is None
+                and config["write_mode"] != "truncate"):
+            guard = merge.guard_of(target_session, merge_spec, schema, table)
+        if guard is not None:
+            notes += (f"first load: chunks insert straight into the target (empty, guarded "
+                      f"by unique index {guard})",)
         # Everything checked: from here on we write.
         if create:
             cols.create_table(target_session, schema, table, source_columns)
@@ -231,7 +241,7 @@ def plan_run(local: Local, request: RunRequest, *, environ: Mapping[str, str] | 
             target_session.commit()
 
     spec = run_spec(path, cmap, schema, table, staging, merge_spec, source, target,
-                    local.search_path)
+                    local.search_path, guard=guard)
     run = {
         "label": request.label or f"{_short(plan.driving_table or 'query')} -> {schema}.{table}",
         "source_conid": source.conid, "source_dialect": source.dialect,
@@ -313,9 +323,12 @@ def _busy_error(busy: dict[str, Any], target_name: str) -> DmsError:
 def run_spec(path: str, cmap: cols.ColumnMap, schema: str, table: str, staging: str | None,
              merge_spec: merge.MergeSpec | None, source: Endpoint, target: Endpoint,
              search_path: str | None = None, source_conid: int | None = None,
-             target_conid: int | None = None) -> RunSpec:
+             target_conid: int | None = None, guard: str | None = None) -> RunSpec:
     """Where the chunks load and how (the target, its staging table, or the merge's
-    stage): one answer for the SQL API and the Python API, so they cannot drift."""
+    stage): one answer for the SQL API and the Python API, so they cannot drift.
+
+    ``guard``: the unique index of an empty target (``merge.guard_of``): a
+    same_db merge then inserts its chunks straight into the target."""
     target_name = cols.table_name(schema, table)
     load_table = cols.table_name(schema, staging) if staging else target_name
     insert_target = cols.insert_columns(cmap, schema, staging or table)
@@ -327,6 +340,11 @@ def run_spec(path: str, cmap: cols.ColumnMap, schema: str, table: str, staging: 
                                 # value too long in the merge, where the refused
                                 # rows can be found one by one.
                                 {c.name: cols.checked_cast(c.type_name) for c in cmap.target})
+        if guard is not None and path == "same_db" and staging is None:
+            merge_plan.direct = merge.direct(
+                merge_spec, schema, table, cmap.names,
+                {c.name: cols.checked_cast(c.type_name) for c in cmap.target})
+            merge_plan.guard = guard
         load_table, insert_target = merge.STAGE_TABLE, merge.stage_target(cmap.names)
     return RunSpec(
         run_id=0, path=path, select_list=cols.select_list(cmap, source.dbtyp),

@@ -1,0 +1,86 @@
+"""The direct statement of a first load (dms_pkg.engine.merge.direct, issue 12 item 2)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from dms_pkg.engine import merge
+from dms_pkg.engine.merge import MergePlan, MergeSpec
+
+TYPES = {"id": "integer", "a": "text", "b": "numeric"}
+SCD = {"kind": "scd", "keys": ["id"], "scd2": ["a"], "scd1": ["b"], "hash_column": "h",
+       "created_column": "c", "updated_column": "u", "current_column": "cur",
+       "valid_from_column": "vf", "valid_to_column": "vt", "carry": ["z", "y"],
+       "since": "2026-01-01"}
+APPEND = {"kind": "append", "keys": ["id"], "only_new": True, "hash_column": "h",
+          "created_column": "c", "updated_column": "u"}
+
+
+def parts(statement: str) -> tuple[str, str]:
+    """The column list and the select list of an INSERT ... SELECT."""
+    match = re.match(r'INSERT INTO "dw"\."t" \((.*?)\) SELECT (.*?) FROM ', statement)
+    assert match is not None, statement
+    return match.group(1), match.group(2)
+
+
+def inserted(spec: MergeSpec) -> str:
+    return dict(merge.plan(spec, "dw", "t", list(TYPES), TYPES).statements)["inserted"]
+
+
+@pytest.mark.parametrize("value", [SCD, {**SCD, "carry": [], "since": None}, APPEND])
+def test_direct_writes_what_the_staged_insert_writes_for_a_new_key(value: dict[str, Any]
+                                                                   ) -> None:
+    spec = MergeSpec.from_json(value)
+    direct = merge.direct(spec, "dw", "t", list(TYPES), TYPES)
+    columns, select = parts(direct)
+    staged_columns, staged_select = parts(inserted(spec))
+    assert columns == staged_columns
+    # A new key has no previous version: its carried columns are NULL, in the
+    # row and in the row hash alike.
+    assert select == re.sub(r'"p"\."\w+"', "NULL", staged_select)
+    if spec.carry:
+        assert '"p"."z"' in staged_select
+        assert 'md5(ROW("s"."a", "s"."b", NULL, NULL)::text)' in select  # a, b, y, z
+    # The chunk query's rows, in the stage's types, under the stage's names.
+    assert direct.endswith(
+        ' FROM (SELECT CAST(q."id" AS integer) AS "id", CAST(q."a" AS text) AS "a",'
+        ' CAST(q."b" AS numeric) AS "b" FROM (/*dms_chunk*/) AS q ("id", "a", "b")) AS s')
+    assert direct.count(merge.CHUNK) == 1
+    # No row check, no stage, no look-up of the target.
+    assert "dms_stage" not in direct and "EXISTS" not in direct and merge.ROWS_FILTER not in direct
+
+
+def test_only_merges_that_insert_every_row_of_an_empty_target_go_direct() -> None:
+    assert merge.offers_direct(MergeSpec.from_json(SCD))
+    assert merge.offers_direct(MergeSpec.from_json(APPEND))
+    assert not merge.offers_direct(MergeSpec.from_json({"kind": "append", "keys": ["id"]}))
+    assert not merge.offers_direct(MergeSpec.from_json({"kind": "append"}))
+
+
+def test_the_plan_carries_the_direct_statement_and_old_plans_still_load() -> None:
+    spec = MergeSpec.from_json(SCD)
+    plan = merge.plan(spec, "dw", "t", list(TYPES), TYPES)
+    old = plan.as_json()
+    assert "direct" not in old and MergePlan.from_json(old).direct is None
+    plan.direct, plan.guard = merge.direct(spec, "dw", "t", list(TYPES), TYPES), "t_cur_uk"
+    again = MergePlan.from_json(plan.as_json())
+    assert (again.direct, again.guard) == (plan.direct, "t_cur_uk")
+    assert again.statements == plan.statements and again.check == plan.check
+
+
+@pytest.mark.parametrize(("predicate", "current"), [
+    ("(curflg = 'Y'::bpchar)", True),
+    ("curflg = 'Y'::text", True),
+    ("((curflg = 'Y'::character varying))", True),
+    ("(\"curflg\" = 'Y')", True),
+    ("(curflg = 'N'::bpchar)", False),
+    ("(other = 'Y'::bpchar)", False),
+    ("((curflg = 'Y'::bpchar) AND (id > 0))", False),
+    ("(curflg = ANY (ARRAY['Y'::bpchar, 'N'::bpchar]))", False),
+])
+def test_a_guard_covers_the_current_versions_only_with_current_equal_y(
+        predicate: str, current: bool) -> None:
+    assert merge._is_current(predicate, "curflg", '"curflg"') is current
