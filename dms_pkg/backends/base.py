@@ -271,7 +271,15 @@ class SourceBackend:
 
 
 def backend_for(dbtyp: str) -> SourceBackend:
-    """The backend that reads DBTYP ``dbtyp``, or a clear refusal."""
+    """The backend that reads DBTYP ``dbtyp``, or a clear refusal.
+
+    A backend already registered is returned as it is: loading every other
+    backend (their drivers, sqlite3, oracledb's wrappers: some 50 ms) is for
+    lookups that need them.  (While another thread loads them, a backend may
+    be registered before its module is complete: that lookup waits.)"""
+    backend = _REGISTRY.get(dbtyp)
+    if backend is not None and not _IMPORTING:
+        return backend
     _load_builtin()
     backend = _REGISTRY.get(dbtyp)
     if backend is None:
