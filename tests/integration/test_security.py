@@ -302,7 +302,9 @@ def test_booted_worker_sessions_hand_out_no_connection(env: Env, member: Any) ->
     grant_insert(env, target, operator)
     run_id = env.call(operator, None, WHO, None, target)
     with env.connect(user=operator) as conn:
-        names = conn.execute("SELECT dms.boot_workers(1)").fetchone()[0]
+        row = conn.execute("SELECT dms.boot_workers(1)").fetchone()
+        assert row is not None
+        names = row[0]
         assert len(names) == 1 and names[0].startswith("dms_boot_")
         booted = conn.execute(
             "SELECT usename::text FROM pg_stat_activity"
@@ -312,9 +314,9 @@ def test_booted_worker_sessions_hand_out_no_connection(env: Env, member: Any) ->
             conn.execute("SELECT public.dblink_exec(%s, 'CREATE TABLE public.x (i int)')",
                          [names[0]])
         assert err.value.diag.message_primary == "permission denied for function dblink_exec"
-        with pytest.raises(errors.ObjectNotInPrerequisiteState) as err:
+        with pytest.raises(errors.ObjectNotInPrerequisiteState) as not_ours:
             conn.execute("SELECT dms.adopt_workers(%s, %s)", [run_id, names])
-        assert err.value.diag.message_primary == (
+        assert not_ours.value.diag.message_primary == (
             f"dms: run {run_id} is not coordinated by this session")
         conn.execute("SELECT dms.stop_workers(%s, true)", [names])
     # A closed session ends once it notices (after its boot, at the latest).
