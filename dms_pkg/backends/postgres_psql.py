@@ -316,6 +316,11 @@ class PsqlSession:
             events = dict(poller.poll(int(interrupts.SLICE * 1000)))
             if not events:
                 interrupts.check()
+                # A psql that ended before it opened the file, and whose
+                # hang-up was seen too early to tell (below): nothing will
+                # ever write to the FIFO.
+                if self._proc is not None and self._proc.poll() is not None:
+                    raise self._ended()
                 continue
             if events.get(reader, 0) & (select.POLLIN | select.POLLHUP | select.POLLERR):
                 try:
@@ -326,10 +331,12 @@ class PsqlSession:
                     return  # psql closed the file: the COPY ended (well or not)
                 yield data
             elif stdout in events:
-                # psql ended before it opened the file (a failed BEGIN or import).
-                if self._proc is not None and self._proc.poll() is not None:
-                    raise self._ended()
-                poller.unregister(stdout)
+                # psql closed its stdout: it is ending, before it opened the
+                # file (a failed BEGIN or import).  The hang-up can come a
+                # moment before the process can be reaped, so it is waited
+                # for (_ended), not polled: a poll here once read "still
+                # running", and the worker then waited for the FIFO forever.
+                raise self._ended()
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

@@ -127,6 +127,20 @@ def test_a_snapshot_that_cannot_be_imported_is_told_apart(
     assert read(one, ALL_IDS, None) == b"1000\t500500\n"
 
 
+def test_a_failed_import_never_leaves_the_worker_waiting(
+        session: tuple[PsqlSession, SourceSession]) -> None:
+    """psql ends before it opens the FIFO; its stdout's hang-up can come a moment
+    before the process can be reaped.  That race once left a worker waiting for
+    the FIFO forever (seen once in CI).  Fifty failed imports in a row, each
+    told apart, none waiting."""
+    one, _ = session
+    for _ in range(50):
+        with pytest.raises(SnapshotImportError):
+            read(one, ALL_IDS, "00000003-0000001B-1")
+        assert one.backend_pid is None
+    assert read(one, ALL_IDS, None) == b"1000\t500500\n"
+
+
 def test_a_chunk_left_midway_ends_its_process_and_nothing_of_it_leaks_into_the_next(
         session: tuple[PsqlSession, SourceSession], snapshot: tuple[str, Any]) -> None:
     one, _ = session
