@@ -648,6 +648,17 @@ BEGIN
                 INTO v_open USING v_name;
             IF v_open THEN
                 EXECUTE pg_catalog.format('SELECT %I.dblink_cancel_query($1)', v_schema) USING v_name;
+                -- The cancel only asks: the session then records how its work
+                -- ended (a run STOPPED) and commits that before it answers.
+                -- Closing it at once could cut that off (its next write to a
+                -- closed connection ends it), so it is given up to 5 s; a
+                -- second cancel of this call closes it at once (below).
+                FOR i IN 1..100 LOOP
+                    EXECUTE pg_catalog.format('SELECT %I.dblink_is_busy($1)', v_schema)
+                        INTO v_busy USING v_name;
+                    EXIT WHEN v_busy = 0;
+                    PERFORM pg_catalog.pg_sleep(0.05);
+                END LOOP;
                 EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
             END IF;
         EXCEPTION WHEN OTHERS OR query_canceled THEN

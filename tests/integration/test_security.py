@@ -343,7 +343,10 @@ def test_a_run_takes_its_booted_sessions_and_leaves_none_behind(env: Env, member
     target, small = env.target(), env.target()
     grant_insert(env, target, operator)
     grant_insert(env, small, operator)
-    run_id = env.call(operator, None, WHO, None, target,
+    # Each row takes 1 ms to read, so each chunk ~0.5 s: one worker cannot
+    # take all six before the other starts (3,000 quick rows once went to one).
+    slow = WHO + " WHERE pg_catalog.pg_sleep(0.001)::text = ''"
+    run_id = env.call(operator, None, slow, None, target,
                       {"max_workers": 2, "chunks": 6, "min_rows_for_parallel": 0})
     workers = env.one("SELECT count(DISTINCT worker_pid) FROM dms.chunk WHERE run_id = %s",
                       [run_id])
