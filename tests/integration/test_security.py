@@ -301,6 +301,11 @@ def test_booted_worker_sessions_hand_out_no_connection(env: Env, member: Any) ->
     target = env.target()
     grant_insert(env, target, operator)
     run_id = env.call(operator, None, WHO, None, target)
+    # The CALL booted sessions of its own and closed them; they end once their
+    # boot is done, a moment after the CALL returns: counted out first.
+    wait_for(lambda: env.one("SELECT count(*) FROM pg_stat_activity"
+                             " WHERE application_name = 'dms worker booting'") == 0,
+             timeout=10, what="the CALL's booted sessions to end")
     with env.connect(user=operator) as conn:
         row = conn.execute("SELECT dms.boot_workers(1)").fetchone()
         assert row is not None
@@ -331,8 +336,10 @@ def test_a_viewer_boots_no_worker_session(env: Env, member: Any) -> None:
     viewer = member("dms_viewer")
     with env.connect(user=viewer) as conn, pytest.raises(errors.InsufficientPrivilege):
         conn.execute("SELECT dms.boot_workers(2)")
+    # Sessions other tests booted may still be ending: the viewer's own are counted.
     assert env.one("SELECT count(*) FROM pg_stat_activity"
-                   " WHERE application_name = 'dms worker booting'") == 0
+                   " WHERE application_name = 'dms worker booting' AND usename = %s",
+                   [viewer]) == 0
 
 
 def test_a_run_takes_its_booted_sessions_and_leaves_none_behind(env: Env, member: Any
