@@ -2,10 +2,10 @@
 
 MySQL/MariaDB is a source dialect dms_pkg must split correctly, so the tests
 need a real server.  Like the PostgreSQL sandbox it lives under ``$DMS_HOME``
-(``mariadb/``: data, socket, pid, error log, its own my.cnf), listens on
-127.0.0.1 only, and every operation is idempotent.  Authentication is by
-unix socket (the OS user that runs the tests is the MariaDB account), so no
-password exists anywhere.
+(``mariadb/``: data, socket, pid, error log, temporary files, its own
+my.cnf), listens on 127.0.0.1 only, and every operation is idempotent.
+Authentication is by unix socket (the OS user that runs the tests is the
+MariaDB account), so no password exists anywhere.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ class MariaDBSandbox:
     @property
     def rundir(self) -> Path:
         return self.base / "run"
+
+    @property
+    def tmpdir(self) -> Path:
+        # Not /tmp: a MariaDB server deletes every #sql* file in its tmpdir when
+        # it starts, so a second sandbox's server starting there removed the
+        # first one's temporary tables under a running query (seen in CI:
+        # "Error on delete of '/tmp/#sql-temptable-....MAI'").
+        return self.base / "tmp"
 
     @property
     def socket(self) -> Path:
@@ -97,6 +105,7 @@ class MariaDBSandbox:
             f"port = {self.port}\n"
             "bind-address = 127.0.0.1\n"
             f"pid-file = {self.pidfile}\n"
+            f"tmpdir = {self.tmpdir}\n"
             f"log-error = {self.rundir / 'mariadb.err'}\n"
             "skip-log-bin\n"
             "innodb_buffer_pool_size = 512M\n"
@@ -117,7 +126,7 @@ class MariaDBSandbox:
             )
         done: list[str] = []
         as_root = os.geteuid() == 0
-        for folder in (self.base, self.datadir, self.rundir):
+        for folder in (self.base, self.datadir, self.rundir, self.tmpdir):
             folder.mkdir(parents=True, exist_ok=True)
             if as_root:
                 shutil.chown(folder, SERVER_USER, SERVER_USER)

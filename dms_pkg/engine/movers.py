@@ -279,6 +279,8 @@ class Mover:
             twice = target.execute(self.merge.check).fetchone()
             if twice is not None:
                 raise DuplicateKey(twice)
+        for statement in self.merge.classify:
+            target.execute(statement)
         stats: dict[str, int] = {}
         for label, statement in self.merge.statements:
             text = merge_mod.restrict(statement, *rows) if rows else statement
@@ -342,6 +344,10 @@ class Mover:
         pending: list[tuple[int, int]] = []
         if not rejects and staged and bounds is not None and bounds[0] is not None:
             pending = [(int(bounds[0]), int(bounds[1]))]
+            # Classified once, against the target as it is: each half merged
+            # below touches only its own keys, so the others' rows stay valid.
+            for statement in self.merge.classify:
+                target.execute(statement)
         while pending and len(rejects) < MAX_REJECTS:
             lo, hi = pending.pop()
             try:

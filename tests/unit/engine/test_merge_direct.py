@@ -84,3 +84,26 @@ def test_the_plan_carries_the_direct_statement_and_old_plans_still_load() -> Non
 def test_a_guard_covers_the_current_versions_only_with_current_equal_y(
         predicate: str, current: bool) -> None:
     assert merge._is_current(predicate, "curflg", '"curflg"') is current
+
+
+def test_an_scd_merge_classifies_once_and_its_statements_read_only_the_changed_rows() -> None:
+    plan = merge.plan(MergeSpec.from_json(SCD), "dw", "t", list(TYPES), TYPES)
+    (classify,) = plan.classify
+    assert classify.startswith('INSERT INTO "pg_temp"."dms_changed" SELECT "s"."id", "s"."a",'
+                               ' "s"."b", s.dms_rn FROM "pg_temp"."dms_stage" AS s WHERE NOT'
+                               ' EXISTS')
+    assert classify.endswith('AND ("t"."a", "t"."b") IS NOT DISTINCT FROM ("s"."a", "s"."b"))')
+    assert [label for label, _ in plan.statements] == ["expired", "updated", "completed",
+                                                       "inserted"]
+    for _, statement in plan.statements:
+        assert '"pg_temp"."dms_changed" AS s' in statement and "dms_stage" not in statement
+    # The duplicate-key check still reads every staged row.
+    assert plan.check is not None and '"pg_temp"."dms_stage"' in plan.check
+    assert MergePlan.from_json(plan.as_json()) == plan
+
+
+def test_a_plan_stored_before_classification_existed_still_reads_its_stage() -> None:
+    old = {"prepare": ["CREATE TEMP TABLE x"], "check": None,
+           "statements": [["inserted", 'INSERT INTO t SELECT * FROM "pg_temp"."dms_stage"']]}
+    plan = MergePlan.from_json(old)
+    assert plan.classify == [] and "classify" not in plan.as_json()
