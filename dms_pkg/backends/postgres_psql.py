@@ -292,13 +292,16 @@ class PsqlSession:
         if not snapshot:
             statements.append("COMMIT;")
         statements.append(f"\\echo {marker}")
-        self._send("\n".join(statements) + "\n")
-        # Opened without waiting for psql: a FIFO no writer has opened yet
-        # reports no hang-up, so the poll below waits for psql's data, its
-        # close, or its exit (stdout ends).
+        # Opened before the statements are sent, without waiting for psql: psql
+        # opens the FIFO (\\o) before it has read the whole statement, and with
+        # no reader it would wait there while this process waits for it to
+        # take the rest of a statement longer than the pipe (64 KiB) -- both
+        # forever.  A FIFO no writer has opened yet reports no hang-up, so the
+        # poll below waits for psql's data, its close, or its exit (stdout ends).
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         clean = False
         try:
+            self._send("\n".join(statements) + "\n")
             yield self._blocks(reader, proc.stdout.fileno())
             if self._line() != marker:
                 raise SourceError("psql answered out of turn", None)

@@ -8,6 +8,7 @@ for statements psql would rewrite.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,6 +140,30 @@ def test_a_failed_import_never_leaves_the_worker_waiting(
             read(one, ALL_IDS, "00000003-0000001B-1")
         assert one.backend_pid is None
     assert read(one, ALL_IDS, None) == b"1000\t500500\n"
+
+
+def test_a_chunk_statement_larger_than_a_pipe_is_read_not_waited_for(
+        session: tuple[PsqlSession, SourceSession], snapshot: tuple[str, Any]) -> None:
+    """A statement longer than the pipe to psql's stdin (64 KiB): psql opens the
+    FIFO (``\\o``) before it has read the whole statement, so the FIFO must
+    already have its reader, or psql waits for one while the worker waits for
+    psql to take the rest of the statement -- forever, and deaf to a cancel.
+    Run in a thread: a hang fails the test instead of stopping the suite."""
+    one, _ = session
+    excluded = ", ".join(str(-n) for n in range(1, 40001))  # ~270 KB of SQL
+    statement = f"COPY (SELECT count(*), sum(id) FROM t WHERE id NOT IN ({excluded})) TO STDOUT"
+    assert len(statement) > 4 * 65536
+    results: list[bytes] = []
+    for snap in (None, snapshot[0]):
+        worker = threading.Thread(target=lambda s=snap: results.append(read(one, statement, s)),
+                                  daemon=True)
+        worker.start()
+        worker.join(60)
+        if worker.is_alive():
+            one.close()  # kills psql, which unblocks the thread
+            worker.join(10)
+            pytest.fail("the worker waited for psql and psql for the FIFO's reader")
+    assert results == [b"1000\t500500\n", b"1000\t500500\n"]
 
 
 def test_a_chunk_left_midway_ends_its_process_and_nothing_of_it_leaks_into_the_next(
