@@ -159,9 +159,11 @@ def coordinate(
             raise  # the caller's statement is being cancelled: say so as it came
         raise _stopped(run_id, exc) from None
     finally:
-        crew.forget_booted()
-        if point is not None:
-            point.close()
+        try:
+            crew.forget_booted()
+        finally:  # the exported snapshot's session is closed whatever happened above
+            if point is not None:
+                point.close()
     state = str(home.query("SELECT dms.finish_run($1::bigint) AS state", [run_id])[0]["state"])
     if errors and state != "SUCCEEDED":
         home.query(
@@ -285,16 +287,22 @@ class SessionCrew:
         names: list[str] = []
         if self.booted:
             # Sessions that loaded the worker's code while the run was planned.
-            take, self.booted = self.booted[:count], self.booted[count:]
+            # They stay in ``booted`` until adopt_workers returns: if it raises
+            # (the run was stopped meanwhile, or the statement cancelled),
+            # forget_booted still closes them instead of leaving them open
+            # for the rest of this backend's life.  Those it did not adopt it
+            # closed itself.
+            take = self.booted[:count]
             names = list(home.query("SELECT dms.adopt_workers($1::bigint, $2::text[]) AS names",
                                     [self.run_id, take])[0]["names"] or [])
+            self.booted = self.booted[count:]
+            self.sessions += names
             home.commit()
         if len(names) < count:
-            names += home.query(
+            self.sessions += home.query(
                 "SELECT dms.start_workers($1::bigint, $2::int) AS names",
                 [self.run_id, count - len(names)])[0]["names"]
             home.commit()
-        self.sessions += names
 
     def forget_booted(self) -> None:
         """Close booted sessions no start took (the run ended, or failed, first)."""

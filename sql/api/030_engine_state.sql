@@ -397,6 +397,32 @@ $fn$;
 COMMENT ON FUNCTION dms._loopback_connect(text, text, text) IS
     'Internal: open dblink connection p_name to this database as p_login, with a clear error when the server refuses it';
 
+CREATE OR REPLACE FUNCTION dms._disconnect_quietly(p_names text[])
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+-- Close the dblink sessions of this backend named in p_names; a name with no
+-- open session (it failed to connect) is skipped.  For error paths: never raises.
+DECLARE
+    v_schema text := dms._dblink_schema();
+    v_name text;
+BEGIN
+    FOREACH v_name IN ARRAY coalesce(p_names, '{}') LOOP
+        CONTINUE WHEN v_name IS NULL;
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
+        EXCEPTION WHEN OTHERS THEN
+            NULL;
+        END;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION dms._disconnect_quietly(text[]) FROM PUBLIC;
+COMMENT ON FUNCTION dms._disconnect_quietly(text[]) IS
+    'Internal: close the named dblink sessions of this backend, skipping any that is not open (error paths)';
+
 CREATE OR REPLACE FUNCTION dms.start_workers(p_run_id bigint, p_count integer)
 RETURNS text[]
 LANGUAGE plpgsql
@@ -425,18 +451,25 @@ BEGIN
         RAISE EXCEPTION 'dms: cannot start % workers', p_count
             USING ERRCODE = '22023', HINT = 'from 1 to 64';
     END IF;
-    FOR i IN 1 .. p_count LOOP
-        -- Unique per session: replacements for dead workers must not reuse a live name.
-        v_name := pg_catalog.format('dms_run_%s_worker_%s', p_run_id,
-                                    left(pg_catalog.gen_random_uuid()::text, 8));
-        PERFORM dms._loopback_connect(v_name, session_user, 'dms worker run ' || p_run_id);
-        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.dblink($1, $2) AS t(v text)', v_schema)
-            USING v_name, pg_catalog.format('SELECT pg_catalog.set_config(%L, %L, false)',
-                                            'search_path', coalesce(v_run.search_path, '"$user", public'));
-        EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
-            USING v_name, pg_catalog.format('CALL dms.work(%s)', p_run_id);
-        v_names := v_names || v_name;
-    END LOOP;
+    BEGIN
+        FOR i IN 1 .. p_count LOOP
+            -- Unique per session: replacements for dead workers must not reuse a live name.
+            v_name := pg_catalog.format('dms_run_%s_worker_%s', p_run_id,
+                                        left(pg_catalog.gen_random_uuid()::text, 8));
+            PERFORM dms._loopback_connect(v_name, session_user, 'dms worker run ' || p_run_id);
+            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.dblink($1, $2) AS t(v text)', v_schema)
+                USING v_name, pg_catalog.format('SELECT pg_catalog.set_config(%L, %L, false)',
+                                                'search_path', coalesce(v_run.search_path, '"$user", public'));
+            EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
+                USING v_name, pg_catalog.format('CALL dms.work(%s)', p_run_id);
+            v_names := v_names || v_name;
+        END LOOP;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        -- The sessions opened so far are nobody's once this raises: closed
+        -- here, or they would stay open for the rest of this backend's life.
+        PERFORM dms._disconnect_quietly(v_names || v_name);
+        RAISE;
+    END;
     RETURN v_names;
 END
 $fn$;
@@ -467,17 +500,22 @@ BEGIN
     -- Booting is a head start, never a reason to take the last connections:
     -- the run's planning caps its workers by what is free (with a reserve).
     v_count := least(p_count, dms.connection_headroom() - 5);
-    FOR i IN 1 .. v_count LOOP
-        v_name := pg_catalog.format('dms_boot_%s', left(pg_catalog.gen_random_uuid()::text, 8));
-        BEGIN
-            PERFORM dms._loopback_connect(v_name, session_user, 'dms worker booting');
-        EXCEPTION WHEN OTHERS THEN
-            EXIT;  -- the run starts its workers the usual way, and says why if it cannot
-        END;
-        EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
-            USING v_name, 'SELECT dms.boot_worker()';
-        v_names := v_names || v_name;
-    END LOOP;
+    BEGIN
+        FOR i IN 1 .. v_count LOOP
+            v_name := pg_catalog.format('dms_boot_%s', left(pg_catalog.gen_random_uuid()::text, 8));
+            BEGIN
+                PERFORM dms._loopback_connect(v_name, session_user, 'dms worker booting');
+            EXCEPTION WHEN OTHERS THEN
+                EXIT;  -- the run starts its workers the usual way, and says why if it cannot
+            END;
+            EXECUTE pg_catalog.format('SELECT %I.dblink_send_query($1, $2)', v_schema)
+                USING v_name, 'SELECT dms.boot_worker()';
+            v_names := v_names || v_name;
+        END LOOP;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM dms._disconnect_quietly(v_names || v_name);  -- as in start_workers
+        RAISE;
+    END;
     RETURN v_names;
 END
 $fn$;

@@ -292,6 +292,46 @@ def test_start_workers_hands_out_no_connection(env: Env, member: Any) -> None:
     assert not env.is_superuser(operator)
 
 
+def test_a_start_that_fails_midway_leaves_no_worker_session_open(env: Env, member: Any
+                                                                   ) -> None:
+    """dms.start_workers opens its sessions one by one; when one cannot log in
+    (here: the operator's CONNECTION LIMIT), the ones already open are closed
+    before the error goes on -- a coordinator that sees the error never learns
+    their names, so nobody else would close them while its backend lives."""
+    operator = member()
+    target = env.target()
+    grant_insert(env, target, operator)
+    run_id = env.call(operator, None, WHO, None, target)
+    label = f"dms worker run {run_id}"
+    # The CALL's sessions (its workers, sessions it booted) end a moment after it.
+    wait_for(lambda: env.one("SELECT count(*) FROM pg_stat_activity WHERE usename = %s",
+                             [operator]) == 0, timeout=10, what="the CALL's sessions to end")
+    # Room for the operator's own session and one worker, not two.
+    with env.connect() as admin:
+        admin.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 2").format(
+            sql.Identifier(operator)))
+    try:
+        with env.connect(user=operator) as conn:
+            pid = conn.info.backend_pid
+            # As if this session coordinated the run (its chunks are all done:
+            # a worker that gets it has nothing to do).
+            env.one("UPDATE dms.run SET state = 'RUNNING', coordinator_pid = %s"
+                    " WHERE run_id = %s RETURNING run_id", [pid, run_id])
+            with pytest.raises(psycopg.Error) as err:
+                conn.execute("SELECT dms.start_workers(%s, 2)", [run_id])
+            assert "too many connections for role" in str(err.value), err.value
+            # The first worker's session is closed although this one is still open.
+            wait_for(lambda: env.one("SELECT count(*) FROM pg_stat_activity WHERE"
+                                     " application_name = %s", [label]) == 0,
+                     timeout=10, what="the first worker's session to be closed")
+    finally:
+        with env.connect() as admin:
+            admin.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT -1").format(
+                sql.Identifier(operator)))
+        env.one("UPDATE dms.run SET state = 'SUCCEEDED', coordinator_pid = NULL"
+                " WHERE run_id = %s RETURNING run_id", [run_id])
+
+
 def test_booted_worker_sessions_hand_out_no_connection(env: Env, member: Any) -> None:
     """dms.boot_workers opens sessions that load the worker's code while a run is
     planned.  They log in as the caller, and nothing but dms's own functions can
