@@ -23,11 +23,13 @@ through ``\\o`` to a FIFO the worker reads until psql closes it, and an
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -43,6 +45,7 @@ from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.db import interrupts
 
 BLOCK = 1 << 18  # bytes per read from psql's stdout
+CLOSE_WAIT = 2.0  # seconds a psql gets to cancel its query and end before it is killed
 # Connection keywords every libpq since PostgreSQL 12 knows: psycopg's own
 # libpq may be newer and report more (say, sslcertmode), which an older psql
 # refuses.
@@ -175,7 +178,7 @@ def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | N
             yield blocks()
             code = proc.wait()
         except BaseException:
-            proc.kill()
+            _end_psql(proc)  # cancels its query first (see there)
             proc.wait()
             raise
         finally:
@@ -195,6 +198,25 @@ _PSQL_SYNTAX = re.compile(r"\\|(?<!:):(?=[A-Za-z_'\"{])")
 def streamable(copy_sql: str) -> bool:
     """Whether ``copy_sql`` reaches the server unchanged through a PsqlSession."""
     return _PSQL_SYNTAX.search(copy_sql) is None
+
+
+def _end_psql(proc: subprocess.Popen[bytes]) -> None:
+    """End a psql that may be running a chunk's query.
+
+    Killed outright, psql would leave that query running on the server --
+    with its snapshot and locks -- until the query next writes to the dead
+    client, which a sort or a slow scan does not do for a long time.  SIGINT
+    makes psql send the server a cancel; the end of its input then ends it
+    (at once when it is idle; after the cancelled query, ON_ERROR_STOP).
+    Killed only if it does not end within ``CLOSE_WAIT``."""
+    with contextlib.suppress(OSError):  # it ended meanwhile, or its stdin is broken
+        proc.send_signal(signal.SIGINT)
+        if proc.stdin is not None:
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=CLOSE_WAIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 class PsqlSession:
@@ -345,11 +367,13 @@ class PsqlSession:
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
-                proc.kill()
+                _end_psql(proc)
             proc.wait()
             for stream in (proc.stdin, proc.stdout):
                 if stream is not None:
-                    stream.close()
+                    # stdin's unsent rest to a psql that is gone cannot be flushed
+                    with contextlib.suppress(OSError):
+                        stream.close()
         if self._errors is not None:
             self._errors.close()
             self._errors = None

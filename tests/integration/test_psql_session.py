@@ -26,7 +26,7 @@ from dms_pkg.backends.postgres_psql import (
     find_psql,
     streamable,
 )
-from tests.integration.conftest import Cluster, DatabaseFactory
+from tests.integration.conftest import Cluster, DatabaseFactory, wait_for
 
 CHUNK_1 = "COPY (SELECT * FROM t WHERE id <= 500 ORDER BY id) TO STDOUT (FORMAT binary)"
 CHUNK_2 = "COPY (SELECT * FROM t WHERE id > 500 ORDER BY id) TO STDOUT (FORMAT text)"
@@ -164,6 +164,32 @@ def test_a_chunk_statement_larger_than_a_pipe_is_read_not_waited_for(
             worker.join(10)
             pytest.fail("the worker waited for psql and psql for the FIFO's reader")
     assert results == [b"1000\t500500\n", b"1000\t500500\n"]
+
+
+def test_a_chunk_left_before_its_first_row_does_not_leave_its_query_running(
+        session: tuple[PsqlSession, SourceSession], source: str) -> None:
+    """A worker that gives up on a chunk (cancelled, or its target failed) while
+    the source query is still working towards its first row: killing psql
+    alone would leave that query running -- holding its snapshot and locks --
+    until it next writes to the dead client.  psql is asked to cancel it."""
+    one, _ = session
+    slow = "COPY (SELECT pg_catalog.pg_sleep(60), 1) TO STDOUT"
+
+    def state(pid: int) -> str:
+        with psycopg.connect(source, autocommit=True) as conn:
+            row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s",
+                               [pid]).fetchone()
+        return str(row[0]) if row else "gone"
+
+    pids: list[int] = []
+    with pytest.raises(RuntimeError), one.copy(slow, None):
+        assert one.backend_pid is not None
+        pids.append(one.backend_pid)
+        wait_for(lambda: state(pids[0]) == "active", timeout=10, what="the chunk's query to run")
+        raise RuntimeError("the worker gives up on this chunk")
+    wait_for(lambda: state(pids[0]) != "active", timeout=10,
+             what="the abandoned chunk's query to be cancelled")
+    assert read(one, ALL_IDS, None) == b"1000\t500500\n"
 
 
 def test_a_chunk_left_midway_ends_its_process_and_nothing_of_it_leaks_into_the_next(
