@@ -41,8 +41,10 @@ def stop_run(local: Local, run_id: int, notify: Callable[[str], None],
             # Nobody coordinates the run (it crashed): wait for its last
             # workers, then close it here.
             busy = session.query(
-                "SELECT count(*) AS n FROM dms.chunk c JOIN pg_catalog.pg_stat_activity a"
-                " ON a.pid = c.worker_pid WHERE c.run_id = $1::bigint AND c.state = 'RUNNING'",
+                "SELECT count(*) AS n FROM dms.chunk c WHERE c.run_id = $1::bigint"
+                " AND c.state = 'RUNNING' AND dms._worker_alive(c.worker_pid, c.started_at)"
+                # this session is not moving a chunk while it stops the run
+                " AND c.worker_pid <> pg_catalog.pg_backend_pid()",
                 [run_id])[0]["n"]
             if not busy:
                 session.query("SELECT dms.reap_chunks($1::bigint)", [run_id])

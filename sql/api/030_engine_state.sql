@@ -858,6 +858,21 @@ $fn$;
 COMMENT ON FUNCTION dms.claim_queued_run(bigint) IS
     'Dispatcher: take the oldest queued run of the session''s login (or the one given) that may start, and mark it running under this session (operator role)';
 
+CREATE OR REPLACE FUNCTION dms._worker_alive(p_pid integer, p_since timestamptz)
+RETURNS boolean
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- Whether the backend that took a chunk at p_since can still be moving it:
+    -- alive, and started before it took the chunk (not a later backend that
+    -- was given the same pid after the first one died).
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+                    WHERE a.pid = p_pid AND (p_since IS NULL OR a.backend_start <= p_since))
+$fn$;
+COMMENT ON FUNCTION dms._worker_alive(integer, timestamptz) IS
+    'Internal: whether the worker backend p_pid that took a chunk at p_since can still be moving it';
+
 CREATE OR REPLACE FUNCTION dms.reopen_run(p_run_id bigint)
 RETURNS integer
 LANGUAGE plpgsql
@@ -889,8 +904,11 @@ BEGIN
        SET state = 'PENDING', retry_at = NULL, worker_pid = NULL
      WHERE c.run_id = p_run_id
        AND (c.state = 'FAILED'
-            OR (c.state = 'RUNNING' AND NOT EXISTS (
-                    SELECT FROM pg_catalog.pg_stat_activity a WHERE a.pid = c.worker_pid)));
+            OR (c.state = 'RUNNING' AND NOT dms._worker_alive(c.worker_pid, c.started_at))
+            -- A chunk under this session's own pid: this session, resuming, is
+            -- not moving it -- an attempt it cut short (a cancel while the
+            -- chunk's failure was recorded) left it RUNNING.
+            OR (c.state = 'RUNNING' AND c.worker_pid = pg_catalog.pg_backend_pid()));
     GET DIAGNOSTICS v_reopened = ROW_COUNT;
     UPDATE dms.run
        SET state = 'RUNNING', message = NULL, ended_at = NULL,
@@ -952,7 +970,7 @@ BEGIN
        SET state = 'PENDING', retry_at = NULL, sqlstate = '57P01',
            last_error = pg_catalog.format('worker pid %s ended while moving the chunk', c.worker_pid)
      WHERE c.run_id = p_run_id AND c.state = 'RUNNING'
-       AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a WHERE a.pid = c.worker_pid);
+       AND NOT dms._worker_alive(c.worker_pid, c.started_at);
     GET DIAGNOSTICS v_reaped = ROW_COUNT;
     RETURN v_reaped;
 END

@@ -342,3 +342,35 @@ def test_truncate_resume_loads_under_the_targets_current_constraints(env: Engine
         with env.connect(env.source) as conn:
             conn.execute("UPDATE orders SET customer_id = 1 + (abs(hashint8(id * 7 + 1)) "
                          "% 100000)::int WHERE id = 4321")
+
+
+def test_a_chunk_left_running_under_the_resuming_sessions_own_pid_is_taken_again(
+        env: EngineEnv) -> None:
+    """A chunk a coordinator moved itself (one worker) that stayed RUNNING after
+    its attempt was cut short (a cancel while the failure was recorded) names
+    the coordinator's own backend as its worker.  That backend is alive, so the
+    chunk looked taken for good: a resume from the same session waited for it
+    forever.  Nothing can be moving it while this session resumes the run, so
+    it goes back to the queue (the ledger keeps it from being loaded twice).
+    The recorded state is made directly: the cut cannot be timed for real."""
+    env.empty_target(env.target)
+    rows = 6_000
+    expected = expected_sum(env, rows)
+    run_id = env.call(env.source_conid, SLOW.format(rows=rows).replace("slow_id(id)", "id"),
+                      env.target_conid, "public", "orders",
+                      params(max_workers=2, chunk_size=1_500))
+    assert env.run(run_id)["state"] == "SUCCEEDED"
+    with env.connect() as conn:
+        conn.execute("SET statement_timeout = '30s'")  # a hang fails the test
+        pid = conn.info.backend_pid
+        one(env, "UPDATE dms.run SET state = 'FAILED' WHERE run_id = %s RETURNING run_id",
+            run_id)
+        one(env, "UPDATE dms.chunk SET state = 'RUNNING', worker_pid = %s, started_at ="
+                 " clock_timestamp() WHERE run_id = %s AND chunk_no = 2 RETURNING chunk_no",
+            pid, run_id)
+        conn.execute("CALL dms.resume_run(%s)", [run_id])
+    run = env.run(run_id)
+    assert run["state"] == "SUCCEEDED", run["message"]
+    assert [c["state"] for c in env.chunks(run_id)] == ["DONE"] * len(env.chunks(run_id))
+    assert env.checksum(env.target, "orders") == expected
+    assert no_duplicates(env, env.target, "orders")
