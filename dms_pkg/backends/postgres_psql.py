@@ -200,6 +200,24 @@ def streamable(copy_sql: str) -> bool:
     return _PSQL_SYNTAX.search(copy_sql) is None
 
 
+_DIR_PREFIX = "dms-psql-"
+
+
+def _remove_stale_dirs() -> None:
+    """Remove the FIFO folders of processes that are gone (see ``_start``)."""
+    pattern = os.path.join(tempfile.gettempdir(), f"{_DIR_PREFIX}*-*")
+    for path in glob.glob(pattern):
+        owner = os.path.basename(path)[len(_DIR_PREFIX):].split("-", 1)[0]
+        if not owner.isdigit():
+            continue
+        try:
+            os.kill(int(owner), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive, but another user's: not ours to judge
+            continue
+
+
 def _end_psql(proc: subprocess.Popen[bytes]) -> None:
     """End a psql that may be running a chunk's query.
 
@@ -246,7 +264,10 @@ class PsqlSession:
     def _start(self) -> subprocess.Popen[bytes]:
         self.close()
         args, env = _launch(self.psql, self.session)
-        self._dir = tempfile.mkdtemp(prefix="dms-psql-")
+        _remove_stale_dirs()
+        # Named after this process: a worker backend terminated with FATAL runs
+        # no cleanup, and the next one to start removes what it left.
+        self._dir = tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")
         os.mkfifo(os.path.join(self._dir, "copy"), 0o600)
         # Kept open for the process's life: its errors are read when it ends.
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115

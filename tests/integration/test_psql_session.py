@@ -8,6 +8,10 @@ for statements psql would rewrite.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -190,6 +194,27 @@ def test_a_chunk_left_before_its_first_row_does_not_leave_its_query_running(
     wait_for(lambda: state(pids[0]) != "active", timeout=10,
              what="the abandoned chunk's query to be cancelled")
     assert read(one, ALL_IDS, None) == b"1000\t500500\n"
+
+
+def test_fifo_folders_of_a_terminated_worker_are_removed_by_the_next_one(
+        session: tuple[PsqlSession, SourceSession]) -> None:
+    """A worker backend terminated with FATAL runs no cleanup: its psql folder
+    (a FIFO in /tmp) stays.  Folders are named after their process, and a
+    session that starts psql removes those of processes that are gone -- not
+    those of live ones."""
+    one, _ = session
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no process has now
+    stale = tempfile.mkdtemp(prefix=f"dms-psql-{dead.pid}-")
+    os.mkfifo(os.path.join(stale, "copy"), 0o600)
+    live = tempfile.mkdtemp(prefix=f"dms-psql-{os.getpid()}-")
+    try:
+        assert read(one, ALL_IDS, None) == b"1000\t500500\n"
+        assert not os.path.exists(stale)
+        assert os.path.isdir(live)
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
 
 
 def test_a_chunk_left_midway_ends_its_process_and_nothing_of_it_leaks_into_the_next(
