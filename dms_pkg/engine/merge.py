@@ -273,10 +273,10 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
     assert spec.current_column is not None
     value = [c for c in loaded if c not in spec.keys]
     key_match = _key_match(spec)
-    # The statements read the classified rows, not the whole stage.
-    staged, stage = stage, sql.Identifier("pg_temp", CHANGED)
+    # The statements read the classified rows (``_classify``), not the whole stage.
+    candidates = sql.Identifier("pg_temp", CHANGED)
     current = sql.SQL("t.{} = 'Y' AND {}").format(sql.Identifier(spec.current_column),
-                                                  _key_slice(spec, stage))
+                                                  _key_slice(spec, candidates))
     since = sql.SQL("{}::timestamptz").format(sql.Literal(spec.since))
     is_fresh: sql.Composable = sql.SQL("false")
     if spec.since and spec.valid_from_column:
@@ -291,7 +291,7 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
     # One column order for the row hash, whichever combination computes it.
     every = sorted({*value, *spec.carry})
     new_hash = _row_hash([sql.Identifier("s" if c in value else "t", c) for c in every])
-    check = _twice(spec, staged)
+    check = _twice(spec, stage)
     statements: list[tuple[str, str]] = []
     if spec.scd2:
         closing = [sql.SQL("{} = 'N'").format(sql.Identifier(spec.current_column))]
@@ -301,7 +301,7 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
         statements.append(("expired", _q(sql.SQL(
             "UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {} AND {}"
             " AND ({}) IS DISTINCT FROM ({}) AND NOT {}").format(
-                target, sql.SQL(", ").join(closing), stage, key_match, current, _ROWS,
+                target, sql.SQL(", ").join(closing), candidates, key_match, current, _ROWS,
                 _ids(spec.scd2, "t"), _ids(spec.scd2, "s"), is_fresh))))
     if value:
         sets = [sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in value]
@@ -315,7 +315,7 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
         if spec.updated_column:
             sets.append(sql.SQL("{} = {}").format(sql.Identifier(spec.updated_column), _NOW))
         update = sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {} AND {} AND {}").format(
-            target, sql.SQL(", ").join(sets), stage, key_match, current, _ROWS, changed)
+            target, sql.SQL(", ").join(sets), candidates, key_match, current, _ROWS, changed)
         # Completing a version this job run wrote already is counted apart:
         # the job log counts each row the run wrote once.
         statements.append(("updated", _q(sql.SQL("{} AND NOT {}").format(update, touched))))
@@ -344,10 +344,10 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
     statements.append(("inserted", _q(sql.SQL(
         "INSERT INTO {} ({}) SELECT {} FROM {} AS s{} WHERE {} AND NOT EXISTS"
         " (SELECT FROM {} AS t WHERE {} AND {})").format(
-            target, _ids(columns), sql.SQL(", ").join(values), stage, previous, _ROWS,
+            target, _ids(columns), sql.SQL(", ").join(values), candidates, previous, _ROWS,
             target, key_match, current))))
     return MergePlan([*prepare, _changed_table(loaded)], check, statements,
-                     classify=[_classify(spec, target, staged, loaded, value)])
+                     classify=[_classify(spec, target, stage, candidates, loaded, value)])
 
 
 def _changed_table(loaded: Sequence[str]) -> str:
@@ -360,7 +360,7 @@ def _changed_table(loaded: Sequence[str]) -> str:
 
 
 def _classify(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
-              loaded: Sequence[str], value: Sequence[str]) -> str:
+              candidates: sql.Identifier, loaded: Sequence[str], value: Sequence[str]) -> str:
     """Keep the staged rows whose key has no current version with the same loaded
     values: new keys and changed ones.  Every statement of ``_scd`` acts only on
     such a row (and checks again what it acts on), so an unchanged key is
@@ -373,8 +373,7 @@ def _classify(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
     return _q(sql.SQL(
         "INSERT INTO {} SELECT {}, s.dms_rn FROM {} AS s WHERE NOT EXISTS"
         " (SELECT FROM {} AS t WHERE {} AND t.{} = 'Y' AND {}{})").format(
-            sql.Identifier("pg_temp", CHANGED), _ids(loaded, "s"), stage, target,
-            _key_match(spec),
+            candidates, _ids(loaded, "s"), stage, target, _key_match(spec),
             sql.Identifier(spec.current_column), _key_slice(spec, stage), same))
 
 

@@ -397,32 +397,6 @@ $fn$;
 COMMENT ON FUNCTION dms._loopback_connect(text, text, text) IS
     'Internal: open dblink connection p_name to this database as p_login, with a clear error when the server refuses it';
 
-CREATE OR REPLACE FUNCTION dms._disconnect_quietly(p_names text[])
-RETURNS void
-LANGUAGE plpgsql
-VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
--- Close the dblink sessions of this backend named in p_names; a name with no
--- open session (it failed to connect) is skipped.  For error paths: never raises.
-DECLARE
-    v_schema text := dms._dblink_schema();
-    v_name text;
-BEGIN
-    FOREACH v_name IN ARRAY coalesce(p_names, '{}') LOOP
-        CONTINUE WHEN v_name IS NULL;
-        BEGIN
-            EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect($1)', v_schema) USING v_name;
-        EXCEPTION WHEN OTHERS THEN
-            NULL;
-        END;
-    END LOOP;
-END
-$fn$;
-REVOKE ALL ON FUNCTION dms._disconnect_quietly(text[]) FROM PUBLIC;
-COMMENT ON FUNCTION dms._disconnect_quietly(text[]) IS
-    'Internal: close the named dblink sessions of this backend, skipping any that is not open (error paths)';
-
 CREATE OR REPLACE FUNCTION dms.start_workers(p_run_id bigint, p_count integer)
 RETURNS text[]
 LANGUAGE plpgsql
@@ -466,8 +440,9 @@ BEGIN
         END LOOP;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         -- The sessions opened so far are nobody's once this raises: closed
-        -- here, or they would stay open for the rest of this backend's life.
-        PERFORM dms._disconnect_quietly(v_names || v_name);
+        -- here (their CALL cancelled), or they would stay open for the rest
+        -- of this backend's life.  A name that never connected is skipped.
+        PERFORM dms.stop_workers(v_names || v_name, true);
         RAISE;
     END;
     RETURN v_names;
@@ -513,7 +488,7 @@ BEGIN
             v_names := v_names || v_name;
         END LOOP;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
-        PERFORM dms._disconnect_quietly(v_names || v_name);  -- as in start_workers
+        PERFORM dms.stop_workers(v_names || v_name, true);  -- as in start_workers
         RAISE;
     END;
     RETURN v_names;
