@@ -27,9 +27,27 @@ from sqlglot.errors import ParseError, TokenError
 from dms_pkg.chunking.dialects import ChunkDialect
 from dms_pkg.errors import FEATURE_NOT_SUPPORTED, INVALID_PARAMETER_VALUE, SYNTAX_ERROR, DmsError
 
+# Planning a mapper job parses its SQL several times (checking the flow,
+# analysing it, describing it); parsing costs ~20 times what copying a tree
+# does, so each text is parsed once per session.  Callers edit their trees:
+# each gets its own copy.
+_PARSED: dict[tuple[str, type[ChunkDialect]], exp.Query] = {}
+_PARSED_MAX = 64
+
 
 def parse_query(sql: str, dialect: ChunkDialect) -> exp.Query:
     """Parse ``sql`` in ``dialect`` into one query tree or raise DmsError."""
+    key = (sql, type(dialect))
+    tree = _PARSED.get(key)
+    if tree is None:
+        tree = _parse_query(sql, dialect)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = tree
+    return tree.copy()
+
+
+def _parse_query(sql: str, dialect: ChunkDialect) -> exp.Query:
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect.sqlglot) if s is not None]
     except ParseError as err:

@@ -43,7 +43,7 @@ def render(
                 return exp.var(f"{prefix}{order[node.name]}q")
             return node
 
-        marked = expression.copy().transform(swap)
+        marked = expression.transform(swap)  # on a copy
         text = marked.sql(dialect.sqlglot)
         used = sum(1 for n in expression.find_all(exp.Placeholder) if n.name in order)
         if text.count(prefix) == used:

@@ -22,7 +22,10 @@ merged exactly once.  Nothing is looked up row by row.
   copies the staged rows that are new or differ from their current version
   into a second temp table (``pg_temp.dms_changed``), and statements 1-3 read
   that.  A reload where 10 % of the keys changed then joins the target three
-  times with a tenth of the chunk instead of with all of it.  A key staged
+  times with a tenth of the chunk instead of with all of it.  Statements 1-3
+  take the smallest and largest first key column of those rows as
+  parameters $1 and $2 (``bounds`` reads them), so PostgreSQL plans each
+  with the target's real key slice; nothing classified, nothing to run.  A key staged
   twice is refused (the merge would be ambiguous); chunks are cut on the
   business key, so a key is never split over two chunks.
 
@@ -140,6 +143,9 @@ class MergePlan:
     # Run after the check and before the statements (which read what it
     # keeps): the staged rows the statements can act on (scd: ``CHANGED``).
     classify: list[str] = field(default_factory=list)
+    # Run after classify: one row, the statements' $1 and $2 as text and the
+    # rows classified.  None: the statements take no parameters.
+    bounds: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         value: dict[str, Any] = {"prepare": self.prepare, "check": self.check,
@@ -148,16 +154,20 @@ class MergePlan:
             value.update(direct=self.direct, guard=self.guard)
         if self.classify:
             value["classify"] = self.classify
+        if self.bounds:
+            value["bounds"] = self.bounds
         return value
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> MergePlan:
         # A run planned before ``classify`` existed has none: its statements
-        # read the stage itself.
+        # read the stage itself; one planned before ``bounds`` bounds the key
+        # slice with subqueries.
         return cls(list(value["prepare"]), value.get("check"),
                    [(str(a), str(b)) for a, b in value["statements"]],
                    value.get("direct") or None, value.get("guard") or None,
-                   [str(s) for s in value.get("classify") or ()])
+                   [str(s) for s in value.get("classify") or ()],
+                   value.get("bounds") or None)
 
 
 def _q(composable: sql.Composable) -> str:
@@ -202,7 +212,7 @@ def plan(spec: MergeSpec, schema: str, table: str, loaded: Sequence[str],
         # would insert neither -- refused, as the scd merge refuses it.
         return MergePlan(prepare, _twice(spec, stage) if spec.only_new else None,
                          [_append(spec, target, stage, loaded)])
-    return _scd(spec, target, stage, loaded, prepare)
+    return _scd(spec, target, stage, loaded, types, prepare)
 
 
 def _twice(spec: MergeSpec, stage: sql.Identifier) -> str:
@@ -255,8 +265,27 @@ def _key_slice(spec: MergeSpec, stage: sql.Identifier) -> sql.Composable:
             k=sql.Identifier(spec.keys[0]), stage=stage)
 
 
+def _given_slice(spec: MergeSpec, key_type: str) -> sql.Composable:
+    """The key slice of ``_key_slice`` with its bounds given as parameters $1 and
+    $2 (text, cast to the key's type).  Two subqueries are values PostgreSQL
+    learns only while it runs the statement: it estimated the slice at a
+    fraction of its size and hashed all of it for every statement; given the
+    values it plans the slice the chunk really has."""
+    return sql.SQL("t.{k} >= CAST($1 AS {t}) AND t.{k} <= CAST($2 AS {t})").format(
+        k=sql.Identifier(spec.keys[0]), t=sql.SQL(key_type))
+
+
+def _bounds(spec: MergeSpec, candidates: sql.Identifier) -> str:
+    """The values of ``_given_slice``, as text (exact for every type, and read
+    back by the same session's input function), and how many rows there are
+    (the bounds are NULL as well when every key is NULL)."""
+    return _q(sql.SQL(
+        "SELECT min(r.{k})::text, max(r.{k})::text, count(*) FROM {c} AS r").format(
+            k=sql.Identifier(spec.keys[0]), c=candidates))
+
+
 def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
-         loaded: Sequence[str], prepare: list[str]) -> MergePlan:
+         loaded: Sequence[str], types: dict[str, str], prepare: list[str]) -> MergePlan:
     """Statements 1-3 of the module docstring.
 
     ``carry`` columns belong to the row but not to this load (another
@@ -276,7 +305,7 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
     # The statements read the classified rows (``_classify``), not the whole stage.
     candidates = sql.Identifier("pg_temp", CHANGED)
     current = sql.SQL("t.{} = 'Y' AND {}").format(sql.Identifier(spec.current_column),
-                                                  _key_slice(spec, candidates))
+                                                  _given_slice(spec, types[spec.keys[0]]))
     since = sql.SQL("{}::timestamptz").format(sql.Literal(spec.since))
     is_fresh: sql.Composable = sql.SQL("false")
     if spec.since and spec.valid_from_column:
@@ -347,7 +376,8 @@ def _scd(spec: MergeSpec, target: sql.Identifier, stage: sql.Identifier,
             target, _ids(columns), sql.SQL(", ").join(values), candidates, previous, _ROWS,
             target, key_match, current))))
     return MergePlan([*prepare, _changed_table(loaded)], check, statements,
-                     classify=[_classify(spec, target, stage, candidates, loaded, value)])
+                     classify=[_classify(spec, target, stage, candidates, loaded, value)],
+                     bounds=_bounds(spec, candidates))
 
 
 def _changed_table(loaded: Sequence[str]) -> str:

@@ -134,6 +134,18 @@ class DuplicateKey(psycopg.errors.CardinalityViolation):
         super().__init__(f"the source returns business key ({_show_key(key)}) more than once")
 
 
+def _run(target: psycopg.Connection[Any], statement: str,
+         params: list[str | None] | None) -> int:
+    """Rows one merge statement wrote.  Parameters go as $1, $2 (the statement is
+    not pyformat: a quoted name may hold a %), each time planned with the
+    values (prepare=False: a generic plan would not know them)."""
+    if params is None:
+        return max(target.execute(statement).rowcount, 0)
+    with psycopg.RawCursor(target) as cursor:
+        cursor.execute(statement, params, prepare=False)
+        return max(cursor.rowcount, 0)
+
+
 def _show_key(values: Sequence[Any]) -> str:
     return ", ".join("NULL" if v is None else str(v) for v in values)
 
@@ -271,21 +283,33 @@ class Mover:
             for statement in self.merge.prepare:
                 target.execute(statement)
 
-    def _merge(self, target: psycopg.Connection[Any], rows: tuple[int, int] | None = None
-               ) -> dict[str, int]:
+    def _merge(self, target: psycopg.Connection[Any]) -> dict[str, int]:
         """Merge the staged chunk into the target; counts per statement."""
         assert self.merge is not None
         if self.merge.check:
             twice = target.execute(self.merge.check).fetchone()
             if twice is not None:
                 raise DuplicateKey(twice)
+        bounds = self._classify(target)
+        stats = {label: 0 for label, _ in self.merge.statements}
+        if bounds == []:  # nothing new or changed: every statement would do nothing
+            return stats
+        for label, statement in self.merge.statements:
+            stats[label] += _run(target, statement, bounds)
+        return stats
+
+    def _classify(self, target: psycopg.Connection[Any]) -> list[str | None] | None:
+        """Keep the staged rows the statements can act on; return the statements'
+        parameters (None: they take none; [] when no row was kept)."""
+        assert self.merge is not None
         for statement in self.merge.classify:
             target.execute(statement)
-        stats: dict[str, int] = {}
-        for label, statement in self.merge.statements:
-            text = merge_mod.restrict(statement, *rows) if rows else statement
-            stats[label] = stats.get(label, 0) + max(target.execute(text).rowcount, 0)
-        return stats
+        if not self.merge.bounds:
+            return None
+        row = target.execute(self.merge.bounds).fetchone()
+        if row is None or not row[2]:
+            return []
+        return [row[0], row[1]]
 
     def _direct(self, target: psycopg.Connection[Any], task: ChunkTask) -> int | None:
         """A first load's chunk inserted straight into the target (merge.direct), in
@@ -342,17 +366,19 @@ class Mover:
         bounds = target.execute(sql.SQL("SELECT min(dms_rn), max(dms_rn) FROM {}").format(
             sql.Identifier("pg_temp", merge_mod.STAGE))).fetchone()
         pending: list[tuple[int, int]] = []
+        values: list[str | None] | None = None
         if not rejects and staged and bounds is not None and bounds[0] is not None:
-            pending = [(int(bounds[0]), int(bounds[1]))]
             # Classified once, against the target as it is: each half merged
-            # below touches only its own keys, so the others' rows stay valid.
-            for statement in self.merge.classify:
-                target.execute(statement)
+            # below touches only its own keys, so the others' rows stay valid
+            # (and within the key slice of them all).
+            values = self._classify(target)
+            if values != []:
+                pending = [(int(bounds[0]), int(bounds[1]))]
         while pending and len(rejects) < MAX_REJECTS:
             lo, hi = pending.pop()
             try:
                 with target.transaction():  # a savepoint
-                    self._merge_rows(target, lo, hi)
+                    self._merge_rows(target, lo, hi, values)
             except psycopg.Error as exc:
                 if lo < hi:
                     middle = (lo + hi) // 2
@@ -363,10 +389,11 @@ class Mover:
         target.rollback()
         return rejects
 
-    def _merge_rows(self, target: psycopg.Connection[Any], lo: int, hi: int) -> None:
+    def _merge_rows(self, target: psycopg.Connection[Any], lo: int, hi: int,
+                    values: list[str | None] | None) -> None:
         assert self.merge is not None
         for _label, statement in self.merge.statements:
-            target.execute(merge_mod.restrict(statement, lo, hi))
+            _run(target, merge_mod.restrict(statement, lo, hi), values)
 
     def _key_of(self, target: psycopg.Connection[Any], rn: int) -> str:
         if not self.spec.merge_keys:

@@ -250,3 +250,45 @@ def test_an_append_of_new_keys_goes_straight_in_when_the_key_is_unique(
                    " md5(ROW(name)::text) AND created IS NOT NULL") == 20000
     stats = env.rows("SELECT stats FROM dms.chunk WHERE run_id = %s", [run_id])
     assert sum(s["stats"]["inserted"] for s in stats) == 20000
+
+
+def test_a_reload_merges_only_the_chunks_with_changes_under_a_hostile_key_name(
+        env: MapperEnv) -> None:
+    """The scd statements take the changed rows' key slice as $1 and $2: a key
+    column named like a bind marker (a %, a $1) is only a name, and a chunk
+    where nothing changed writes nothing."""
+    key = 'k%s $1 %(x)s'
+    k = psycopg.sql.Identifier(key).as_string(None)
+    with env.connect() as conn:
+        conn.execute(f"CREATE TABLE src.given AS SELECT cust_id AS {k}, name FROM src.customer")
+        conn.execute(f"CREATE TABLE dw.given ({k} integer NOT NULL, name text, curflg char(1),"
+                     " fromdt timestamptz, todt timestamptz, rwhkey text)")
+    merge = {"kind": "scd", "keys": [key], "scd2": ["name"], "hash_column": "rwhkey",
+             "current_column": "curflg", "valid_from_column": "fromdt",
+             "valid_to_column": "todt"}
+    settings = json.dumps({"merge": merge, "max_workers": 2, "min_rows_for_parallel": 0,
+                           "chunk_size": 5000})
+    call = ("CALL dms.execute_query_parallel(NULL, 'SELECT * FROM src.given', NULL, 'dw',"
+            " 'given', %s::jsonb)")
+    first = env.one(call, [settings])
+    with env.connect() as conn:  # 300 changed keys, all in the first chunk's slice
+        conn.execute(psycopg.sql.SQL("UPDATE src.given SET name = name || ' moved'"
+                                     " WHERE {} <= 300").format(psycopg.sql.Identifier(key)))
+    again = env.one(call, [settings])
+    states = env.rows("SELECT run_id, state FROM dms.run WHERE run_id IN (%s, %s)"
+                      " ORDER BY run_id", [first, again])
+    assert [r["state"] for r in states] == ["SUCCEEDED", "SUCCEEDED"]
+    stats = [r["stats"] for r in env.rows(
+        "SELECT stats FROM dms.chunk WHERE run_id = %s AND rows > 0", [again])]
+    assert len(stats) >= 4  # 20,000 rows in chunks of 5,000
+    assert sorted((s["expired"], s["updated"], s["inserted"]) for s in stats) == (
+        [(0, 0, 0)] * (len(stats) - 1) + [(300, 0, 300)])
+    # The test's own statements are pyformat (with no parameters): its % doubled.
+    q = psycopg.sql.Identifier(key).as_string(None).replace("%", "%%")
+    assert env.one(f"SELECT count(*) FROM dw.given WHERE curflg = 'N' AND todt IS NOT NULL"
+                   f" AND {q} <= 300") == 300
+    assert env.one(
+        f"SELECT count(*) FROM (SELECT {q}, name FROM src.given EXCEPT"
+        f" SELECT {q}, name FROM dw.given WHERE curflg = 'Y') AS d") == 0
+    assert env.one("SELECT count(*) FROM dw.given WHERE curflg = 'Y'") == env.one(
+        "SELECT count(*) FROM src.given")

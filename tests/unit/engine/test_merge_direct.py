@@ -102,6 +102,23 @@ def test_an_scd_merge_classifies_once_and_its_statements_read_only_the_changed_r
     assert MergePlan.from_json(plan.as_json()) == plan
 
 
+def test_the_scd_statements_take_the_key_slice_of_the_changed_rows_as_parameters() -> None:
+    plan = merge.plan(MergeSpec.from_json(SCD), "dw", "t", list(TYPES), TYPES)
+    assert plan.bounds == ('SELECT min(r."id")::text, max(r."id")::text, count(*)'
+                           ' FROM "pg_temp"."dms_changed" AS r')
+    given = 't."id" >= CAST($1 AS integer) AND t."id" <= CAST($2 AS integer)'
+    for _, statement in plan.statements:
+        assert given in statement and "min(" not in statement
+    # Classification still bounds the slice by the stage it reads.
+    assert "$1" not in plan.classify[0] and 'min(r."id") FROM "pg_temp"."dms_stage"' in (
+        plan.classify[0])
+    assert MergePlan.from_json(plan.as_json()).bounds == plan.bounds
+    # A plan stored before the parameters existed runs its statements without.
+    old = plan.as_json()
+    del old["bounds"]
+    assert MergePlan.from_json(old).bounds is None
+
+
 def test_a_plan_stored_before_classification_existed_still_reads_its_stage() -> None:
     old = {"prepare": ["CREATE TEMP TABLE x"], "check": None,
            "statements": [["inserted", 'INSERT INTO t SELECT * FROM "pg_temp"."dms_stage"']]}
