@@ -24,6 +24,7 @@ through ``\\o`` to a FIFO the worker reads until psql closes it, and an
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import re
@@ -45,6 +46,13 @@ from dms_pkg.backends.endpoint import Endpoint
 from dms_pkg.db import interrupts
 
 BLOCK = 1 << 18  # bytes per read from psql's stdout
+# A pipe holds 64 KiB by default, so a worker read at most that much per
+# wake-up and handed it on in as small a write.  Widened, a read takes a whole
+# BLOCK (strace of a worker: 364 of 385 reads in two seconds were 256 KiB).
+# Measured on the 2M-row cross-database benchmark, 2 workers, 8 runs each,
+# alternated with the old code: the workers' Python 1.17-1.51 CPU-seconds
+# before, 0.96-1.24 after; the wall time moved within this VM's noise.
+PIPE_SIZE = 1 << 20
 CLOSE_WAIT = 2.0  # seconds a psql gets to cancel its query and end before it is killed
 # Connection keywords every libpq since PostgreSQL 12 knows: psycopg's own
 # libpq may be newer and report more (say, sslcertmode), which an older psql
@@ -153,6 +161,13 @@ def _failure(text: str, code: int | None) -> SourceError:
     return SourceError(message, sqlstate)
 
 
+def widen(fd: int) -> None:
+    """Give the pipe (or FIFO) ``fd`` PIPE_SIZE bytes where the kernel allows
+    it (``fs.pipe-max-size``); where not, it keeps its size."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+
 @contextmanager
 def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | None
              ) -> Iterator[Iterator[bytes]]:
@@ -169,6 +184,8 @@ def copy_out(psql: str, session: SourceSession, copy_sql: str, snapshot: str | N
                                 stderr=errors, env=env)
         assert proc.stdout is not None
         stdout = proc.stdout
+
+        widen(stdout.fileno())
 
         def blocks() -> Iterator[bytes]:
             while data := interrupts.read(stdout.fileno(), BLOCK):
@@ -342,6 +359,7 @@ class PsqlSession:
         # forever.  A FIFO no writer has opened yet reports no hang-up, so the
         # poll below waits for psql's data, its close, or its exit (stdout ends).
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        widen(reader)
         clean = False
         try:
             self._send("\n".join(statements) + "\n")

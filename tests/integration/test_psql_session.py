@@ -258,3 +258,28 @@ def test_statements_psql_would_rewrite_go_through_a_one_shot_psql(source: str) -
             assert b"".join(feed) == b"{27,28}\tAAAAAAAAAAAAAAAAAAAAAAAAAA\\t\\\\x\n"
     finally:
         reader.close()
+
+
+BIG = "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g) TO STDOUT"
+DEFAULT_PIPE = 1 << 16
+
+
+@pytest.mark.parametrize("reader", ["session", "one-shot"])
+def test_a_worker_behind_psql_reads_more_than_a_default_pipe_at_once(
+        session: tuple[PsqlSession, SourceSession], reader: str) -> None:
+    # The worker is held back (as a slow target holds it back) until psql has
+    # written its ~4 MB; a pipe of the default 64 KiB would hand the rest over
+    # at most 64 KiB per read, the widened one hands a whole BLOCK over.
+    one, how = session
+    psql = find_psql()
+    assert psql is not None
+    opened = one.copy(BIG, None) if reader == "session" else copy_out(psql, how, BIG, None)
+    with opened as feed:
+        blocks = iter(feed)
+        first = next(blocks)
+        threading.Event().wait(1.0)
+        rest = list(blocks)
+    data = first + b"".join(rest)
+    assert data.count(b"\n") == 20000
+    assert data.endswith(b"20000\t" + b"x" * 200 + b"\n")
+    assert max(len(b) for b in rest) > DEFAULT_PIPE
