@@ -216,8 +216,11 @@ class Mover:
         try:
             direct = self._direct(target, task)
             stats: dict[str, int] | None
+            fused = None if direct is not None else self._fused(target, task)
             if direct is not None:
                 rows, nbytes, stats = direct, None, {"inserted": direct}
+            elif fused is not None:
+                (rows, stats), nbytes = fused, None
             else:
                 rows, nbytes = self._load(reader, target, task)
                 stats = self._merge(target) if self.merge else None
@@ -290,13 +293,48 @@ class Mover:
             twice = target.execute(self.merge.check).fetchone()
             if twice is not None:
                 raise DuplicateKey(twice)
-        bounds = self._classify(target)
+        return self._statements(target, self._classify(target))
+
+    def _statements(self, target: psycopg.Connection[Any], bounds: list[str | None] | None
+                    ) -> dict[str, int]:
+        assert self.merge is not None
         stats = {label: 0 for label, _ in self.merge.statements}
         if bounds == []:  # nothing new or changed: every statement would do nothing
             return stats
         for label, statement in self.merge.statements:
             stats[label] += _run(target, statement, bounds)
         return stats
+
+    def _fused(self, target: psycopg.Connection[Any], task: ChunkTask
+               ) -> tuple[int, dict[str, int]] | None:
+        """A same-database scd chunk read once (merge.fused) and merged, in an open
+        target transaction: its rows read and the merge's counts; None when the
+        run has no fused statement.  A key the source returns twice is refused
+        as the stage's check refuses it."""
+        if self.merge is None or not self.merge.fused or self.spec.path != "same_db":
+            return None
+        head, _, tail = self.merge.fused.partition(merge_mod.CHUNK)
+        pin(target, task.snapshot_id, read_only=False)
+        self._prepare_stage(target)  # the classified rows' table
+        query, params = bindable(
+            f"{escape_pyformat(head)}{chunk_select(self._chunk(task))}{escape_pyformat(tail)}",
+            task.params)
+        # The CTE holds the whole chunk (97K rows of the benchmark's dimension
+        # are ~10 MB): under the default 4 MB of work_mem it went to a temp
+        # file, and the fused chunk was no faster than the staged one (565 vs
+        # 572 ms a chunk, 4 runs each).  With 64 MB for this transaction only
+        # (never less than the server gives): 447-536 ms against 543-678.
+        target.execute(
+            "SELECT pg_catalog.set_config('work_mem', %s, true) FROM pg_catalog.pg_settings"
+            " WHERE name = 'work_mem' AND setting::bigint < %s",
+            [f"{merge_mod.FUSED_WORK_MEM_KB}kB", merge_mod.FUSED_WORK_MEM_KB])
+        row = target.execute(query.encode(), params).fetchone()
+        assert row is not None
+        keys = len(self.spec.merge_keys)
+        if row[1]:
+            raise DuplicateKey(row[2:2 + keys])
+        low, high, kept = row[2 + keys:]
+        return int(row[0]), self._statements(target, [low, high] if kept else [])
 
     def _classify(self, target: psycopg.Connection[Any]) -> list[str | None] | None:
         """Keep the staged rows the statements can act on; return the statements'

@@ -328,23 +328,23 @@ def run_spec(path: str, cmap: cols.ColumnMap, schema: str, table: str, staging: 
     stage): one answer for the SQL API and the Python API, so they cannot drift.
 
     ``guard``: the unique index of an empty target (``merge.guard_of``): a
-    same_db merge then inserts its chunks straight into the target."""
+    same_db merge then inserts its chunks straight into the target.  A same_db
+    scd merge reads each chunk once, without the stage (``merge.fused``)."""
     target_name = cols.table_name(schema, table)
     load_table = cols.table_name(schema, staging) if staging else target_name
     insert_target = cols.insert_columns(cmap, schema, staging or table)
     merge_plan = None
     if merge_spec is not None:
+        # The stage takes any length: the target refuses a value too long in
+        # the merge, where the refused rows can be found one by one.
+        types = {c.name: cols.checked_cast(c.type_name) for c in cmap.target}
         # Truncate-and-load appends into the staging table, swapped in at the end.
-        merge_plan = merge.plan(merge_spec, schema, staging or table, cmap.names,
-                                # The stage takes any length: the target refuses a
-                                # value too long in the merge, where the refused
-                                # rows can be found one by one.
-                                {c.name: cols.checked_cast(c.type_name) for c in cmap.target})
+        merge_plan = merge.plan(merge_spec, schema, staging or table, cmap.names, types)
         if guard is not None and path == "same_db" and staging is None:
-            merge_plan.direct = merge.direct(
-                merge_spec, schema, table, cmap.names,
-                {c.name: cols.checked_cast(c.type_name) for c in cmap.target})
+            merge_plan.direct = merge.direct(merge_spec, schema, table, cmap.names, types)
             merge_plan.guard = guard
+        if path == "same_db" and staging is None and merge_spec.kind == "scd":
+            merge_plan.fused = merge.fused(merge_spec, schema, table, cmap.names, types)
         load_table, insert_target = merge.STAGE_TABLE, merge.stage_target(cmap.names)
     return RunSpec(
         run_id=0, path=path, select_list=cols.select_list(cmap, source.dbtyp),

@@ -302,6 +302,46 @@ def test_a_business_key_twice_in_one_load_is_refused_and_named(
     same_content(env, source, mapref.lower(), "id, amount")
 
 
+def test_a_reload_with_a_key_twice_is_refused_as_a_first_load_is(
+        env: MapperEnv, operator: str) -> None:
+    # A reload of a same-database DIM reads each chunk once, without the stage
+    # (merge.fused); a key twice -- one copy as the target has it, one changed,
+    # which classifying alone would not see -- is refused all the same, and the
+    # chunk changes nothing.
+    query = "SELECT id, amount FROM src.dup_reload"
+    with env.connect() as conn:
+        conn.execute("CREATE TABLE src.dup_reload (id bigint NOT NULL, amount numeric NOT NULL)")
+        conn.execute("INSERT INTO src.dup_reload SELECT g, g FROM generate_series(1, 3000) g")
+    define(env, "DIM_DUP_RELOAD", "DIM", [Column("ID", "BIGINT", query, key=True),
+                                          Column("AMOUNT", "NUMBER", query, scd=2)])
+    grant(env, operator)
+    first = env.run_job("DIM_DUP_RELOAD", PARALLEL, user=operator)
+    assert joblog(env, first)["status"] == "PC"
+    loaded = env.rows("SELECT id, amount, curflg, skey FROM dw.dim_dup_reload ORDER BY skey")
+    with env.connect() as conn:
+        conn.execute("INSERT INTO src.dup_reload VALUES (1234, 99)")
+        conn.execute("UPDATE src.dup_reload SET amount = -1 WHERE id IN (7, 1235)")
+    with pytest.raises(psycopg.errors.RaiseException) as err:
+        env.run_job("DIM_DUP_RELOAD", PARALLEL, user=operator)
+    assert "[21000] the source returns business key (1234) more than once" in str(
+        err.value.diag.message_primary)
+    prcid = env.one("SELECT max(prcid) FROM dms.dms_prclog WHERE mapref = 'DIM_DUP_RELOAD'")
+    assert env.one("SELECT bool_and(r.spec->'merge' ? 'fused') FROM dms.run r"
+                   " WHERE r.prcid = %s", [prcid]) is True
+    assert env.rows("SELECT keyvalue, sqlstate, dberrmsg FROM dms.dms_joberr"
+                    " WHERE prcid = %s", [prcid]) == [
+        {"keyvalue": "1234", "sqlstate": "21000",
+         "dberrmsg": "the source returns this key 2 times"}]
+    # The chunk of keys 1001-2000 (blkprcrows 1000) changed nothing, its
+    # changed key 1235 included; the other chunks merged (key 7 versioned).
+    after = env.rows("SELECT id, amount, curflg, skey FROM dw.dim_dup_reload ORDER BY skey")
+    assert [r for r in after if 1001 <= r["id"] <= 2000] == [
+        r for r in loaded if 1001 <= r["id"] <= 2000]
+    assert [(r["amount"], r["curflg"]) for r in after if r["id"] == 7] == [
+        (7, "N"), (-1, "Y")]
+    assert len(after) == len(loaded) + 1
+
+
 # -- more of the same families ---------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["FCT", "DIM"])

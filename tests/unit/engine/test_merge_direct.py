@@ -124,3 +124,33 @@ def test_a_plan_stored_before_classification_existed_still_reads_its_stage() -> 
            "statements": [["inserted", 'INSERT INTO t SELECT * FROM "pg_temp"."dms_stage"']]}
     plan = MergePlan.from_json(old)
     assert plan.classify == [] and "classify" not in plan.as_json()
+
+
+def test_the_fused_statement_classifies_as_the_stage_does_and_answers_one_row() -> None:
+    spec = MergeSpec.from_json(SCD)
+    plan = merge.plan(spec, "dw", "t", list(TYPES), TYPES)
+    fused = merge.fused(spec, "dw", "t", list(TYPES), TYPES)
+    # The chunk query's rows in the stage's types, read once.
+    assert fused.startswith('WITH "s" AS MATERIALIZED (SELECT CAST(q."id" AS integer) AS "id",'
+                            ' CAST(q."a" AS text) AS "a", CAST(q."b" AS numeric) AS "b" FROM ('
+                            + merge.CHUNK + ') AS q ("id", "a", "b"))')
+    # The stage's check, asked of those rows.
+    assert ('"twice" AS (SELECT "s"."id" FROM "s" AS s GROUP BY "s"."id"'
+            ' HAVING count(*) > 1 LIMIT 1)') in fused
+    # The staged classification, word for word, but for where its rows come
+    # from, their numbers (none) and nothing kept when a key came twice.
+    staged = plan.classify[0]
+    expected = staged.replace('"pg_temp"."dms_stage"', '"s"').replace(
+        "s.dms_rn FROM", "NULL FROM").replace("WHERE NOT EXISTS", 'WHERE NOT EXISTS'
+                                              ' (SELECT FROM "twice") AND NOT EXISTS', 1)
+    assert f'"kept" AS ({expected} RETURNING "id")' in fused
+    # One row: rows read, a key twice?, that key, the kept rows' bounds.
+    assert fused.endswith(
+        ' SELECT (SELECT count(*) FROM "s"), EXISTS (SELECT FROM "twice"), "twice"."id",'
+        ' (SELECT min("id")::text FROM "kept"), (SELECT max("id")::text FROM "kept"),'
+        ' (SELECT count(*) FROM "kept") FROM (SELECT) AS one LEFT JOIN "twice" ON true')
+    plan.fused = fused
+    assert MergePlan.from_json(plan.as_json()).fused == fused
+    old = plan.as_json()
+    del old["fused"]  # a plan stored before: its chunks go through the stage
+    assert MergePlan.from_json(old).fused is None
