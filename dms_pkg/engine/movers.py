@@ -305,6 +305,15 @@ class Mover:
             stats[label] += _run(target, statement, bounds)
         return stats
 
+    def _around_chunk(self, statement: str, task: ChunkTask
+                      ) -> tuple[str, dict[str, Any] | None]:
+        """``statement`` (direct, fused) with the chunk's query where ``CHUNK``
+        stands, and its parameters."""
+        head, _, tail = statement.partition(merge_mod.CHUNK)
+        return bindable(
+            f"{escape_pyformat(head)}{chunk_select(self._chunk(task))}{escape_pyformat(tail)}",
+            task.params)
+
     def _fused(self, target: psycopg.Connection[Any], task: ChunkTask
                ) -> tuple[int, dict[str, int]] | None:
         """A same-database scd chunk read once (merge.fused) and merged, in an open
@@ -313,12 +322,9 @@ class Mover:
         as the stage's check refuses it."""
         if self.merge is None or not self.merge.fused or self.spec.path != "same_db":
             return None
-        head, _, tail = self.merge.fused.partition(merge_mod.CHUNK)
         pin(target, task.snapshot_id, read_only=False)
         self._prepare_stage(target)  # the classified rows' table
-        query, params = bindable(
-            f"{escape_pyformat(head)}{chunk_select(self._chunk(task))}{escape_pyformat(tail)}",
-            task.params)
+        query, params = self._around_chunk(self.merge.fused, task)
         # The CTE holds the whole chunk (97K rows of the benchmark's dimension
         # are ~10 MB): under the default 4 MB of work_mem it went to a temp
         # file, and the fused chunk was no faster than the staged one (565 vs
@@ -358,11 +364,8 @@ class Mover:
         to say and do what they always do."""
         if self.merge is None or not self.merge.direct or self.spec.path != "same_db":
             return None
-        head, _, tail = self.merge.direct.partition(merge_mod.CHUNK)
         pin(target, task.snapshot_id, read_only=False)
-        query, params = bindable(
-            f"{escape_pyformat(head)}{chunk_select(self._chunk(task))}{escape_pyformat(tail)}",
-            task.params)
+        query, params = self._around_chunk(self.merge.direct, task)
         try:
             return max(target.execute(query.encode(), params).rowcount, 0)
         except psycopg.errors.UniqueViolation as exc:
