@@ -434,19 +434,15 @@ def fused(spec: MergeSpec, schema: str, table: str, loaded: Sequence[str],
     returns twice classifies nothing, and the one row the statement returns
     says so -- ``rows read, twice?, the key's columns, bounds (min, max, count)
     of the rows kept`` -- so the worker refuses the chunk as the check does.
-    Measured on the benchmark's 97,167-row reload chunk: 153-189 ms against
-    200-340 ms for staging, checking and classifying apart.  Finding the rows a
-    target refuses still stages the chunk (the bisection needs row numbers).
+    On the benchmark's reloads (97K-row chunks, the transaction's work_mem
+    raised, see ``Mover._fused``): 447-536 ms a chunk against 543-678 ms
+    staged.  Finding the rows a target refuses still stages the chunk (the
+    bisection needs row numbers).
     """
     assert spec.kind == "scd" and spec.keys
     target = sql.Identifier(schema, table)
     rows = sql.Identifier("s")
     value = [c for c in loaded if c not in spec.keys]
-    typed = sql.SQL(", ").join(
-        sql.SQL("CAST(q.{c} AS {t}) AS {c}").format(c=sql.Identifier(c), t=sql.SQL(types[c]))
-        for c in loaded)
-    twice = sql.SQL("SELECT {} FROM {} AS s GROUP BY {} HAVING count(*) > 1 LIMIT 1").format(
-        _ids(spec.keys, "s"), rows, _ids(spec.keys, "s"))
     classify = _classify(spec, target, rows, sql.Identifier("pg_temp", CHANGED), loaded, value,
                          row_number=sql.NULL,
                          also=sql.SQL("NOT EXISTS (SELECT FROM {}) AND ").format(
@@ -459,8 +455,9 @@ def fused(spec: MergeSpec, schema: str, table: str, loaded: Sequence[str],
         " (SELECT min({first})::text FROM {kept}), (SELECT max({first})::text FROM {kept}),"
         " (SELECT count(*) FROM {kept})"
         " FROM (SELECT) AS one LEFT JOIN {twice_name} ON true").format(
-            rows=rows, typed=typed, chunk=sql.SQL(CHUNK), loaded=_ids(loaded),
-            twice_name=sql.Identifier("twice"), twice=twice, kept=sql.Identifier("kept"),
+            rows=rows, typed=_typed(loaded, types), chunk=sql.SQL(CHUNK), loaded=_ids(loaded),
+            twice_name=sql.Identifier("twice"), twice=sql.SQL(_twice(spec, rows)),
+            kept=sql.Identifier("kept"),
             classify=classify, first=first, keys=_ids(spec.keys, "twice")))
 
 
@@ -502,13 +499,18 @@ def direct(spec: MergeSpec, schema: str, table: str, loaded: Sequence[str],
         if column:
             columns.append(column)
             values.append(expr)
-    typed = sql.SQL(", ").join(
-        sql.SQL("CAST(q.{c} AS {t}) AS {c}").format(c=sql.Identifier(c), t=sql.SQL(types[c]))
-        for c in loaded)
     return _q(sql.SQL(
         "INSERT INTO {} ({}) SELECT {} FROM (SELECT {} FROM ({}) AS q ({})) AS s").format(
-            target, _ids(columns), sql.SQL(", ").join(values), typed, sql.SQL(CHUNK),
-            _ids(loaded)))
+            target, _ids(columns), sql.SQL(", ").join(values), _typed(loaded, types),
+            sql.SQL(CHUNK), _ids(loaded)))
+
+
+def _typed(loaded: Sequence[str], types: dict[str, str]) -> sql.Composable:
+    """The chunk query's columns (``q``) in the stage's types: what staging them
+    would store, for the statements that read the chunk query itself."""
+    return sql.SQL(", ").join(
+        sql.SQL("CAST(q.{c} AS {t}) AS {c}").format(c=sql.Identifier(c), t=sql.SQL(types[c]))
+        for c in loaded)
 
 
 def guard_of(session: Database, spec: MergeSpec, schema: str, table: str) -> str | None:
