@@ -216,7 +216,9 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
     try:
         for index, combination in enumerate(job_flow.combinations):
             outcome = _run_combination(
-                ctx, job, job_flow, combination, prcid, values, str(started["strtdt"]),
+                # Only a later combination can meet versions this process wrote.
+                ctx, job, job_flow, combination, prcid, values,
+                str(started["strtdt"]) if index else None,
                 settings or {}, truncate=truncate and index == 0, last=last,
                 ceiling=ceiling, use_checkpoint=use_checkpoint, booted=booted)
             booted = []  # taken by the first run, or closed
@@ -263,7 +265,7 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
 
 def _run_combination(ctx: Context, job: Mapping[str, Any], job_flow: flow.JobFlow,
                      combination: flow.Combination, prcid: int, params: list[str | None],
-                     started: str, settings: Mapping[str, Any], *, truncate: bool,
+                     since: str | None, settings: Mapping[str, Any], *, truncate: bool,
                      last: str | None, ceiling: str | None, use_checkpoint: bool,
                      booted: list[str] | None = None) -> RunOutcome:
     dialect = DIALECTS.get(database_type(ctx, combination.source_conid), "postgres")
@@ -273,7 +275,7 @@ def _run_combination(ctx: Context, job: Mapping[str, Any], job_flow: flow.JobFlo
     text = flow.source_query(text, column, last if column else None, dialect,
                              ceiling=ceiling if column else None)
     engine: dict[str, Any] = {"key": ",".join(job_flow.keys),
-                              "merge": merge_spec(job_flow, combination, started)}
+                              "merge": merge_spec(job_flow, combination, since)}
     if job_flow.chunk_size:
         engine["chunk_size"] = int(job_flow.chunk_size)
     if column:
@@ -308,9 +310,16 @@ def _read_up_to(ctx: Context, run_id: int) -> str | None:
     return rows[0]["checkpoint_value"] if rows else None
 
 
-def merge_spec(job_flow: flow.JobFlow, combination: flow.Combination, started: str
+def merge_spec(job_flow: flow.JobFlow, combination: flow.Combination, since: str | None
                ) -> dict[str, Any]:
-    """How a combination's staged chunk goes into the target (see dms_pkg.engine.merge)."""
+    """How a combination's staged chunk goes into the target (see dms_pkg.engine.merge).
+
+    ``since``: when the process started, for a combination after the first; the
+    versions written from then on are this process's own (an earlier
+    combination's), completed in place rather than versioned again.  The first
+    combination meets none -- its chunks hold disjoint keys -- so it passes
+    None and its chunks skip the statement that completes them (20-33 ms of a
+    97K-row reload chunk that found nothing to do)."""
     common = {"keys": job_flow.keys, "hash_column": "rwhkey", "created_column": "reccrdt",
               "updated_column": "recupdt"}
     if job_flow.target["type"] != "DIM":
@@ -321,7 +330,7 @@ def merge_spec(job_flow: flow.JobFlow, combination: flow.Combination, started: s
               for c in other.columns]
     return {"kind": "scd", **common, "scd2": combination.scd2, "scd1": combination.scd1,
             "carry": others, "current_column": "curflg", "valid_from_column": "fromdt",
-            "valid_to_column": "todt", "since": started}
+            "valid_to_column": "todt", "since": since}
 
 
 def _count(ctx: Context, prcid: int, totals: Totals) -> None:

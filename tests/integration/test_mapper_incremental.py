@@ -11,6 +11,7 @@ dimension, and the DMS_JOBLOG / DMS_JOBERR rows.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from dms_pkg.engine import merge
 from dms_pkg.sample_data import checksum
 from tests.integration.conftest import Cluster, DatabaseFactory
 from tests.integration.mapper_env import MapperEnv
@@ -257,6 +259,13 @@ def test_a_value_arriving_where_a_combination_had_none_makes_a_new_version(
     assert joblog(env, third) == {"srcrows": 40, "trgrows": 1, "errrows": 0, "status": "PC"}
     (row,) = versions(env, "dim_credit")[5]
     assert (row["segment"], row["rating"], row["skey"]) == ("moved", "Z", after[5][0]["skey"])
+    # Only the second combination can meet a version this process wrote: the
+    # first one's chunks have no statement that completes such a version.
+    labels = [[label for label, _ in r["statements"]] for r in env.rows(
+        "SELECT r.spec->'merge'->'statements' AS statements FROM dms.run r"
+        " WHERE r.prcid = %s ORDER BY r.run_id", [third])]
+    assert labels == [["expired", "updated", "inserted"],
+                      ["expired", "updated", "completed", "inserted"]]
 
 
 # -- item 3: one business key twice in one load ---------------------------------------------
@@ -340,6 +349,76 @@ def test_a_reload_with_a_key_twice_is_refused_as_a_first_load_is(
     assert [(r["amount"], r["curflg"]) for r in after if r["id"] == 7] == [
         (7, "N"), (-1, "Y")]
     assert len(after) == len(loaded) + 1
+
+
+def index_scans(env: MapperEnv, table: str, at_least: int) -> int:
+    """The target's index scans so far, once at least ``at_least`` (a session's
+    counts reach the shared statistics when it goes idle or ends; up to 15 s)."""
+    deadline = time.monotonic() + 15
+    while True:
+        scans = int(env.one("SELECT coalesce(idx_scan, 0) FROM pg_stat_user_tables"
+                            " WHERE schemaname = 'dw' AND relname = %s", [table]))
+        if scans >= at_least or time.monotonic() > deadline:
+            return scans
+        time.sleep(0.2)
+
+
+def test_a_reload_looks_up_the_few_changed_keys_in_the_key_index(
+        env: MapperEnv, operator: str) -> None:
+    # Statements 1-3 of a reload act on the classified keys only: 200 of 20,000
+    # here.  Told that the key slice classifying just read is cached
+    # (random_page_cost 1.1 for the chunk), PostgreSQL looks each key up in the
+    # current-version index instead of hashing the whole slice three times;
+    # each lookup is an index scan in pg_stat_user_tables.
+    query = "SELECT id, amount, note FROM src.probe"
+    with env.connect() as conn:
+        conn.execute("CREATE TABLE src.probe (id bigint PRIMARY KEY, amount numeric NOT NULL,"
+                     " note text NOT NULL)")
+        conn.execute("INSERT INTO src.probe SELECT g, g, 'n' || g"
+                     " FROM generate_series(1, 20000) g")
+    define(env, "DIM_PROBE", "DIM", [Column("ID", "BIGINT", query, key=True),
+                                     Column("AMOUNT", "NUMBER", query, scd=2),
+                                     Column("NOTE", "STRING", query)],
+           blkprcrows=50000)
+    grant(env, operator)
+    assert joblog(env, env.run_job("DIM_PROBE", SERIAL, user=operator))["status"] == "PC"
+    with env.connect() as conn:
+        conn.execute("ANALYZE dw.dim_probe")
+        conn.execute("UPDATE src.probe SET amount = -amount WHERE id % 200 = 0")
+        conn.execute("UPDATE src.probe SET note = 'changed' WHERE id % 200 = 100")
+    before = index_scans(env, "dim_probe", 0)
+    reload = env.run_job("DIM_PROBE", SERIAL, user=operator)
+    # 100 expired + 100 new versions, 100 updated in place.
+    assert joblog(env, reload) == {"srcrows": 20000, "trgrows": 300, "errrows": 0,
+                                   "status": "PC"}
+    # Hashing the slice is one index scan a statement; looking up is one a key
+    # (the expiry, the update and the insert's check each look up their 100).
+    assert index_scans(env, "dim_probe", before + 300) - before >= 300
+    assert env.one("SELECT count(*) FROM ((SELECT id, amount, note FROM src.probe EXCEPT ALL"
+                   " SELECT id, amount, note FROM dw.dim_probe WHERE curflg = 'Y') UNION ALL"
+                   " (SELECT id, amount, note FROM dw.dim_probe WHERE curflg = 'Y' EXCEPT ALL"
+                   " SELECT id, amount, note FROM src.probe)) AS d") == 0
+
+
+@pytest.mark.parametrize("keys", [[1, 2, 3], [1, 2, 2, 3], [None, 1, None], [None, 1, 2],
+                                  [None], [], [5, 5, None, None]])
+def test_the_counted_key_check_finds_what_grouping_every_key_finds(
+        env: MapperEnv, keys: list[int | None]) -> None:
+    # The check groups the staged keys only when counts say one repeats
+    # (merge._twice); two NULL keys repeat for GROUP BY, one does not.
+    spec = merge.MergeSpec.from_json({"kind": "append", "keys": ["k"], "only_new": True})
+    check = merge.plan(spec, "dw", "t", ["k", "v"], {"k": "bigint", "v": "text"}).check
+    assert check is not None and "count(DISTINCT" in check
+    with env.connect() as conn:
+        conn.execute("CREATE TEMP TABLE dms_stage (k bigint, v text)")
+        for key in keys:
+            conn.execute("INSERT INTO dms_stage VALUES (%s, 'x')", [key])
+        found = conn.execute(check).fetchall()
+    repeated = {key for key in keys if keys.count(key) > 1}
+    if repeated:
+        assert len(found) == 1 and found[0][0] in repeated, found
+    else:
+        assert found == []
 
 
 # -- more of the same families ---------------------------------------------------------------

@@ -135,18 +135,25 @@ def test_the_fused_statement_classifies_as_the_stage_does_and_answers_one_row() 
                             ' CAST(q."a" AS text) AS "a", CAST(q."b" AS numeric) AS "b" FROM ('
                             + merge.CHUNK + ') AS q ("id", "a", "b"))')
     # The stage's check, asked of those rows.
-    assert ('"twice" AS (SELECT "s"."id" FROM "s" AS s GROUP BY "s"."id"'
-            ' HAVING count(*) > 1 LIMIT 1)') in fused
-    # The staged classification, word for word, but for where its rows come
-    # from, their numbers (none) and nothing kept when a key came twice.
+    assert plan.check is not None
+    asked = plan.check.replace(STAGE, '"s"')
+    assert f'"twice" AS ({asked})' in fused
+    # The rows read and the key slice's bounds, in one pass.
+    assert (' "span" AS MATERIALIZED (SELECT min("id") AS lo, max("id") AS hi, count(*) AS n'
+            ' FROM "s"),') in fused
+    # The staged classification, word for word, but for where its rows and its
+    # slice's bounds come from, their numbers (none) and nothing kept when a
+    # key came twice.
     staged = plan.classify[0]
     expected = staged.replace('"pg_temp"."dms_stage"', '"s"').replace(
         "s.dms_rn FROM", "NULL FROM").replace("WHERE NOT EXISTS", 'WHERE NOT EXISTS'
-                                              ' (SELECT FROM "twice") AND NOT EXISTS', 1)
+                                              ' (SELECT FROM "twice") AND NOT EXISTS', 1).replace(
+        '(SELECT min(r."id") FROM "s" AS r)', '(SELECT lo FROM "span")').replace(
+        '(SELECT max(r."id") FROM "s" AS r)', '(SELECT hi FROM "span")')
     assert f'"kept" AS ({expected} RETURNING "id")' in fused
     # One row: rows read, a key twice?, that key, the kept rows' bounds.
     assert fused.endswith(
-        ' SELECT (SELECT count(*) FROM "s"), EXISTS (SELECT FROM "twice"), "twice"."id",'
+        ' SELECT (SELECT n FROM "span"), EXISTS (SELECT FROM "twice"), "twice"."id",'
         ' (SELECT min("id")::text FROM "kept"), (SELECT max("id")::text FROM "kept"),'
         ' (SELECT count(*) FROM "kept") FROM (SELECT) AS one LEFT JOIN "twice" ON true')
     plan.fused = fused
@@ -154,3 +161,23 @@ def test_the_fused_statement_classifies_as_the_stage_does_and_answers_one_row() 
     old = plan.as_json()
     del old["fused"]  # a plan stored before: its chunks go through the stage
     assert MergePlan.from_json(old).fused is None
+
+
+
+STAGE = '"pg_temp"."dms_stage"'
+
+
+def test_a_one_column_sortable_key_is_grouped_only_when_a_count_says_one_repeats() -> None:
+    spec = MergeSpec.from_json(SCD)
+    assert merge.plan(spec, "dw", "t", list(TYPES), TYPES).check == (
+        f'SELECT "s"."id" FROM {STAGE} AS s WHERE (SELECT count("d"."id") <>'
+        f' count(DISTINCT "d"."id") OR count(*) - count("d"."id") > 1 FROM {STAGE} AS d)'
+        ' GROUP BY "s"."id" HAVING count(*) > 1 LIMIT 1')
+    # A key type without a sort order, or a key of two columns: grouped always.
+    json_key = {**TYPES, "id": "json"}
+    assert merge.plan(spec, "dw", "t", list(json_key), json_key).check == (
+        f'SELECT "s"."id" FROM {STAGE} AS s GROUP BY "s"."id" HAVING count(*) > 1 LIMIT 1')
+    two = MergeSpec.from_json({**SCD, "keys": ["id", "a"], "scd2": []})
+    assert merge.plan(two, "dw", "t", list(TYPES), TYPES).check == (
+        f'SELECT "s"."id", "s"."a" FROM {STAGE} AS s GROUP BY "s"."id", "s"."a"'
+        ' HAVING count(*) > 1 LIMIT 1')
