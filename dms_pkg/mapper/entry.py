@@ -9,9 +9,13 @@ checked before anything else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from dms_pkg.db.base import Session
+from dms_pkg.db.plpy_db import PlpyDatabase
+from dms_pkg.engine import booting
 from dms_pkg.engine.server import local_login, parse_params
 from dms_pkg.mapper import pkgdwjob, pkgdwmapr, pkgdwprc
 from dms_pkg.mapper.context import Context
@@ -102,8 +106,26 @@ ENTRIES: dict[str, tuple[str, Entry]] = {
 }
 
 
-def call(plpy: Any, entry: str, args: Args) -> Any:
-    """Run one entry point for the calling session."""
+def call(plpy: Any, entry: str, args: Args, booted: Sequence[str] = ()) -> Any:
+    """Run one entry point for the calling session; ``booted``: worker sessions
+    opened for it (``head_start``), closed here unless a job run took them."""
     role, run = ENTRIES[entry]
-    local, login = local_login(plpy, role)
-    return run(Context(local, login, notify=plpy.notice), args)
+    try:
+        local, login = local_login(plpy, role)
+    except BaseException:
+        _close(PlpyDatabase(plpy), list(booted))
+        raise
+    ctx = Context(local, login, notify=plpy.notice, booted=list(booted))
+    try:
+        return run(ctx, args)
+    finally:
+        _close(ctx.db, ctx.take_booted())
+
+
+def _close(session: Session, names: list[str]) -> None:
+    """Close sessions the call did not use; an error already on its way wins
+    (in an aborted transaction closing fails, and the sessions end with this
+    one)."""
+    if names:
+        with contextlib.suppress(Exception):  # the call's own error is the one to report
+            booting.close(session, names)

@@ -421,6 +421,36 @@ def test_the_counted_key_check_finds_what_grouping_every_key_finds(
         assert found == []
 
 
+def booting_sessions(env: MapperEnv, login: str) -> int:
+    """Worker sessions of ``login`` opened ahead of a run (dms.boot_workers)."""
+    return int(env.one("SELECT count(*) FROM pg_stat_activity WHERE usename = %s"
+                       " AND application_name = 'dms worker booting'", [login]))
+
+
+def test_a_job_call_that_fails_leaves_no_worker_session_open(
+        env: MapperEnv, operator: str, login_role: Callable[[str | None], str]) -> None:
+    # A job entry opens its workers' sessions before it reads the job
+    # (mapper.head_start); when the call then fails they are closed, and a
+    # viewer (who may see the packages but not run a job) opens none.
+    with env.connect(operator) as conn:
+        for _ in range(3):  # a session that keeps calling does not pile them up
+            with pytest.raises(psycopg.errors.UndefinedObject) as err:
+                conn.execute("CALL pkgdwjob.run_job(p_mapref => 'NO_SUCH_JOB',"
+                             " p_params => '{\"max_workers\": 3}')")
+            assert err.value.diag.message_primary == "dms: mapping NO_SUCH_JOB has no job"
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # the session goes on
+        deadline = time.monotonic() + 10  # closing ends the backends; they exit apace
+        while booting_sessions(env, operator) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert booting_sessions(env, operator) == 0
+    stranger = login_role("dms_viewer")
+    with env.connect(stranger) as conn, pytest.raises(psycopg.Error) as refused:
+        conn.execute("CALL pkgdwjob.run_job(p_mapref => 'NO_SUCH_JOB',"
+                     " p_params => '{\"max_workers\": 3}')")
+    assert refused.value.diag.message_primary == "permission denied for procedure run_job"
+    assert booting_sessions(env, stranger) == 0
+
+
 # -- more of the same families ---------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["FCT", "DIM"])
