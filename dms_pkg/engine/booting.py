@@ -11,13 +11,17 @@ run does not need are closed at once.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from dms_pkg.db.base import Session
+from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.engine import config as cfg
 from dms_pkg.errors import DmsError
+from dms_pkg.security import OPERATOR, require_role
 
 
 def boot(session: Session, params: Mapping[str, Any]) -> list[str]:
@@ -33,6 +37,40 @@ def boot(session: Session, params: Mapping[str, Any]) -> list[str]:
     names = session.query("SELECT dms.boot_workers($1::int) AS names", [wanted])
     session.commit()
     return list(names[0]["names"] or [])
+
+
+def head_start(plpy: Any, params: Mapping[str, Any]) -> list[str]:
+    """``boot`` at the very start of an entry's body, before the entry imports
+    its own code, so the workers load theirs meanwhile instead of after it.
+    This module imports little for that reason (~40 ms; the engine ~0.25 s).
+    It never fails the call: a caller without the operator role opens
+    nothing, and the entry then refuses it as it always did.  A 50,000-row
+    ``execute_query_parallel`` on 2 workers: 0.67-0.76 s a call against
+    0.78-0.82 s (medians of 8, three rounds interleaved)."""
+    session = PlpyDatabase(plpy)
+    try:
+        require_role(session, OPERATOR)
+    except DmsError:
+        return []
+    return boot(session, params)
+
+
+def settings_of(p_params: Any) -> dict[str, Any]:
+    """An entry's p_params as a dict ({} when it is not one: the entry says why)."""
+    try:
+        value = json.loads(p_params) if isinstance(p_params, str) else p_params
+    except ValueError:
+        return {}
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def close_quietly(session: Session, names: list[str]) -> None:
+    """Close sessions a call that is failing did not use; its own error is the
+    one to report (in an aborted transaction closing fails, and the sessions
+    end with the caller's)."""
+    if names:
+        with contextlib.suppress(Exception):
+            close(session, names)
 
 
 def fit(session: Session, booted: list[str], workers: int, *, queued: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dms_pkg.backends import postgres
@@ -57,14 +58,20 @@ def parse_params(p_params: Any) -> dict[str, Any]:
 
 
 def execute(plpy: Any, source_conid: int | None, source_sql: str, target_conid: int | None,
-            target_schema: str, target_table: str, p_params: Any) -> int:
+            target_schema: str, target_table: str, p_params: Any,
+            booted: Sequence[str] | None = None) -> int:
     """``CALL dms.execute_query_parallel(...)``: plan, run, wait; raise if not all loaded.
 
     The workers' sessions are opened first and load their code while the
-    run is planned (``booting``)."""
-    local, login = local_login(plpy)
-    params = parse_params(p_params)
-    booted = booting.boot(local.session, params)
+    run is planned (``booting``): by the procedure's body before it imports
+    this module (``booted``, ``booting.head_start``), or else here."""
+    try:
+        local, login = local_login(plpy)
+        params = parse_params(p_params)
+    except BaseException:
+        booting.close_quietly(PlpyDatabase(plpy), list(booted or ()))
+        raise
+    booted = list(booted) if booted is not None else booting.boot(local.session, params)
     try:
         from dms_pkg.engine.planning import RunRequest, plan_run
 

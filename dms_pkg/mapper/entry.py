@@ -9,11 +9,9 @@ checked before anything else.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from dms_pkg.db.base import Session
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.engine import booting
 from dms_pkg.engine.server import local_login, parse_params
@@ -113,19 +111,10 @@ def call(plpy: Any, entry: str, args: Args, booted: Sequence[str] = ()) -> Any:
     try:
         local, login = local_login(plpy, role)
     except BaseException:
-        _close(PlpyDatabase(plpy), list(booted))
+        booting.close_quietly(PlpyDatabase(plpy), list(booted))
         raise
     ctx = Context(local, login, notify=plpy.notice, booted=list(booted))
     try:
         return run(ctx, args)
     finally:
-        _close(ctx.db, ctx.take_booted())
-
-
-def _close(session: Session, names: list[str]) -> None:
-    """Close sessions the call did not use; an error already on its way wins
-    (in an aborted transaction closing fails, and the sessions end with this
-    one)."""
-    if names:
-        with contextlib.suppress(Exception):  # the call's own error is the one to report
-            booting.close(session, names)
+        booting.close_quietly(ctx.db, ctx.take_booted())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,36 @@ def test_p_params_values_must_have_the_settings_json_type(
     assert error.diag.message_primary == f"dms: {message}"
     assert error.diag.message_hint == hint
     assert _written(cluster, engine_db) == before
+
+
+def test_refused_calls_leave_no_worker_session_open(
+    cluster: Cluster, engine_db: str, operator: str
+) -> None:
+    # The procedure opens its workers' sessions before it imports the engine
+    # (booting.head_start); a call refused after that closes them, whether
+    # planning refuses it or its p_params are not an object at all.
+    with psycopg.connect(cluster.dsn(engine_db, operator), autocommit=True) as conn:
+        for _ in range(2):
+            with pytest.raises(psycopg.Error) as planned:
+                conn.execute("CALL dms.execute_query_parallel(NULL, %s, NULL, 'public', 'dst',"
+                             " %s)", [TWO_STATEMENTS, '{"max_workers": 3}'])
+            assert planned.value.diag.message_primary == f"dms: {TWO_STATEMENTS_MESSAGE}"
+            with pytest.raises(psycopg.Error) as shape:  # the default 4 workers booted
+                conn.execute("CALL dms.execute_query_parallel(NULL, 'SELECT id, v FROM src',"
+                             " NULL, 'public', 'dst', '[1]')")
+            assert shape.value.diag.message_primary == (
+                "dms: p_params must be a JSON object, got list")
+
+        def booting() -> int:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s"
+                               " AND application_name = 'dms worker booting'",
+                               [operator]).fetchone()
+            return int(row[0]) if row else -1
+
+        deadline = time.monotonic() + 10  # closed backends exit apace
+        while booting() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert booting() == 0
 
 
 def test_python_arguments_must_have_the_settings_type_but_dms_params_text_is_parsed(
