@@ -12,7 +12,6 @@ run does not need are closed at once.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -58,10 +57,9 @@ def head_start(plpy: Any, params: Mapping[str, Any]) -> list[str]:
 def settings_of(p_params: Any) -> dict[str, Any]:
     """An entry's p_params as a dict ({} when it is not one: the entry says why)."""
     try:
-        value = json.loads(p_params) if isinstance(p_params, str) else p_params
-    except ValueError:
+        return cfg.parse_params(p_params)
+    except (DmsError, ValueError):
         return {}
-    return dict(value) if isinstance(value, dict) else {}
 
 
 def close_quietly(session: Session, names: list[str]) -> None:

@@ -321,3 +321,17 @@ def resolve(
             values[name] = _convert(setting, raw, origin)
             origins[name] = origin
     return EngineConfig(values, origins)
+
+
+def parse_params(p_params: Any) -> dict[str, Any]:
+    """An entry's p_params (JSON text or an already parsed value) as a dict."""
+    if p_params is None:
+        return {}
+    value = json.loads(p_params) if isinstance(p_params, str) else p_params
+    if not isinstance(value, dict):
+        raise DmsError(
+            f"p_params must be a JSON object, got {type(value).__name__}",
+            sqlstate=INVALID_PARAMETER_VALUE,
+            hint="""for example p_params => '{"max_workers": 4}'""",
+        )
+    return value

@@ -146,6 +146,20 @@ def _run(target: psycopg.Connection[Any], statement: str,
         return max(cursor.rowcount, 0)
 
 
+def _for_transaction(target: psycopg.Connection[Any], name: str, value: float, *,
+                     at_least: bool) -> None:
+    """Setting ``name`` at least (or at most) ``value``, in the setting's own unit
+    (``pg_settings.unit``: work_mem in kB), for the open transaction only; the
+    server's own when it already is."""
+    target.execute(_AT_LEAST if at_least else _AT_MOST, [str(value), name, value])
+
+
+_SET_LOCALLY = ("SELECT pg_catalog.set_config(name, %s, true) FROM pg_catalog.pg_settings"
+                " WHERE name = %s AND setting::float8 ")
+_AT_LEAST = _SET_LOCALLY + "< %s"
+_AT_MOST = _SET_LOCALLY + "> %s"
+
+
 def _show_key(values: Sequence[Any]) -> str:
     return ", ".join("NULL" if v is None else str(v) for v in values)
 
@@ -301,18 +315,15 @@ class Mover:
         stats = {label: 0 for label, _ in self.merge.statements}
         if bounds == []:  # nothing new or changed: every statement would do nothing
             return stats
-        if self.merge.classify or self.merge.fused:
+        if self.merge.classify:  # scd plans, the fused ones included
             # Classifying just read the target's key slice, so the statements'
             # lookups of the few classified keys hit cached pages; at the default
             # random_page_cost PostgreSQL hashed the whole slice (92K rows of the
             # benchmark's dimension) three times for 9.7K keys instead of probing
             # the key index: 107-137 ms a statement against 64-70 ms.  At 1.1 it
             # still hashes when a third of the slice changed, where both cost the same.
-            target.execute(
-                "SELECT pg_catalog.set_config('random_page_cost', %s, true)"
-                " FROM pg_catalog.pg_settings"
-                " WHERE name = 'random_page_cost' AND setting::float8 > %s",
-                [str(merge_mod.CACHED_PAGE_COST), merge_mod.CACHED_PAGE_COST])
+            _for_transaction(target, "random_page_cost", merge_mod.CACHED_PAGE_COST,
+                             at_least=False)
         for label, statement in self.merge.statements:
             stats[label] += _run(target, statement, bounds)
         return stats
@@ -342,10 +353,7 @@ class Mover:
         # file, and the fused chunk was no faster than the staged one (565 vs
         # 572 ms a chunk, 4 runs each).  With 64 MB for this transaction only
         # (never less than the server gives): 447-536 ms against 543-678.
-        target.execute(
-            "SELECT pg_catalog.set_config('work_mem', %s, true) FROM pg_catalog.pg_settings"
-            " WHERE name = 'work_mem' AND setting::bigint < %s",
-            [f"{merge_mod.FUSED_WORK_MEM_KB}kB", merge_mod.FUSED_WORK_MEM_KB])
+        _for_transaction(target, "work_mem", merge_mod.FUSED_WORK_MEM_KB, at_least=True)
         row = target.execute(query.encode(), params).fetchone()
         assert row is not None
         keys = len(self.spec.merge_keys)

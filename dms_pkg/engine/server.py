@@ -8,7 +8,6 @@ loopback route a worker uses for COPY into or out of this database.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,10 +18,11 @@ from dms_pkg.db.base import Session
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.db.sources import PlpySource
 from dms_pkg.engine import booting, stopping
+from dms_pkg.engine.config import parse_params
 from dms_pkg.engine.coordinator import RunOutcome, coordinate, work
 from dms_pkg.engine.local import Local
 from dms_pkg.engine.worker import Login
-from dms_pkg.errors import INVALID_PARAMETER_VALUE, DmsError
+from dms_pkg.errors import DmsError
 from dms_pkg.security import OPERATOR, require_role
 
 if TYPE_CHECKING:  # planning is imported where a run is planned, not by every worker
@@ -42,19 +42,6 @@ def local_login(plpy: Any, role: str = OPERATOR) -> tuple[Local, Login]:
     local = Local(session, PlpySource(plpy), postgres.local(row["conninfo"]),
                   row["search_path"])
     return local, Login(row["login"], row["search_path"])
-
-
-def parse_params(p_params: Any) -> dict[str, Any]:
-    if p_params is None:
-        return {}
-    value = json.loads(p_params) if isinstance(p_params, str) else p_params
-    if not isinstance(value, dict):
-        raise DmsError(
-            f"p_params must be a JSON object, got {type(value).__name__}",
-            sqlstate=INVALID_PARAMETER_VALUE,
-            hint="""for example p_params => '{"max_workers": 4}'""",
-        )
-    return value
 
 
 def execute(plpy: Any, source_conid: int | None, source_sql: str, target_conid: int | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dms_pkg.backends import postgres
@@ -24,12 +24,13 @@ class Context:
     local: Local
     login: Login | None = None
     notify: Callable[[str], None] | None = None
-    # Worker sessions opened for this call before its code loaded (head_start):
-    # the first job run takes them (``take_booted``); the entry closes any left.
-    booted: list[str] = field(default_factory=list)
+    # Worker sessions opened for this call before its code loaded (head_start;
+    # None: none were tried for): the first job run takes them
+    # (``take_booted``); the entry closes any left.
+    booted: list[str] | None = None
 
-    def take_booted(self) -> list[str]:
-        names, self.booted = self.booted, []
+    def take_booted(self) -> list[str] | None:
+        names, self.booted = self.booted, None
         return names
 
     @property

@@ -14,7 +14,8 @@ from typing import Any
 
 from dms_pkg.db.plpy_db import PlpyDatabase
 from dms_pkg.engine import booting
-from dms_pkg.engine.server import local_login, parse_params
+from dms_pkg.engine.config import parse_params
+from dms_pkg.engine.server import local_login
 from dms_pkg.mapper import pkgdwjob, pkgdwmapr, pkgdwprc
 from dms_pkg.mapper.context import Context
 from dms_pkg.security import ADMIN, OPERATOR, VIEWER
@@ -104,17 +105,19 @@ ENTRIES: dict[str, tuple[str, Entry]] = {
 }
 
 
-def call(plpy: Any, entry: str, args: Args, booted: Sequence[str] = ()) -> Any:
+def call(plpy: Any, entry: str, args: Args, booted: Sequence[str] | None = None) -> Any:
     """Run one entry point for the calling session; ``booted``: worker sessions
-    opened for it (``head_start``), closed here unless a job run took them."""
+    opened for it (``head_start``; None: none were tried for), closed here
+    unless a job run took them."""
     role, run = ENTRIES[entry]
     try:
         local, login = local_login(plpy, role)
     except BaseException:
-        booting.close_quietly(PlpyDatabase(plpy), list(booted))
+        booting.close_quietly(PlpyDatabase(plpy), list(booted or ()))
         raise
-    ctx = Context(local, login, notify=plpy.notice, booted=list(booted))
+    ctx = Context(local, login, notify=plpy.notice,
+                  booted=None if booted is None else list(booted))
     try:
         return run(ctx, args)
     finally:
-        booting.close_quietly(ctx.db, ctx.take_booted())
+        booting.close_quietly(ctx.db, ctx.take_booted() or [])

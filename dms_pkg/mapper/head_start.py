@@ -32,10 +32,11 @@ JOB_ENTRIES = frozenset({"pkgdwjob.run_job", "pkgdwprc.process_job_flow",
                          "pkgdwprc.process_historical_data"})
 
 
-def head_start(plpy: Any, entry: str, p_params: Any = None) -> list[str]:
-    """The worker sessions opened for this call (none when it runs no job)."""
+def head_start(plpy: Any, entry: str, p_params: Any = None) -> list[str] | None:
+    """The worker sessions opened for this call; None when it runs no job (a
+    job it runs later, as ``dispatch`` does, then opens its own)."""
     if entry not in JOB_ENTRIES:
-        return []
+        return None
     settings = {}
     if entry == "pkgdwjob.run_job":
         settings = {k: v for k, v in booting.settings_of(p_params).items() if k in cfg.SETTINGS}

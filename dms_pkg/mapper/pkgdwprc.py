@@ -209,7 +209,9 @@ def process_job_flow(ctx: Context, mapref: str, params: Sequence[str | None] = (
             f"combination{'s' if len(job_flow.combinations) != 1 else ''}")
     # The first combination's workers load their code while its run is planned
     # (opened when the call began, when its entry could: head_start).
-    booted = ctx.take_booted() or booting.boot(ctx.db, dict(settings or {}))
+    booted = ctx.take_booted()
+    if booted is None:
+        booted = booting.boot(ctx.db, dict(settings or {}))
     status, message = "PC", None
     totals = Totals()
     last = job.get("chkpntval") if use_checkpoint else None
